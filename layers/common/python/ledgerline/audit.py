@@ -1,0 +1,95 @@
+"""The audit trail's write path.
+
+``record`` runs inside the caller's transaction, so an action and its audit row commit
+or roll back together. Chaining and shipping happen later, in the audit shipper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from ledgerline.db import Cursor
+
+# The five categories of DESIGN.md's audit trail, by action namespace.
+CATEGORIES = {
+    "auth": "auth",  # authentication and access
+    "user": "auth",
+    "api_key": "auth",
+    "ledger": "financial",
+    "transfer": "financial",
+    "hold": "financial",
+    "payment": "financial",
+    "withdrawal": "financial",
+    "idempotency": "financial",
+    "invoice": "invoices",
+    "order": "invoices",
+    "escrow": "escrow",
+    "dispute": "escrow",
+    "admin": "admin",
+    "config": "admin",
+    "keys": "admin",
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did it, from where. ``type`` is the role or 'system'/'anonymous'/'gateway'."""
+
+    id: UUID | None
+    type: str
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+
+    @classmethod
+    def system(cls, job: str | None = None) -> Actor:
+        return cls(id=None, type="system", request_id=job)
+
+
+def category_of(action: str) -> str:
+    namespace = action.split(".", 1)[0]
+    try:
+        return CATEGORIES[namespace]
+    except KeyError:
+        raise ValueError(f"audit action {action!r}: unknown namespace {namespace!r}") from None
+
+
+def record(
+    cur: Cursor,
+    actor: Actor,
+    action: str,
+    resource_type: str,
+    resource_id: Any = None,
+    *,
+    before: Any = None,
+    after: Any = None,
+    metadata: dict[str, Any] | None = None,
+) -> UUID:
+    """Append one audit row in the current transaction and return its id."""
+    meta = dict(metadata or {})
+    if actor.request_id:
+        meta.setdefault("request_id", actor.request_id)
+    cur.execute(
+        """
+        INSERT INTO audit_log (category, action, actor_id, actor_type, actor_ip, user_agent,
+                               resource_type, resource_id, payload_before, payload_after, metadata, content_hash)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '')
+        RETURNING id
+        """,
+        (
+            category_of(action),
+            action,
+            actor.id,
+            actor.type,
+            actor.ip,
+            actor.user_agent,
+            resource_type,
+            None if resource_id is None else str(resource_id),
+            before,
+            after,
+            meta,
+        ),
+    )
+    return cur.fetchone()["id"]

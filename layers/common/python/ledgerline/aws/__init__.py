@@ -1,0 +1,1 @@
+"""The only package that calls boto3: queues, bucket, KMS, secrets."""

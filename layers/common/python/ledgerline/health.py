@@ -1,0 +1,24 @@
+"""Health: the database answers and its schema version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg2
+
+from ledgerline.db import transaction
+from ledgerline.observability import logger
+
+
+def check() -> dict[str, Any]:
+    try:
+        version = transaction(lambda cur: _schema_version(cur), attempts=2)
+    except (psycopg2.Error, OSError):
+        logger.exception("health check: database unreachable")
+        return {"status": "degraded", "database": "unreachable", "schema_version": None}
+    return {"status": "ok", "database": "ok", "schema_version": version}
+
+
+def _schema_version(cur: Any) -> int:
+    cur.execute("SELECT coalesce(max(version), 0) AS v FROM schema_migrations")
+    return int(cur.fetchone()["v"])

@@ -1,0 +1,7 @@
+"""HTTP edge: the Endpoint every route handler uses, request schemas, responses."""
+
+from aws_lambda_powertools.event_handler import Response
+
+from ledgerline.http.endpoint import Endpoint, Principal, Request, json_response
+
+__all__ = ["Endpoint", "Principal", "Request", "Response", "json_response"]

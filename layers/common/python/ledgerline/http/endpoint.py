@@ -1,0 +1,255 @@
+"""One route, one Lambda: the glue between an API Gateway event and one domain call.
+
+A handler module reads::
+
+    api = Endpoint(__name__)          # method, path and access come from the route table
+
+    @api
+    def create_account(body: CreateAccount) -> Response:
+        ...
+
+    handler = api.handler
+
+The Endpoint owns everything every route shares: body limit, authentication, role
+checks, request validation (powertools + pydantic), Decimal JSON, and the mapping of
+every error to one ``application/problem+json`` shape. A 500 never leaks internals.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from ledgerline import errors, jsonutil, routes
+from ledgerline.audit import Actor
+from ledgerline.observability import logger, metrics
+
+MAX_BODY_BYTES = 64 * 1024
+PROBLEM_JSON = "application/problem+json"
+
+
+@dataclass(frozen=True)
+class Principal:
+    id: UUID
+    role: str
+    claims: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a route may know about its caller, independent of the event format."""
+
+    request_id: str
+    ip: str | None
+    user_agent: str | None
+    headers: dict[str, str]
+    principal: Principal | None
+
+    @property
+    def actor(self) -> Actor:
+        p = self.principal
+        return Actor(
+            id=p.id if p else None,
+            type=p.role if p else "anonymous",
+            ip=self.ip,
+            user_agent=self.user_agent,
+            request_id=self.request_id,
+        )
+
+    def require_principal(self) -> Principal:
+        if self.principal is None:
+            raise errors.Unauthorized("send a valid access token: Authorization: Bearer <token>")
+        return self.principal
+
+
+# Identity installs the real check (token revocation, suspended users) at import time;
+# the default trusts the claims API Gateway's JWT authorizer already verified.
+Authenticator = Callable[[dict[str, Any]], Principal]
+
+
+def claims_principal(claims: dict[str, Any]) -> Principal:
+    try:
+        return Principal(id=UUID(str(claims["sub"])), role=str(claims.get("role", "user")), claims=claims)
+    except (KeyError, ValueError):
+        raise errors.Unauthorized("the access token has no valid subject") from None
+
+
+_authenticator: list[Authenticator] = [claims_principal]
+
+
+def set_authenticator(fn: Authenticator) -> None:
+    _authenticator[0] = fn
+
+
+def problem_body(err: errors.DomainError) -> str:
+    return jsonutil.dumps(err.problem())
+
+
+def problem_response(err: errors.DomainError) -> Response:
+    return Response(
+        status_code=err.status, content_type=PROBLEM_JSON, body=problem_body(err), headers=dict(err.headers)
+    )
+
+
+def problem_result(err: errors.DomainError) -> dict[str, Any]:
+    """The same problem as a raw Lambda proxy result (for checks before routing)."""
+    return {
+        "statusCode": err.status,
+        "headers": {"Content-Type": PROBLEM_JSON, **err.headers},
+        "body": problem_body(err),
+        "isBase64Encoded": False,
+    }
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, content_type="application/json", body=jsonutil.dumps(body), headers=headers)
+
+
+def _validation_problem(exc: RequestValidationError) -> errors.DomainError:
+    field_errors = []
+    for e in exc.errors():
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        if e.get("type") == "json_invalid":
+            return errors.BadRequest("the request body is not valid JSON")
+        message = e.get("msg", "invalid")
+        if e.get("type") == "extra_forbidden":
+            message = "unknown field; remove it"
+        elif e.get("type") == "missing":
+            message = "this field is required"
+        field_errors.append(errors.FieldError(".".join(loc) or "body", message))
+    summary = "; ".join(f"{fe.field}: {fe.message}" for fe in field_errors[:3])
+    return errors.ValidationFailed(f"the request is not valid: {summary}", errors=field_errors)
+
+
+def powertools_rule(path: str) -> str:
+    return path.replace("{", "<").replace("}", ">")
+
+
+class Endpoint:
+    def __init__(self, module: str) -> None:
+        self.route = routes.by_handler(module)
+        self._fn: Callable[..., Any] | None = None
+        self._local = threading.local()
+
+    # -- registration -------------------------------------------------------------
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        self._fn = fn
+        return fn
+
+    def register(self, app: APIGatewayHttpResolver) -> None:
+        if self._fn is None:
+            raise LookupError(f"{self.route.handler}: no function decorated with @api")
+        r = self.route
+        app.route(
+            rule=powertools_rule(r.path),
+            method=r.method,
+            summary=r.description,
+            tags=list(r.tags) or [r.handler.split(".")[1]],
+            operation_id=r.name,
+            security=None if r.public else [{"bearerAuth": []}],
+        )(self._fn)
+
+    def _resolver(self) -> APIGatewayHttpResolver:
+        # Powertools keeps the current event on the resolver; the local gateway runs
+        # handlers on many threads, so each thread gets its own resolver.
+        app = getattr(self._local, "app", None)
+        if app is None:
+            app = build_resolver()
+            self.register(app)
+            self._local.app = app
+        return app
+
+    # -- per request ----------------------------------------------------------------
+    @property
+    def request(self) -> Request:
+        return self._local.request
+
+    def handler(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        ctx = event.get("requestContext") or {}
+        request_id = ctx.get("requestId") or "-"
+        logger.set_correlation_id(request_id)
+        logger.append_keys(route=f"{self.route.method} {self.route.path}")
+        try:
+            self._local.request = self._prepare(event, ctx, request_id)
+        except errors.DomainError as err:
+            self._log_problem(err)
+            return problem_result(err)
+        try:
+            result = self._resolver().resolve(event, context)
+        finally:
+            self._local.request = None
+            if metrics.metric_set:
+                metrics.flush_metrics()
+        return result
+
+    def _prepare(self, event: dict[str, Any], ctx: dict[str, Any], request_id: str) -> Request:
+        raw = event.get("body") or ""
+        size = len(base64.b64decode(raw)) if event.get("isBase64Encoded") else len(raw.encode())
+        if size > MAX_BODY_BYTES:
+            raise errors.PayloadTooLarge(f"the request body is {size} bytes; the limit is {MAX_BODY_BYTES}")
+        headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+        http = ctx.get("http") or {}
+        principal = None
+        if not self.route.public:
+            claims = ((ctx.get("authorizer") or {}).get("jwt") or {}).get("claims")
+            if not claims:
+                raise errors.Unauthorized("send a valid access token: Authorization: Bearer <token>")
+            principal = _authenticator[0](claims)
+            self._authorize(principal)
+        return Request(
+            request_id=request_id,
+            ip=http.get("sourceIp"),
+            user_agent=http.get("userAgent"),
+            headers=headers,
+            principal=principal,
+        )
+
+    def _authorize(self, principal: Principal) -> None:
+        access = self.route.access
+        if access is routes.Access.ADMIN and principal.role != "admin":
+            raise errors.Forbidden("this route is for administrators")
+        if access is routes.Access.AUDITOR and principal.role not in ("admin", "auditor"):
+            raise errors.Forbidden("this route is for auditors and administrators")
+
+    def _log_problem(self, err: errors.DomainError) -> None:
+        logger.info("request refused", extra={"status": err.status, "code": err.code})
+
+
+def build_resolver() -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver(
+        enable_validation=True,
+        serializer=jsonutil.dumps,
+        json_body_deserializer=partial(jsonutil.loads),
+    )
+
+    @app.exception_handler(errors.DomainError)
+    def _domain(err: errors.DomainError) -> Response:
+        logger.info("request refused", extra={"status": err.status, "code": err.code})
+        return problem_response(err)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(exc: RequestValidationError) -> Response:
+        return problem_response(_validation_problem(exc))
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        logger.exception("unhandled error")
+        return problem_response(errors.InternalError("something went wrong on our side; it has been logged"))
+
+    @app.not_found
+    def _not_found(exc: Exception) -> Response:
+        return problem_response(errors.NotFound("no such route"))
+
+    return app

@@ -1,0 +1,113 @@
+"""Schedules and queues: the single source of truth for asynchronous work.
+
+The CDK async stack creates one EventBridge schedule per ``SCHEDULES`` row and one
+queue (+ DLQ) per ``QUEUES`` row; the local scheduler and workers read the very same
+rows, so the expressions and consumers cannot drift between AWS and a laptop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str  # kebab-case; also the function's name suffix
+    expression: str  # EventBridge syntax: rate(1 minute) | cron(0 2 * * ? *)
+    handler: str  # dotted module path exposing ``handler(event, context)``
+    description: str
+    timeout_seconds: int = 60
+    grants: tuple[str, ...] = ()  # as Route.grants (ledgerline.routes.GRANTS)
+    # A planned job's handler has not landed yet: AWS creates its schedule DISABLED and
+    # the local scheduler skips it, so the deployable shape is complete but nothing fires.
+    planned: bool = False
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str  # kebab-case; the DLQ is ``<name>-dlq``
+    consumer: str  # dotted module path exposing ``handler(event, context)`` for SQS batches
+    description: str
+    consumer_timeout_seconds: int = 30
+    batch_size: int = 10
+    max_receive_count: int = 5
+    grants: tuple[str, ...] = ()  # as Route.grants (ledgerline.routes.GRANTS)
+    planned: bool = False  # as for Schedule: the consumer has not landed yet
+
+    @property
+    def dlq_name(self) -> str:
+        return f"{self.name}-dlq"
+
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        # AWS guidance: visibility >= 6 x the consumer's timeout, so a retried batch
+        # never overlaps a still-running invocation.
+        return 6 * self.consumer_timeout_seconds
+
+
+SCHEDULES: tuple[Schedule, ...] = (
+    Schedule("ledger-check", "rate(1 hour)", "functions.reconcile.ledger_check", "Ledger invariant check"),
+    Schedule("hold-expiry", "rate(1 minute)", "functions.jobs.hold_expiry", "Expire holds past their expiry"),
+    Schedule(
+        "idempotency-expiry",
+        "rate(1 hour)",
+        "functions.jobs.idempotency_expiry",
+        "Purge idempotency keys older than 24 h",
+    ),
+    Schedule(
+        "balance-fold", "rate(1 minute)", "functions.jobs.balance_fold", "Fold hot-account deltas into cached balances"
+    ),
+    Schedule(
+        "reconcile",
+        "cron(30 2 * * ? *)",
+        "functions.reconcile.gateway_reports",
+        "Daily reconciliation against gateway reports",
+        900,
+        grants=("secret:gateways",),
+        planned=True,
+    ),
+    Schedule(
+        "audit-ship",
+        "rate(1 minute)",
+        "functions.audit.ship",
+        "Chain and ship audit rows to the Object Lock bucket",
+        120,
+        grants=("s3:audit-write", "kms:audit-checkpoint"),
+        planned=True,
+    ),
+    Schedule(
+        "outbox-relay",
+        "rate(1 minute)",
+        "functions.jobs.outbox_relay",
+        "Relay outbox rows to their queues",
+        grants=("sqs:notifications", "sqs:merchant-webhooks"),
+        planned=True,
+    ),
+    Schedule(
+        "overdue-invoices", "cron(0 6 * * ? *)", "functions.invoices.overdue", "Mark invoices past due", planned=True
+    ),
+)
+
+QUEUES: tuple[Queue, ...] = (
+    Queue(
+        "gateway-webhooks", "functions.webhooks.consume", "Verified gateway webhooks awaiting processing", planned=True
+    ),
+    Queue(
+        "notifications", "functions.jobs.notifications", "Outgoing e-mail/SMS notifications (password reset, alerts)"
+    ),
+    Queue(
+        "merchant-webhooks",
+        "functions.webhooks.deliver",
+        "Signed deliveries to merchant endpoints",
+        grants=("kms:field",),
+        planned=True,
+    ),
+)
+
+
+def schedule(name: str) -> Schedule:
+    return next(s for s in SCHEDULES if s.name == name)
+
+
+def queue(name: str) -> Queue:
+    return next(q for q in QUEUES if q.name == name)

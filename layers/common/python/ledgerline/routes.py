@@ -1,0 +1,106 @@
+"""The route table: the single source of truth for the HTTP API.
+
+The local gateway, the OpenAPI document and the CDK API stack (one Lambda per route)
+are all generated from ``ROUTES``. Adding a route means adding a row here and a handler
+module exposing ``handler``; nothing else has to change.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+
+
+class Access(StrEnum):
+    """Who may call a route. Everything but PUBLIC sits behind the JWT authorizer."""
+
+    PUBLIC = "public"
+    USER = "user"  # any authenticated principal; object-level checks in the domain
+    ADMIN = "admin"
+    AUDITOR = "auditor"  # auditors and admins: read-only audit and reports
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # API Gateway syntax: /v1/accounts/{id}
+    handler: str  # dotted module path; the module exposes ``handler(event, context)``
+    access: Access
+    description: str
+    money: bool = False  # money-moving: Idempotency-Key required, money rate limit
+    tags: tuple[str, ...] = ()
+    # AWS permissions beyond the database, by name (see GRANTS); the CDK app turns them
+    # into one least-privilege role per function.
+    grants: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """A stable identifier, usable as a CloudFormation logical id fragment."""
+        return "".join(part.capitalize() for part in re.split(r"[._]", self.handler)[1:])
+
+    @property
+    def lambda_handler(self) -> str:
+        return f"{self.handler}.handler"
+
+    @property
+    def public(self) -> bool:
+        return self.access is Access.PUBLIC
+
+
+# The vocabulary of ``grants``. Every function may reach the database through RDS Proxy
+# with the application role; anything else must be named here.
+GRANTS = {
+    "kms:jwt-sign": "sign access tokens with the JWT KMS key",
+    "kms:jwt-verify": "read the JWT KMS keys' public halves (JWKS, verification)",
+    "kms:field": "generate/decrypt field-encryption data keys",
+    "kms:audit-checkpoint": "sign/verify audit chain checkpoints",
+    "s3:audit-write": "put objects into the audit bucket",
+    "s3:audit-read": "read objects from the audit bucket",
+    "secret:gateways": "read payment gateway secrets",
+    "secret:blind-index": "read the blind-index HMAC key",
+    "sqs:notifications": "send to the notifications queue",
+    "sqs:gateway-webhooks": "send to the gateway webhooks queue",
+    "sqs:merchant-webhooks": "send to the merchant webhooks queue",
+}
+
+P, U, A, AU = Access.PUBLIC, Access.USER, Access.ADMIN, Access.AUDITOR
+
+ROUTES: tuple[Route, ...] = (
+    # system
+    Route("GET", "/v1/health", "functions.system.health", P, "Liveness and schema version", tags=("system",)),
+    Route("GET", "/v1/openapi.json", "functions.system.openapi", P, "This API's OpenAPI 3 document", tags=("system",)),
+)
+
+
+@cache
+def _compiled() -> tuple[tuple[re.Pattern[str], Route], ...]:
+    out = []
+    for route in ROUTES:
+        pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", re.escape(route.path).replace(r"\{", "{").replace(r"\}", "}"))
+        out.append((re.compile(f"^{pattern}$"), route))
+    return tuple(out)
+
+
+def match(method: str, path: str) -> tuple[Route | None, dict[str, str], list[str]]:
+    """Find the route for a request.
+
+    Returns the route (or None), its path parameters, and the methods allowed on the
+    path, so the caller can tell 404 (no such path) from 405 (path exists, wrong method).
+    """
+    allowed: list[str] = []
+    for pattern, route in _compiled():
+        m = pattern.match(path)
+        if m:
+            allowed.append(route.method)
+            if route.method == method.upper():
+                return route, m.groupdict(), allowed
+    return None, {}, allowed
+
+
+def by_handler(module: str) -> Route:
+    for route in ROUTES:
+        if route.handler == module:
+            return route
+    raise LookupError(f"{module} is not in the route table (ledgerline.routes.ROUTES)")
