@@ -71,6 +71,8 @@ ROUTES: tuple[Route, ...] = (
     # system
     Route("GET", "/v1/health", "functions.system.health", P, "Liveness and schema version", tags=("system",)),
     Route("GET", "/v1/openapi.json", "functions.system.openapi", P, "This API's OpenAPI 3 document", tags=("system",)),
+    # identity (issue 4)
+    # ledger (issue 5)
 )
 
 

@@ -88,9 +88,19 @@ def claims_principal(claims: dict[str, Any]) -> Principal:
 
 _authenticator: list[Authenticator] = [claims_principal]
 
+# Guards run after authentication and before the route (rate limits, velocity checks);
+# they raise a DomainError to refuse the request.
+Guard = Callable[[routes.Route, "Request"], None]
+_guards: list[Guard] = []
+
 
 def set_authenticator(fn: Authenticator) -> None:
     _authenticator[0] = fn
+
+
+def add_guard(fn: Guard) -> None:
+    if fn not in _guards:
+        _guards.append(fn)
 
 
 def problem_body(err: errors.DomainError) -> str:
@@ -208,13 +218,16 @@ class Endpoint:
                 raise errors.Unauthorized("send a valid access token: Authorization: Bearer <token>")
             principal = _authenticator[0](claims)
             self._authorize(principal)
-        return Request(
+        request = Request(
             request_id=request_id,
             ip=http.get("sourceIp"),
             user_agent=http.get("userAgent"),
             headers=headers,
             principal=principal,
         )
+        for guard in _guards:
+            guard(self.route, request)
+        return request
 
     def _authorize(self, principal: Principal) -> None:
         access = self.route.access
