@@ -3,6 +3,7 @@ unless DATABASE_URL is set), cloned from a migrated template."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import pytest
@@ -12,6 +13,14 @@ os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
+# Load and concurrency tests must not trip the limits; the tests of the limits set the
+# defaults back explicitly.
+os.environ.setdefault("LEDGERLINE_RATE_LIMITS", "login=off;otp=off;money=off;default=off")
+os.environ.setdefault("LEDGERLINE_VELOCITY", "off")
+
+# AWS stand-ins (moto server + the stack's resources) for tests that need them.
+if importlib.util.find_spec("tests.fixtures_aws") is not None:
+    pytest_plugins = ["tests.fixtures_aws"]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,114 @@
+"""``ledgerline``: the operator's command line (console script)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _db_migrate(args: argparse.Namespace) -> int:
+    from ledgerline.db import migrate
+
+    applied = migrate.migrate()
+    print(json.dumps({"applied": applied, **migrate.status()}))
+    return 0
+
+
+def _db_url(args: argparse.Namespace) -> int:
+    from ledgerline.db.connection import app_url, owner_url
+
+    print(app_url() if args.app else owner_url())
+    return 0
+
+
+def _dev_up(args: argparse.Namespace) -> int:
+    from ledgerline.local import stack
+
+    return stack.run(port=args.port)
+
+
+def _dev_secrets(args: argparse.Namespace) -> int:
+    from ledgerline.local import aws
+
+    print(json.dumps(aws.dev_secrets(), indent=2))
+    return 0
+
+
+def _users_create(args: argparse.Namespace) -> int:
+    from ledgerline.audit import Actor
+    from ledgerline.auth import users
+    from ledgerline.db import transaction
+
+    password = args.password or getpass.getpass("Password: ")
+    user = transaction(
+        lambda cur: users.create_user(
+            cur,
+            email=args.email,
+            password=password,
+            full_name=args.full_name or args.email.split("@")[0],
+            role=args.role,
+            actor=Actor.system("cli"),
+        )
+    )
+    print(json.dumps({k: str(v) for k, v in user.items() if k in ("id", "email", "full_name", "role")}))
+    return 0
+
+
+def _keys_rotate(args: argparse.Namespace) -> int:
+    from ledgerline.crypto import rotation
+
+    print(json.dumps(rotation.rotate(batch_size=args.batch_size), default=str))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ledgerline", description="Ledgerline operations")
+    groups = p.add_subparsers(dest="group", required=True)
+
+    db = groups.add_parser("db", help="database").add_subparsers(dest="command", required=True)
+    db.add_parser("migrate", help="apply pending migrations").set_defaults(run=_db_migrate)
+    url = db.add_parser("url", help="print the connection URL")
+    url.add_argument("--app", action="store_true", help="the application role's URL instead of the owner's")
+    url.set_defaults(run=_db_url)
+
+    dev = groups.add_parser("dev", help="the local stack").add_subparsers(dest="command", required=True)
+    up = dev.add_parser("up", help="run everything locally (what `make run` does)")
+    up.add_argument("--port", type=int, default=None, help="API port (default LEDGERLINE_API_PORT or 3000)")
+    up.set_defaults(run=_dev_up)
+    dev.add_parser("secrets", help="print the local throwaway secrets as JSON").set_defaults(run=_dev_secrets)
+
+    users = groups.add_parser("users", help="users").add_subparsers(dest="command", required=True)
+    create = users.add_parser("create", help="create a user (e.g. the first admin)")
+    create.add_argument("--email", required=True)
+    create.add_argument("--password", help="prompted for when omitted")
+    create.add_argument("--full-name")
+    create.add_argument("--role", default="user", choices=["user", "merchant", "admin", "auditor"])
+    create.set_defaults(run=_users_create)
+
+    keys = groups.add_parser("keys", help="encryption keys").add_subparsers(dest="command", required=True)
+    rotate = keys.add_parser("rotate", help="re-encrypt sensitive fields under a new data-key generation")
+    rotate.add_argument("--batch-size", type=int, default=500)
+    rotate.set_defaults(run=_keys_rotate)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from ledgerline.errors import DomainError
+
+    try:
+        return args.run(args)
+    except DomainError as err:
+        print(f"error: {err.detail}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
