@@ -69,7 +69,9 @@ def owner_url() -> str:
         return secrets.database_url("LEDGERLINE_DB_OWNER_SECRET_ARN")
     from ledgerline.db import embedded
 
-    return with_database(embedded.ensure_running(cfg.data_dir), "ledgerline")
+    server = embedded.ensure_running(cfg.data_dir)
+    embedded.ensure_database(server, "ledgerline")
+    return with_database(server, "ledgerline")
 
 
 @cache

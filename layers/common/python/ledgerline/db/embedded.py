@@ -28,6 +28,19 @@ def ensure_running(data_dir: Path) -> str:
     return server.get_uri()
 
 
+def ensure_database(server_uri: str, name: str) -> None:
+    from ledgerline.db.connection import connect, with_database
+
+    conn = connect(with_database(server_uri, "postgres"), autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        conn.close()
+
+
 def bin_dir() -> Path:
     import pgserver
 

@@ -1,0 +1,110 @@
+"""``ledgerline dev up``: the whole stack on one machine, stopped as a whole by Ctrl-C.
+
+Start order: PostgreSQL (embedded unless DATABASE_URL) → migrations → moto + the
+stack's AWS resources → queue workers and scheduler → API gateway. Stop order is the
+reverse, and every started service is stopped even when a later one fails to start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ledgerline import config
+
+logger = logging.getLogger("ledgerline.stack")
+
+
+class Stack:
+    def __init__(self) -> None:
+        self._stops: list[tuple[str, Callable[[], Any]]] = []
+        self.stopping = threading.Event()
+
+    def started(self, name: str, stop: Callable[[], Any]) -> None:
+        self._stops.append((name, stop))
+        logger.info("started %s", name)
+
+    def shutdown(self) -> None:
+        self.stopping.set()
+        while self._stops:
+            name, stop = self._stops.pop()
+            try:
+                stop()
+                logger.info("stopped %s", name)
+            except Exception:
+                logger.exception("stopping %s failed", name)
+
+
+def _database(stack: Stack) -> None:
+    from ledgerline.db import embedded, migrate
+
+    cfg = config.settings()
+    if not cfg.database_url:
+        embedded.ensure_running(cfg.data_dir)
+        stack.started("postgresql (embedded)", lambda: embedded.stop(cfg.data_dir))
+    applied = migrate.migrate()
+    logger.info("migrations applied: %s", ", ".join(applied) or "none pending")
+
+
+def _aws(stack: Stack) -> str:
+    from ledgerline.local import aws
+
+    cfg = config.settings()
+    server = aws.start(log_file=cfg.data_dir / "moto.log")
+    stack.started(f"moto on {server.endpoint_url}", server.stop)
+    aws.point_library_at(server.endpoint_url)
+    aws.bootstrap(server.endpoint_url)
+    return server.endpoint_url
+
+
+def _workers(stack: Stack) -> None:
+    from ledgerline.local import scheduler, workers
+
+    pool = workers.start()
+    stack.started("queue workers", pool.stop)
+    clock = scheduler.start()
+    stack.started("scheduler", clock.stop)
+
+
+def _gateway(stack: Stack, port: int) -> str:
+    from ledgerline.local.gateway import LocalGateway
+
+    gw = LocalGateway(port=port).start()
+    stack.started(f"api on {gw.url}", gw.stop)
+    return gw.url
+
+
+def run(port: int | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    cfg = config.settings()
+    stack = Stack()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stack.stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        _database(stack)
+        aws_url = _aws(stack)
+        _workers(stack)
+        api_url = _gateway(stack, port or cfg.api_port)
+        print(
+            f"\nLedgerline is up.\n  API      {api_url}  (try: curl -s {api_url}/v1/health)\n"
+            f"  AWS      {aws_url}  (moto)\n  data     {cfg.data_dir}\nCtrl-C stops everything.\n",
+            file=sys.stderr,
+            flush=True,
+        )
+        while not stack.stopping.wait(0.5):
+            pass
+        return 0
+    finally:
+        print("stopping…", file=sys.stderr, flush=True)
+        stack.shutdown()
