@@ -17,8 +17,6 @@ from botocore.exceptions import ClientError
 from ledgerline.jobs import QUEUES
 from ledgerline.local import aws
 
-pytest_plugins = ["tests.fixtures_aws"]
-
 
 def _client(service, endpoint):
     return boto3.client(service, endpoint_url=endpoint)

@@ -1,0 +1,162 @@
+"""The transactional outbox: domain events → same-transaction row → relay → SQS.
+
+``enqueue`` runs inside the caller's transaction: the event exists exactly when the
+change that caused it committed (no e-mail about a password reset that rolled back, no
+lost e-mail about one that committed). ``relay`` later claims pending rows with
+``FOR UPDATE`` (concurrent relays never claim the same row), sends them, and
+marks what the queue accepted, in one transaction per batch.
+
+Delivery is at-least-once: a crash between the send and the commit re-sends the batch.
+Every message carries its row id in the ``outbox_id`` attribute so consumers can tell a
+duplicate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledgerline.db import Cursor
+from ledgerline.db.tx import transaction
+from ledgerline.jsonutil import dumps
+from ledgerline.observability import logger
+
+MAX_PAYLOAD_BYTES = 256 * 1024  # what one SQS message may carry
+MAX_BACKOFF_SECONDS = 3600
+ERROR_TEXT_LIMIT = 1000
+
+# (queue, [Outgoing]) → BatchResult; ``ledgerline.aws.queues.send_batch`` in production.
+Sender = Callable[[str, Sequence[Any]], Any]
+
+
+class OutboxError(ValueError):
+    pass
+
+
+@dataclass
+class RelayResult:
+    relayed: int = 0
+    failed: int = 0
+    batches: int = 0
+    failures: dict[int, str] = field(default_factory=dict)  # outbox id → reason (last batch's)
+
+
+def enqueue(cur: Cursor, queue: str, payload: Mapping[str, Any]) -> int:
+    """Add an event for the QUEUES row ``queue`` to the caller's transaction; return its id."""
+    from ledgerline.jobs import QUEUES
+
+    if queue not in {q.name for q in QUEUES}:
+        known = ", ".join(q.name for q in QUEUES)
+        raise OutboxError(f"unknown queue {queue!r}; the outbox sends to: {known}")
+    if not isinstance(payload, Mapping):
+        raise OutboxError("an outbox payload is a JSON object (a mapping)")
+    text = dumps(dict(payload))
+    if len(text.encode()) > MAX_PAYLOAD_BYTES:
+        raise OutboxError(
+            f"outbox payload is {len(text.encode())} bytes; a queue message allows {MAX_PAYLOAD_BYTES}: "
+            "send a reference to the data instead"
+        )
+    cur.execute("INSERT INTO outbox (queue, payload) VALUES (%s, %s::jsonb) RETURNING id", (queue, text))
+    return int(cur.fetchone()["id"])
+
+
+def relay_batch(cur: Cursor, send: Sender, batch: int = 100) -> RelayResult:
+    """Claim up to ``batch`` due rows, send them, and record the outcome (one transaction)."""
+    from ledgerline.aws.queues import Outgoing
+
+    cur.execute(
+        """
+        SELECT id, queue, payload, attempts FROM outbox
+         WHERE relayed_at IS NULL AND next_attempt_at <= now()
+         ORDER BY next_attempt_at, id
+         LIMIT %s
+         FOR UPDATE SKIP LOCKED
+        """,
+        (batch,),
+    )
+    rows = cur.fetchall()
+    result = RelayResult(batches=1 if rows else 0)
+    if not rows:
+        return result
+    by_queue: dict[str, list[Any]] = {}
+    attempts = {}
+    for row in rows:
+        attempts[row["id"]] = row["attempts"]
+        message = Outgoing(str(row["id"]), row["payload"], {"outbox_id": str(row["id"])})
+        by_queue.setdefault(row["queue"], []).append(message)
+    sent: list[int] = []
+    failed: dict[int, str] = {}
+    for queue, messages in by_queue.items():
+        try:
+            outcome = send(queue, messages)
+        except Exception as exc:  # a sender that raises fails its whole queue's share
+            failed.update({int(m.id): f"{type(exc).__name__}: {exc}" for m in messages})
+            continue
+        sent.extend(int(i) for i in outcome.sent)
+        failed.update({int(i): reason for i, reason in outcome.failed.items()})
+        unaccounted = {int(m.id) for m in messages} - {int(i) for i in outcome.sent} - set(failed)
+        failed.update(dict.fromkeys(unaccounted, "the sender reported neither success nor failure"))
+    if sent:
+        cur.execute(
+            "UPDATE outbox SET relayed_at = clock_timestamp(), attempts = attempts + 1 WHERE id = ANY(%s)",
+            (sent,),
+        )
+    if failed:
+        ids = list(failed)
+        cur.execute(
+            """
+            UPDATE outbox o
+               SET attempts = o.attempts + 1,
+                   last_error = f.reason,
+                   next_attempt_at = now() + make_interval(secs => f.delay)
+              FROM unnest(%s::bigint[], %s::text[], %s::float8[]) AS f(id, reason, delay)
+             WHERE o.id = f.id
+            """,
+            (ids, [failed[i][:ERROR_TEXT_LIMIT] for i in ids], [retry_delay(attempts[i] + 1) for i in ids]),
+        )
+        logger.warning(
+            "outbox rows not relayed", extra={"count": len(failed), "first_error": next(iter(failed.values()))}
+        )
+    result.relayed = len(sent)
+    result.failed = len(failed)
+    result.failures = failed
+    return result
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds before a row that failed ``attempts`` times is tried again (5 s doubling, ≤ 1 h)."""
+    return float(min(MAX_BACKOFF_SECONDS, 5 * 2 ** max(0, attempts - 1)))
+
+
+def relay(
+    batch: int = 100,
+    *,
+    send: Sender | None = None,
+    time_budget: float = 45.0,
+    connection: Callable[[], Any] | None = None,
+) -> RelayResult:
+    """Relay every due row, batch after batch, until none is left or the budget is spent."""
+    if send is None:
+        from ledgerline.aws.queues import send_batch
+
+        send = send_batch
+    kwargs = {"connection": connection} if connection is not None else {}
+    total = RelayResult()
+    deadline = time.monotonic() + time_budget
+    while True:
+        result = transaction(lambda cur: relay_batch(cur, send, batch), **kwargs)
+        total.relayed += result.relayed
+        total.failed += result.failed
+        total.batches += result.batches
+        total.failures.update(result.failures)
+        # A short batch means nothing more is due (failed rows now wait for their backoff).
+        if result.relayed + result.failed < batch or time.monotonic() >= deadline:
+            return total
+
+
+def pending(cur: Cursor) -> dict[str, int]:
+    """Rows not yet relayed, by queue (an operator's view of the backlog)."""
+    cur.execute("SELECT queue, count(*) AS n FROM outbox WHERE relayed_at IS NULL GROUP BY queue")
+    return {r["queue"]: int(r["n"]) for r in cur.fetchall()}
