@@ -81,7 +81,6 @@ SCHEDULES: tuple[Schedule, ...] = (
         "functions.jobs.outbox_relay",
         "Relay outbox rows to their queues",
         grants=("sqs:notifications", "sqs:merchant-webhooks"),
-        planned=True,
     ),
     Schedule(
         "overdue-invoices", "cron(0 6 * * ? *)", "functions.invoices.overdue", "Mark invoices past due", planned=True
