@@ -1,0 +1,126 @@
+"""Lambda code assets, built without Docker.
+
+* The common layer: ``build/layer/python`` = ``ledgerline`` + the runtime dependencies of
+  ``pyproject.toml`` installed for Python 3.12 on arm64 (manylinux wheels only). It is
+  rebuilt only when its inputs change (a fingerprint file next to it).
+* The function code: a copy of the ``functions`` package without tests and caches.
+
+Set ``LEDGERLINE_LAYER_DIR`` to an existing layer folder to skip the pip install (the
+infra tests do, with a tiny placeholder, so they never wait on PyPI).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.constants import LAYER_DIR_ENV
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LAYER_SOURCE = Path("layers/common/python/ledgerline")
+FUNCTIONS_SOURCE = Path("functions")
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", "test_*.py", "*_test.py", ".pytest_cache")
+_PIP_TARGET = (
+    "--platform",
+    "manylinux2014_aarch64",
+    "--only-binary=:all:",
+    "--python-version",
+    "3.12",
+    "--implementation",
+    "cp",
+)
+
+
+@dataclass(frozen=True)
+class AssetPaths:
+    functions: Path  # folder whose root holds the ``functions`` package
+    layer: Path  # folder whose root holds ``python/`` (the Lambda layer layout)
+
+
+def prepare_assets(root: Path = PROJECT_ROOT, build_dir: Path | None = None) -> AssetPaths:
+    build = build_dir or root / "build"
+    override = os.environ.get(LAYER_DIR_ENV)
+    layer = Path(override) if override else build_layer(root, build / "layer")
+    if not (layer / "python").is_dir():
+        raise FileNotFoundError(f"{layer} has no python/ folder; a Lambda layer needs python/<packages>")
+    return AssetPaths(functions=stage_functions(root, build / "functions"), layer=layer)
+
+
+def runtime_dependencies(root: Path = PROJECT_ROOT) -> list[str]:
+    with (root / "pyproject.toml").open("rb") as f:
+        return list(tomllib.load(f)["project"]["dependencies"])
+
+
+def layer_fingerprint(root: Path = PROJECT_ROOT) -> str:
+    digest = hashlib.sha256()
+    digest.update("\n".join(runtime_dependencies(root)).encode())
+    digest.update(" ".join(_PIP_TARGET).encode())
+    for path in _source_files(root / LAYER_SOURCE):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def build_layer(root: Path, dest: Path) -> Path:
+    """Build the layer folder ``dest`` (``dest/python/...``) unless it is up to date."""
+    fingerprint = layer_fingerprint(root)
+    stamp = dest.with_name(dest.name + ".fingerprint")  # outside the asset: not shipped
+    if stamp.is_file() and dest.is_dir() and stamp.read_text() == fingerprint:
+        return dest
+    staging = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    site = staging / "python"
+    site.mkdir(parents=True)
+    print(f"building Lambda layer in {dest} (pip install for arm64, Python 3.12)", file=sys.stderr)
+    pip = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            *_PIP_TARGET,
+            "--target",
+            str(site),
+            *runtime_dependencies(root),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if pip.returncode != 0:
+        raise RuntimeError(f"pip could not build the Lambda layer:\n{pip.stdout}{pip.stderr}")
+    shutil.copytree(root / LAYER_SOURCE, site / "ledgerline", ignore=_IGNORED)
+    for cache in site.rglob("__pycache__"):
+        shutil.rmtree(cache, ignore_errors=True)
+    shutil.rmtree(dest, ignore_errors=True)
+    staging.rename(dest)
+    stamp.write_text(fingerprint)
+    return dest
+
+
+def stage_functions(root: Path, dest: Path) -> Path:
+    """Copy ``functions/`` to ``dest/functions`` (only code the Lambdas import)."""
+    target = dest / "functions"
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(root / FUNCTIONS_SOURCE, target, ignore=_IGNORED)
+    return dest
+
+
+def migrations_hash(root: Path, pattern: str) -> str:
+    """A hash of the migration SQL files (names and contents), for the migration trigger."""
+    digest = hashlib.sha256()
+    for path in sorted(root.glob(pattern)):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _source_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")

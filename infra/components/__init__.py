@@ -1,0 +1,1 @@
+"""Small reusable constructs; each builds its parts in short private methods."""

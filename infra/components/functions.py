@@ -1,0 +1,207 @@
+"""One Lambda function with its own least-privilege role, log group and environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as sm
+from constructs import Construct
+
+from infra import constants as c
+from infra.assets import AssetPaths
+from infra.components.grants import GrantCatalog, secret_read_statements
+from infra.components.network import APP_SUBNETS
+from infra.nag import acknowledge
+
+RUNTIME = lambda_.Runtime.PYTHON_3_12
+ARCHITECTURE = lambda_.Architecture.ARM_64
+# Lambda needs these to attach functions to the VPC; EC2 does not scope them by resource.
+_ENI_ACTIONS = [
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+]
+
+
+@dataclass(frozen=True)
+class DatabaseAccess:
+    host: str  # the RDS Proxy endpoint
+    name: str
+    app_secret: sm.ISecret  # application-role credentials, JSON {username,password,host,port,dbname}
+    key: kms.IKey  # encrypts the secret
+
+
+@dataclass(frozen=True)
+class FunctionPlatform:
+    """What every function in one stack is built on."""
+
+    vpc: ec2.IVpc
+    security_group: ec2.ISecurityGroup
+    assets: AssetPaths
+    database: DatabaseAccess
+    environment: Mapping[str, str]  # the variables every function gets
+    grants: GrantCatalog | None = None  # None: functions of this stack may not ask for grants
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    function_name: str
+    handler: str  # functions.system.health.handler
+    description: str
+    timeout: Duration
+    grants: tuple[str, ...] = ()
+    reserved_concurrency: int | None = None
+    memory_mb: int = c.LAMBDA_MEMORY_MB
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+
+class SharedCode(Construct):
+    """The function code and the common layer, once per stack (assets bind to one stack)."""
+
+    ID = "SharedCode"
+
+    def __init__(self, scope: Construct, construct_id: str, *, assets: AssetPaths) -> None:
+        super().__init__(scope, construct_id)
+        self.code = lambda_.Code.from_asset(str(assets.functions))
+        self.layer = lambda_.LayerVersion(
+            self,
+            "CommonLayer",
+            code=lambda_.Code.from_asset(str(assets.layer)),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            description="ledgerline shared library and runtime dependencies (pyproject.toml)",
+        )
+
+    @classmethod
+    def of(cls, scope: Construct, assets: AssetPaths) -> SharedCode:
+        stack = Stack.of(scope)
+        found = stack.node.try_find_child(cls.ID)
+        return found if isinstance(found, SharedCode) else cls(stack, cls.ID, assets=assets)
+
+
+class LedgerFunction(Construct):
+    """A Python 3.12 arm64 Lambda in the app subnets, reaching the database through the
+    proxy with the application role, plus exactly the grants its table row names."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, spec: FunctionSpec, platform: FunctionPlatform) -> None:
+        super().__init__(scope, construct_id)
+        self.spec = spec
+        self._platform = platform
+        self.log_group = self._log_group()
+        self.role = self._role()
+        environment = self._base_environment() | self._grant_environment() | dict(spec.environment)
+        self.function = self._function(environment)
+
+    def grant_statements(self, statements: tuple[iam.PolicyStatement, ...] | list[iam.PolicyStatement]) -> None:
+        for statement in statements:
+            self.role.add_to_policy(statement)
+
+    def _log_group(self) -> logs.LogGroup:
+        # Operational logs only: the audit trail, not the logs, is the record of what happened.
+        return logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/lambda/{self.spec.function_name}",
+            retention=c.LOG_RETENTION,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+
+    def _role(self) -> iam.Role:
+        role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Execution role of {self.spec.function_name}",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[self.log_group.log_group_arn]
+            )
+        )
+        role.add_to_policy(iam.PolicyStatement(actions=_ENI_ACTIONS, resources=["*"]))
+        database = self._platform.database
+        for statement in secret_read_statements(database.app_secret, database.key, Stack.of(self).region):
+            role.add_to_policy(statement)
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Only the Lambda VPC network-interface actions and X-Ray trace upload, which IAM cannot "
+            "scope to a resource, use '*'; every data permission names its resource ARN.",
+        )
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::<{self._logical_id(self.log_group)}.Arn>]",
+            "The function's own log group; its log streams are created at run time.",
+        )
+        return role
+
+    def _base_environment(self) -> dict[str, str]:
+        database = self._platform.database
+        return dict(self._platform.environment) | {
+            c.ENV_DB_HOST: database.host,
+            c.ENV_DB_NAME: database.name,
+            c.ENV_DB_SECRET_ARN: database.app_secret.secret_arn,
+        }
+
+    def _grant_environment(self) -> dict[str, str]:
+        if not self.spec.grants:
+            return {}
+        catalog = self._platform.grants
+        if catalog is None:
+            raise ValueError(f"{self.spec.handler} asks for grants {self.spec.grants}, but its stack offers none")
+        environment: dict[str, str] = {}
+        for grant in self.spec.grants:
+            effect = catalog.resolve(grant, owner=self.spec.handler)
+            self.grant_statements(effect.statements)
+            for finding, reason in effect.acknowledgments.items():
+                acknowledge(self.role, finding, reason)
+            environment |= effect.environment
+        return environment
+
+    def _function(self, environment: dict[str, str]) -> lambda_.Function:
+        shared = SharedCode.of(self, self._platform.assets)
+        function = lambda_.Function(
+            self,
+            "Function",
+            function_name=self.spec.function_name,
+            description=self.spec.description[:256],
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=self.spec.handler,
+            code=shared.code,
+            layers=[shared.layer],
+            memory_size=self.spec.memory_mb,
+            timeout=self.spec.timeout,
+            reserved_concurrent_executions=self.spec.reserved_concurrency,
+            environment=environment,
+            role=self.role,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            tracing=lambda_.Tracing.ACTIVE,
+            vpc=self._platform.vpc,
+            vpc_subnets=APP_SUBNETS,
+            security_groups=[self._platform.security_group],
+        )
+        acknowledge(
+            function,
+            "AwsSolutions-L1",
+            "Python 3.12 is the project's pinned runtime (pyproject, layer wheels built for cp312); "
+            "moving to a newer runtime is a deliberate upgrade, not a drive-by.",
+        )
+        return function
+
+    @staticmethod
+    def _logical_id(construct: Construct) -> str:
+        child = construct.node.default_child
+        assert child is not None
+        return Stack.of(construct).resolve(Stack.of(construct).get_logical_id(child))  # type: ignore[arg-type]

@@ -1,0 +1,158 @@
+"""Route/job ``grants`` (``ledgerline.routes.GRANTS``) → precise IAM statements and env vars.
+
+Every statement names exact actions on one resource ARN; nothing here produces a
+wildcard action. The database grant every function gets is ``database_statements``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from aws_cdk import Aws, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as sm
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra import constants as c
+
+SQS_PREFIX = "sqs:"
+
+
+@dataclass(frozen=True)
+class GrantEffect:
+    statements: tuple[iam.PolicyStatement, ...]
+    environment: Mapping[str, str] = field(default_factory=dict)
+    # cdk-nag finding → why it is acceptable (object-prefix resources such as audit/*)
+    acknowledgments: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GrantTargets:
+    """The resources grants point at; ``queues`` by QUEUES row name."""
+
+    jwt_key: kms.IKey
+    field_key: kms.IKey
+    audit_key: kms.IKey
+    data_key: kms.IKey  # encrypts the audit bucket
+    secrets_key: kms.IKey  # encrypts the gateway and blind-index secrets
+    audit_bucket: s3.IBucket
+    gateway_secret: sm.ISecret
+    blind_index_secret: sm.ISecret
+    queues: Mapping[str, sqs.IQueue]
+
+
+class GrantCatalog:
+    """Resolves grant names against one stack's view of the resources."""
+
+    def __init__(self, scope: Construct, targets: GrantTargets, *, audit_bucket_name: str) -> None:
+        self._region = Stack.of(scope).region
+        self._audit_bucket_name = audit_bucket_name
+        self._t = targets
+        self._fixed: dict[str, Callable[[], GrantEffect]] = {
+            "kms:jwt-sign": self._jwt_sign,
+            "kms:jwt-verify": self._jwt_verify,
+            "kms:field": self._field,
+            "kms:audit-checkpoint": self._audit_checkpoint,
+            "s3:audit-write": self._audit_write,
+            "s3:audit-read": self._audit_read,
+            "secret:gateways": lambda: self._secret(self._t.gateway_secret, c.ENV_GATEWAY_SECRET_ARN),
+            "secret:blind-index": lambda: self._secret(self._t.blind_index_secret, c.ENV_BLIND_INDEX_SECRET_ARN),
+        }
+
+    def known(self) -> frozenset[str]:
+        return frozenset(self._fixed) | {SQS_PREFIX + name for name in self._t.queues}
+
+    def resolve(self, grant: str, owner: str) -> GrantEffect:
+        if grant in self._fixed:
+            return self._fixed[grant]()
+        if grant.startswith(SQS_PREFIX) and grant[len(SQS_PREFIX) :] in self._t.queues:
+            return self._send(grant[len(SQS_PREFIX) :])
+        raise ValueError(
+            f"{owner} asks for grant {grant!r}, which the CDK app cannot map to a resource; "
+            f"known grants: {', '.join(sorted(self.known()))} (queues come from ledgerline.jobs.QUEUES)"
+        )
+
+    def _jwt_sign(self) -> GrantEffect:
+        key = self._t.jwt_key
+        return GrantEffect(
+            (_allow(["kms:Sign", "kms:GetPublicKey", "kms:DescribeKey"], key.key_arn),),
+            {c.ENV_JWT_KEY_ID: key.key_arn},
+        )
+
+    def _jwt_verify(self) -> GrantEffect:
+        key = self._t.jwt_key
+        return GrantEffect(
+            (_allow(["kms:GetPublicKey", "kms:DescribeKey"], key.key_arn),), {c.ENV_JWT_KEY_ID: key.key_arn}
+        )
+
+    def _field(self) -> GrantEffect:
+        key = self._t.field_key
+        return GrantEffect(
+            (_allow(["kms:GenerateDataKey", "kms:Decrypt"], key.key_arn),), {c.ENV_FIELD_KEY_ID: key.key_arn}
+        )
+
+    def _audit_checkpoint(self) -> GrantEffect:
+        key = self._t.audit_key
+        return GrantEffect(
+            (_allow(["kms:Sign", "kms:Verify", "kms:GetPublicKey"], key.key_arn),),
+            {c.ENV_AUDIT_KEY_ID: key.key_arn},
+        )
+
+    def _audit_write(self) -> GrantEffect:
+        bucket = self._t.audit_bucket
+        return GrantEffect(
+            (
+                _allow(["s3:PutObject"], bucket.arn_for_objects(c.AUDIT_PREFIX + "*")),
+                self._via_s3(["kms:GenerateDataKey", "kms:Decrypt"]),
+            ),
+            {c.ENV_AUDIT_BUCKET: bucket.bucket_name},
+            {self._audit_objects_finding(): "New audit batches get new keys under the audit/ prefix."},
+        )
+
+    def _audit_read(self) -> GrantEffect:
+        bucket = self._t.audit_bucket
+        return GrantEffect(
+            (
+                _allow(["s3:GetObject", "s3:GetObjectVersion"], bucket.arn_for_objects(c.AUDIT_PREFIX + "*")),
+                _allow(["s3:ListBucket"], bucket.bucket_arn),
+                self._via_s3(["kms:Decrypt"]),
+            ),
+            {c.ENV_AUDIT_BUCKET: bucket.bucket_name},
+            {self._audit_objects_finding(): "Reads any audit batch under the audit/ prefix, read-only."},
+        )
+
+    def _audit_objects_finding(self) -> str:
+        # The bucket name is fixed (constants.Names.audit_bucket), so cdk-nag renders it alike in every stack.
+        name = self._audit_bucket_name.replace(Aws.ACCOUNT_ID, "<AWS::AccountId>").replace(Aws.REGION, "<AWS::Region>")
+        return f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{name}/{c.AUDIT_PREFIX}*]"
+
+    def _secret(self, secret: sm.ISecret, env: str) -> GrantEffect:
+        statements = secret_read_statements(secret, self._t.secrets_key, self._region)
+        return GrantEffect(statements, {env: secret.secret_arn})
+
+    def _send(self, queue_name: str) -> GrantEffect:
+        queue = self._t.queues[queue_name]
+        statements = [_allow(["sqs:SendMessage", "sqs:GetQueueAttributes"], queue.queue_arn)]
+        if queue.encryption_master_key is not None:
+            statements.append(_allow(["kms:GenerateDataKey", "kms:Decrypt"], queue.encryption_master_key.key_arn))
+        return GrantEffect(tuple(statements), {c.queue_url_env(queue_name): queue.queue_url})
+
+    def _via_s3(self, actions: list[str]) -> iam.PolicyStatement:
+        statement = _allow(actions, self._t.data_key.key_arn)
+        statement.add_condition("StringEquals", {"kms:ViaService": f"s3.{self._region}.amazonaws.com"})
+        return statement
+
+
+def secret_read_statements(secret: sm.ISecret, key: kms.IKey, region: str) -> tuple[iam.PolicyStatement, ...]:
+    """Read one secret; its KMS key only through Secrets Manager."""
+    decrypt = _allow(["kms:Decrypt"], key.key_arn)
+    decrypt.add_condition("StringEquals", {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"})
+    return (_allow(["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], secret.secret_arn), decrypt)
+
+
+def _allow(actions: list[str], resource: str) -> iam.PolicyStatement:
+    return iam.PolicyStatement(effect=iam.Effect.ALLOW, actions=actions, resources=[resource])

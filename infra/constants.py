@@ -1,0 +1,156 @@
+"""Every name, environment variable and fixed number of the CDK app, in one place."""
+
+from __future__ import annotations
+
+import re
+
+from aws_cdk import Aws, Duration
+from aws_cdk import aws_logs as logs
+
+APP_NAME = "ledgerline"
+POWERTOOLS_SERVICE = "ledgerline"
+METRICS_NAMESPACE = "Ledgerline"
+DB_NAME = "ledgerline"
+DB_OWNER_USER = "ledgerline_owner"
+DB_APP_USER = "ledgerline_app"
+DB_PORT = 5432
+
+# Stack ids: one per lifecycle (see infra/DEPLOY.md for what lives where).
+NETWORK_STACK = "LedgerlineNetwork"
+SECURITY_STACK = "LedgerlineSecurity"
+DATA_STACK = "LedgerlineData"
+AUDIT_STACK = "LedgerlineAudit"
+JOBS_STACK = "LedgerlineJobs"
+API_STACK = "LedgerlineApi"
+OBSERVABILITY_STACK = "LedgerlineObservability"
+
+# Lambda
+LAMBDA_MEMORY_MB = 512
+API_TIMEOUT = Duration.seconds(15)  # HTTP API integrations give up after 30 s
+MIGRATION_TIMEOUT = Duration.minutes(10)
+LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
+JOB_RESERVED_CONCURRENCY = 1  # one run of a job at a time (the audit shipper must be single)
+FUNCTION_NAME_MAX = 64
+
+# Data
+AURORA_BACKUP_DAYS = 14
+SECRET_ROTATION_DAYS = 30
+SECRET_EXCLUDED_CHARS = " %+~`#$&*()|[]{}:;<>?!'/@\"\\"  # noqa: S105 - characters, not a secret
+
+# Audit trail objects: s3://<bucket>/audit/dt=YYYY-MM-DD/<batch>.jsonl
+AUDIT_PREFIX = "audit/"
+AUDIT_PROJECTION_START = "2024-01-01"
+ATHENA_RESULTS_EXPIRY = Duration.days(30)
+AUDIT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "string"),
+    ("seq", "bigint"),
+    ("occurred_at", "string"),  # ISO 8601 UTC; from_iso8601_timestamp() in queries
+    ("actor_id", "string"),
+    ("actor_type", "string"),
+    ("actor_ip", "string"),
+    ("user_agent", "string"),
+    ("action", "string"),
+    ("category", "string"),
+    ("resource_type", "string"),
+    ("resource_id", "string"),
+    ("payload_before", "string"),  # JSON text; json_extract() in queries
+    ("payload_after", "string"),
+    ("metadata", "string"),
+    ("content_hash", "string"),
+    ("prev_hash", "string"),
+    ("chain_hash", "string"),
+)
+
+# Metrics the application emits (powertools, default ``service`` dimension only).
+METRIC_RECON_DISCREPANCIES = "ReconciliationDiscrepancies"
+METRIC_LEDGER_IMBALANCE = "LedgerImbalance"
+
+# Environment variables: the contract with ledgerline.config and ledgerline.aws.
+ENV_ENVIRONMENT = "LEDGERLINE_ENV"
+ENV_DB_HOST = "LEDGERLINE_DB_HOST"
+ENV_DB_NAME = "LEDGERLINE_DB_NAME"
+ENV_DB_SECRET_ARN = "LEDGERLINE_DB_SECRET_ARN"  # noqa: S105 - a variable name
+ENV_DB_OWNER_SECRET_ARN = "LEDGERLINE_DB_OWNER_SECRET_ARN"  # noqa: S105 - a variable name
+ENV_JWT_ISSUER = "LEDGERLINE_JWT_ISSUER"
+ENV_JWT_AUDIENCE = "LEDGERLINE_JWT_AUDIENCE"
+ENV_RESOURCE_PREFIX = "LEDGERLINE_RESOURCE_PREFIX"
+ENV_JWT_KEY_ID = "LEDGERLINE_JWT_KEY_ID"
+ENV_FIELD_KEY_ID = "LEDGERLINE_FIELD_KEY_ID"
+ENV_AUDIT_KEY_ID = "LEDGERLINE_AUDIT_KEY_ID"
+ENV_AUDIT_BUCKET = "LEDGERLINE_AUDIT_BUCKET"
+ENV_GATEWAY_SECRET_ARN = "LEDGERLINE_GATEWAY_SECRET_ARN"  # noqa: S105 - a variable name
+ENV_BLIND_INDEX_SECRET_ARN = "LEDGERLINE_BLIND_INDEX_SECRET_ARN"  # noqa: S105 - a variable name
+
+# Build inputs
+LAYER_DIR_ENV = "LEDGERLINE_LAYER_DIR"  # a ready layer folder (tests): skips pip install
+MIGRATIONS_GLOB = "layers/common/python/ledgerline/db/migrations/*.sql"
+MIGRATION_HANDLER = "functions.system.migrate.handler"
+
+
+def queue_url_env(queue_name: str) -> str:
+    """``notifications`` → ``LEDGERLINE_QUEUE_NOTIFICATIONS_URL``."""
+    return f"LEDGERLINE_QUEUE_{_upper_snake(queue_name)}_URL"
+
+
+def _upper_snake(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").upper()
+
+
+def pascal(name: str) -> str:
+    """``gateway-webhooks`` → ``GatewayWebhooks`` (construct ids)."""
+    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part)
+
+
+class Names:
+    """Physical names derived from the resource prefix, so that stacks (and alarms)
+    can refer to each other's functions and queues without CloudFormation exports."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def route_function(self, route_name: str) -> str:
+        return self._function(f"api-{route_name}")
+
+    def job_function(self, schedule_name: str) -> str:
+        return self._function(f"job-{schedule_name}")
+
+    def consumer_function(self, queue_name: str) -> str:
+        return self._function(f"consumer-{queue_name}")
+
+    def migration_function(self) -> str:
+        return self._function("db-migrate")
+
+    def queue(self, queue_name: str) -> str:
+        return f"{self.prefix}-{queue_name}"
+
+    def rule(self, schedule_name: str) -> str:
+        return f"{self.prefix}-{schedule_name}"
+
+    def audit_bucket(self) -> str:
+        # Fixed (account and region make it globally unique) so that grants on it read the
+        # same in every stack, with no cross-stack reference.
+        return f"{self.prefix}-audit-{Aws.ACCOUNT_ID}-{Aws.REGION}"
+
+    def glue_database(self) -> str:
+        return f"{self.prefix}_audit".replace("-", "_")
+
+    def glue_table(self) -> str:
+        return "audit_events"
+
+    def workgroup(self) -> str:
+        return f"{self.prefix}-audit"
+
+    def key_alias(self, purpose: str) -> str:
+        return f"alias/{self.prefix}/{purpose}"
+
+    def secret(self, purpose: str) -> str:
+        return f"{self.prefix}/{purpose}"
+
+    def _function(self, suffix: str) -> str:
+        name = f"{self.prefix}-{suffix}"
+        if len(name) > FUNCTION_NAME_MAX:
+            raise ValueError(
+                f"function name {name!r} has {len(name)} characters; Lambda allows {FUNCTION_NAME_MAX}. "
+                "Use a shorter resource prefix (context resourcePrefix) or a shorter handler module name."
+            )
+        return name

@@ -1,0 +1,92 @@
+"""Deploy-time knobs, read from CDK context (``cdk deploy -c auditRetentionDays=2555``)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from typing import Any
+
+from constructs import Node
+
+# context key → field name; every field can be overridden with ``-c <key>=<value>``.
+_CONTEXT_KEYS = {
+    "resourcePrefix": "resource_prefix",
+    "auditRetentionDays": "audit_retention_days",
+    "jwtIssuer": "jwt_issuer",
+    "jwtAudience": "jwt_audience",
+    "natGateways": "nat_gateways",
+    "apiRateLimit": "api_rate_limit",
+    "apiBurstLimit": "api_burst_limit",
+    "moneyRateLimit": "money_rate_limit",
+    "moneyBurstLimit": "money_burst_limit",
+    "moneyReservedConcurrency": "money_reserved_concurrency",
+    "dbMinCapacity": "db_min_capacity",
+    "dbMaxCapacity": "db_max_capacity",
+    "athenaBytesScannedCutoff": "athena_bytes_scanned_cutoff",
+    "alarmEmail": "alarm_email",
+    "apiPublicRoutesOnly": "api_public_routes_only",
+}
+
+
+@dataclass(frozen=True)
+class InfraSettings:
+    resource_prefix: str = "ledgerline"
+    audit_retention_days: int = 400
+    # None: the API's own execute-api URL (it serves /.well-known/openid-configuration).
+    jwt_issuer: str | None = None
+    jwt_audience: str = "ledgerline-api"
+    nat_gateways: int = 1
+    api_rate_limit: int = 200  # requests/second for the whole stage
+    api_burst_limit: int = 400
+    money_rate_limit: int = 20  # per money-moving route
+    money_burst_limit: int = 40
+    # Per money route: caps database connections a burst can open through the proxy.
+    money_reserved_concurrency: int = 10
+    db_min_capacity: float = 0.5
+    db_max_capacity: float = 8
+    athena_bytes_scanned_cutoff: int = 10 * 1024**3
+    alarm_email: str | None = None
+    # First deploy on a fresh account: create only the public routes so that the
+    # API serves its OIDC discovery document before the JWT authorizer is created.
+    api_public_routes_only: bool = False
+
+    @classmethod
+    def from_context(cls, node: Node) -> InfraSettings:
+        values: dict[str, Any] = {}
+        types = {f.name: f.type for f in fields(cls)}
+        for key, name in _CONTEXT_KEYS.items():
+            raw = node.try_get_context(key)
+            if raw is not None:
+                values[name] = _coerce(key, raw, str(types[name]))
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.audit_retention_days < 1:
+            raise ValueError(f"auditRetentionDays is {self.audit_retention_days}; it must be at least 1 day")
+        if not 0 <= self.db_min_capacity <= self.db_max_capacity:
+            raise ValueError(
+                f"dbMinCapacity ({self.db_min_capacity}) must be between 0 and dbMaxCapacity ({self.db_max_capacity})"
+            )
+        if not re.fullmatch(r"[a-z][a-z0-9-]{1,23}", self.resource_prefix):
+            raise ValueError(
+                f"resourcePrefix {self.resource_prefix!r}: use 2-24 lowercase letters, digits and '-', "
+                "starting with a letter (it becomes part of bucket, queue and function names)"
+            )
+
+
+def _coerce(key: str, raw: Any, type_name: str) -> Any:
+    text = str(raw).strip()
+    try:
+        if type_name.startswith("bool"):
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1", "yes")
+        if type_name.startswith("int"):
+            return int(text)
+        if type_name.startswith("float"):
+            return float(text)
+    except ValueError:
+        raise ValueError(f"context {key}={raw!r}: expected {type_name.split(' ')[0]}") from None
+    return text or None

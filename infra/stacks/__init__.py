@@ -1,0 +1,1 @@
+"""Stacks, one per lifecycle; each only composes constructs from ``infra.components``."""

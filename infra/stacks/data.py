@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from infra.assets import AssetPaths
+from infra.components.database import Database
+from infra.components.functions import DatabaseAccess, FunctionPlatform
+from infra.components.keys import symmetric_key
+from infra.components.migration import Migration
+from infra.constants import DB_NAME, Names
+from infra.stacks.network import NetworkStack
+
+
+class DataStack(Stack):
+    """Aurora, RDS Proxy, database secrets and their rotation, and the migration that
+    runs on deploy (before the API and jobs stacks update their code)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: Names,
+        network: NetworkStack,
+        environment: dict[str, str],
+        assets: AssetPaths,
+        project_root: Path,
+        min_capacity: float,
+        max_capacity: float,
+    ) -> None:
+        super().__init__(scope, construct_id, description="Ledgerline data: Aurora PostgreSQL, RDS Proxy, migrations")
+        self.key = symmetric_key(
+            self,
+            "DataKey",
+            alias=names.key_alias("data"),
+            description="Aurora storage, database secrets, audit buckets",
+        )
+        self.database = Database(
+            self,
+            "Database",
+            vpc=network.vpc,
+            clients=network.app_security_group,
+            key=self.key,
+            names=names,
+            min_capacity=min_capacity,
+            max_capacity=max_capacity,
+        )
+        self.access = DatabaseAccess(
+            host=self.database.proxy.endpoint, name=DB_NAME, app_secret=self.database.app_secret, key=self.key
+        )
+        platform = FunctionPlatform(
+            vpc=network.vpc,
+            security_group=network.app_security_group,
+            assets=assets,
+            database=self.access,
+            environment=environment,
+        )
+        self.migration = Migration(
+            self, "Migration", database=self.database, platform=platform, names=names, project_root=project_root
+        )
+        CfnOutput(self, "ProxyEndpoint", value=self.database.proxy.endpoint)
+        CfnOutput(self, "OwnerSecretArn", value=self.database.owner_secret.secret_arn)
+        CfnOutput(self, "AppSecretArn", value=self.database.app_secret.secret_arn)
+        CfnOutput(self, "MigrationFunctionName", value=self.migration.function.function.function_name)

@@ -1,0 +1,97 @@
+"""``make synth``: build the assets, synthesize every stack into ``cdk.out`` with plain
+Python (no CDK CLI, no AWS account), run cdk-nag, and print timings and resource counts.
+
+Exit status 1 when a validation (cdk-nag, CloudFormation rules) fails; the full report
+is ``cdk.out/validation-report.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from infra.assets import PROJECT_ROOT
+
+
+def resource_counts(outdir: Path) -> dict[str, int]:
+    """Resources per CloudFormation stack of a cloud assembly, in manifest order."""
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    counts: dict[str, int] = {}
+    for name, artifact in manifest.get("artifacts", {}).items():
+        if artifact.get("type") != "aws:cloudformation:stack":
+            continue
+        template = json.loads((outdir / artifact["properties"]["templateFile"]).read_text())
+        counts[name] = len(template.get("Resources", {}))
+    return counts
+
+
+def validation_summary(outdir: Path) -> list[str]:
+    """One line per unacknowledged finding of the validation report (empty when clean)."""
+    report = outdir / "validation-report.json"
+    if not report.is_file():
+        return []
+    lines = []
+    for plugin in json.loads(report.read_text()).get("pluginReports", []):
+        for violation in plugin.get("violations", []):
+            if violation.get("severity") != "error":
+                continue
+            for construct in violation.get("violatingConstructs", []):
+                lines.append(f"{plugin['pluginName']}: {violation['ruleName']} at {construct['constructPath']}")
+    return lines
+
+
+def format_report(counts: dict[str, int], timings: dict[str, float]) -> str:
+    width = max([len(name) for name in counts] + [len("total")])
+    rows = [f"{'stack':<{width}}  resources"]
+    rows += [f"{name:<{width}}  {count:>9}" for name, count in counts.items()]
+    rows.append(f"{'total':<{width}}  {sum(counts.values()):>9}")
+    rows.append("")
+    rows += [f"{label}: {seconds:.1f} s" for label, seconds in timings.items()]
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--outdir", default=str(PROJECT_ROOT / "cdk.out"))
+    parser.add_argument("--no-checks", action="store_true", help="skip cdk-nag (not for CI)")
+    parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    context = dict(item.split("=", 1) for item in args.context)
+
+    started = time.perf_counter()
+    from infra.app import build_app
+    from infra.assets import prepare_assets
+
+    assets = prepare_assets()
+    assets_done = time.perf_counter()
+    built = build_app(outdir=args.outdir, context=context, assets=assets, checks=not args.no_checks)
+    constructed = time.perf_counter()
+    failed = False
+    try:
+        built.app.synth()
+    except RuntimeError as error:  # jsii surfaces ValidationFailed as RuntimeError
+        if "Validation" not in str(error):
+            raise
+        failed = True
+    finished = time.perf_counter()
+
+    outdir = Path(args.outdir)
+    timings = {
+        "assets (layer + functions)": assets_done - started,
+        "construct": constructed - assets_done,
+        "synth + checks": finished - constructed,
+        "synth time": finished - started,
+    }
+    print(format_report(resource_counts(outdir), timings))
+    if failed:
+        print("\nvalidation failed:", *validation_summary(outdir), sep="\n  ", file=sys.stderr)
+        print(f"full report: {outdir / 'validation-report.json'}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
