@@ -1,0 +1,34 @@
+"""CloudFormation custom resource (CDK provider framework): apply migrations on deploy.
+
+The data stack calls this on Create, and on Update whenever the hash of the migration
+SQL files changes. It connects with the owner secret (``LEDGERLINE_DB_OWNER_SECRET_ARN``)
+and sets the application role's password from the application secret
+(``LEDGERLINE_DB_SECRET_ARN``), so the role the API uses always matches its secret.
+Delete does nothing: dropping a stack never drops the ledger.
+
+Provider-framework protocol: return ``PhysicalResourceId`` (and ``Data``); raise to fail
+the deployment, which CloudFormation then rolls back.
+"""
+
+import os
+from typing import Any
+
+from ledgerline.aws import secrets
+from ledgerline.db.connection import owner_url
+from ledgerline.db.migrate import migrate
+from ledgerline.observability import logger
+
+PHYSICAL_ID = "ledgerline-schema"
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    request = event.get("RequestType")
+    physical_id = event.get("PhysicalResourceId") or PHYSICAL_ID
+    logger.set_correlation_id(event.get("RequestId"))
+    if request == "Delete":
+        logger.info("migration resource deleted; schema left in place")
+        return {"PhysicalResourceId": physical_id}
+    app_secret = secrets.get_json(os.environ["LEDGERLINE_DB_SECRET_ARN"], max_age=0)
+    applied = migrate(owner_url(), app_password=str(app_secret["password"]))
+    logger.info("migrations applied", extra={"request": request, "applied": applied})
+    return {"PhysicalResourceId": physical_id, "Data": {"Applied": ",".join(applied) or "none"}}
