@@ -1,0 +1,28 @@
+"""GET /v1/admin/users: every user, newest first (administrators)."""
+
+from typing import Annotated, Literal
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from ledgerline.auth import users
+from ledgerline.db import transaction
+from ledgerline.http import Endpoint, json_response
+
+api = Endpoint(__name__)
+
+
+@api
+def list_users(
+    limit: Annotated[int | None, Query(ge=1, le=200)] = None,
+    cursor: str | None = None,
+    role: Literal["user", "merchant", "admin", "auditor"] | None = None,
+    status: Literal["active", "suspended"] | None = None,
+    email: str | None = None,
+):
+    page = transaction(
+        lambda cur: users.list_users(cur, limit=limit, cursor=cursor, role=role, status=status, email=email)
+    )
+    return json_response(page)
+
+
+handler = api.handler

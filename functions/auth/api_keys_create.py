@@ -1,0 +1,21 @@
+"""POST /v1/api-keys: a new API key for a merchant (the secret is shown once)."""
+
+from ledgerline.auth import apikeys
+from ledgerline.auth.schemas import ApiKeyBody
+from ledgerline.db import transaction
+from ledgerline.http import Endpoint, json_response
+
+api = Endpoint(__name__)
+
+
+@api
+def create_api_key(body: ApiKeyBody):
+    request = api.request
+    principal = request.require_principal()
+    key = transaction(
+        lambda cur: apikeys.create(cur, principal, name=body.name, scopes=body.scopes, actor=request.actor)
+    )
+    return json_response(key, 201, headers={"Cache-Control": "no-store"})
+
+
+handler = api.handler

@@ -1,0 +1,19 @@
+"""DELETE /v1/api-keys/{id}: revoke one of the caller's API keys."""
+
+from ledgerline.auth import apikeys
+from ledgerline.auth.schemas import object_id
+from ledgerline.db import transaction
+from ledgerline.http import Endpoint, Response
+
+api = Endpoint(__name__)
+
+
+@api
+def revoke_api_key(id: str):
+    request = api.request
+    key_id = object_id(id, "API key")
+    transaction(lambda cur: apikeys.revoke(cur, request.require_principal(), key_id, request.actor))
+    return Response(status_code=204)
+
+
+handler = api.handler

@@ -1,0 +1,16 @@
+"""GET /v1/me: the caller's profile."""
+
+from ledgerline.auth import users
+from ledgerline.db import transaction
+from ledgerline.http import Endpoint, json_response
+
+api = Endpoint(__name__)
+
+
+@api
+def get_me():
+    principal = api.request.require_principal()
+    return json_response(transaction(lambda cur: users.get_user(cur, principal.id)))
+
+
+handler = api.handler

@@ -1,0 +1,19 @@
+"""DELETE /v1/me/sessions/{id}: end one of the caller's sessions."""
+
+from ledgerline.auth import sessions
+from ledgerline.auth.schemas import object_id
+from ledgerline.db import transaction
+from ledgerline.http import Endpoint, Response
+
+api = Endpoint(__name__)
+
+
+@api
+def revoke_my_session(id: str):
+    request = api.request
+    session_id = object_id(id, "session")
+    transaction(lambda cur: sessions.revoke_session(cur, request.require_principal(), session_id, request.actor))
+    return Response(status_code=204)
+
+
+handler = api.handler

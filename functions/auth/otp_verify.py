@@ -1,0 +1,28 @@
+"""POST /v1/auth/otp/verify: confirm TOTP enrolment with a first code."""
+
+from ledgerline import errors
+from ledgerline.auth import events, otp
+from ledgerline.auth.schemas import OtpBody
+from ledgerline.db import transaction
+from ledgerline.http import Endpoint, json_response
+
+api = Endpoint(__name__)
+
+
+@api
+def otp_verify(body: OtpBody):
+    request = api.request
+    principal = request.require_principal()
+    result = transaction(lambda cur: otp.verify_enrolment(cur, principal.id, body.otp, request.actor))
+    if not result["ok"]:
+        events.record_refusal(
+            request.actor, events.OTP_FAILED, "user", principal.id, metadata={"during": "enrolment"}, run=transaction
+        )
+        raise errors.ValidationFailed(
+            "the code is not valid; enter the current 6-digit code from the authenticator app",
+            errors=[errors.FieldError("otp", "not the current code")],
+        )
+    return json_response({"otp_enabled": True})
+
+
+handler = api.handler

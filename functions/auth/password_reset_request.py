@@ -1,0 +1,18 @@
+"""POST /v1/auth/password-reset/request: mail a reset link (202 whatever the address)."""
+
+from ledgerline.auth import resets
+from ledgerline.auth.schemas import ResetRequestBody
+from ledgerline.db import transaction
+from ledgerline.http import Endpoint, json_response
+
+api = Endpoint(__name__)
+
+
+@api
+def password_reset_request(body: ResetRequestBody):
+    actor = api.request.actor
+    transaction(lambda cur: resets.request_reset(cur, body.email, actor))
+    return json_response({"status": "accepted"}, 202)
+
+
+handler = api.handler

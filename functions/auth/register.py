@@ -1,0 +1,22 @@
+"""POST /v1/auth/register: self-service sign-up (role ``user``)."""
+
+from ledgerline.auth import users
+from ledgerline.auth.schemas import RegisterBody
+from ledgerline.db import transaction
+from ledgerline.http import Endpoint, json_response
+
+api = Endpoint(__name__)
+
+
+@api
+def register(body: RegisterBody):
+    actor = api.request.actor
+    user = transaction(
+        lambda cur: users.register(
+            cur, email=body.email, password=body.password, full_name=body.full_name, phone=body.phone, actor=actor
+        )
+    )
+    return json_response(user, 201)
+
+
+handler = api.handler

@@ -1,0 +1,7 @@
+"""Identity and access: users, passwords, RS256 access tokens signed in KMS, rotating
+refresh tokens, TOTP 2FA, lockout and rate limits, roles, API keys.
+
+Submodules are imported where used (cold start): ``passwords``, ``tokens``, ``keys``,
+``users``, ``sessions``, ``otp``, ``resets``, ``apikeys``, ``limits``, ``principal``,
+``events``.
+"""

@@ -1,0 +1,135 @@
+"""API keys: server-to-server credentials for merchants.
+
+A key reads ``llk_<prefix>_<secret>``: the prefix (public, 8 hex) names it in lists and
+logs; the whole key is 128 + 256 random bits and only its SHA-256 digest is stored, so
+the secret is shown once, at creation. Each key carries scopes; revoking is immediate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+from uuid import UUID
+
+from ledgerline import audit, errors
+from ledgerline.audit import Actor
+from ledgerline.auth import events, pagination
+
+KEY_PREFIX = "llk_"
+MAX_ACTIVE_KEYS = 20
+SCOPES = (
+    "accounts:read",
+    "transfers:read",
+    "transfers:write",
+    "payments:read",
+    "payments:write",
+    "invoices:read",
+    "invoices:write",
+    "webhooks:manage",
+)
+ROLES_ALLOWED = ("merchant",)
+
+_COLUMNS = "id, name, prefix, scopes, created_at, last_used_at, revoked_at"
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def _view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "prefix": KEY_PREFIX + row["prefix"],
+        "scopes": list(row["scopes"]),
+        "created_at": row["created_at"],
+        "last_used_at": row["last_used_at"],
+        "revoked_at": row["revoked_at"],
+    }
+
+
+def create(cur: Any, principal: Any, *, name: str, scopes: list[str], actor: Actor) -> dict[str, Any]:
+    if principal.role not in ROLES_ALLOWED:
+        raise errors.Forbidden("API keys are for merchant accounts")
+    name = " ".join((name or "").split())
+    if not 1 <= len(name) <= 100:
+        raise errors.ValidationFailed(
+            "name must have 1 to 100 characters", errors=[errors.FieldError("name", "1..100")]
+        )
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if not scopes or unknown:
+        raise errors.ValidationFailed(
+            f"scopes must be some of: {', '.join(SCOPES)}",
+            errors=[errors.FieldError("scopes", f"unknown: {', '.join(unknown)}" if unknown else "at least one")],
+        )
+    cur.execute("SELECT count(*) AS n FROM api_keys WHERE user_id = %s AND revoked_at IS NULL", (principal.id,))
+    if cur.fetchone()["n"] >= MAX_ACTIVE_KEYS:
+        raise errors.Conflict(f"at most {MAX_ACTIVE_KEYS} active keys; revoke one first")
+    prefix = secrets.token_hex(4)
+    key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    cur.execute(
+        f"""
+        INSERT INTO api_keys (user_id, name, prefix, secret_hash, scopes)
+        VALUES (%s, %s, %s, %s, %s) RETURNING {_COLUMNS}
+        """,
+        (principal.id, name, prefix, _digest(key), sorted(set(scopes))),
+    )
+    row = cur.fetchone()
+    view = _view(row)
+    audit.record(
+        cur, actor, events.API_KEY_CREATED, "api_key", row["id"],
+        after={"name": name, "prefix": view["prefix"], "scopes": view["scopes"]},
+    )  # fmt: skip
+    return {**view, "key": key}
+
+
+def list_keys(cur: Any, principal: Any, *, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+    limit = pagination.check_limit(limit)
+    after = pagination.decode(cursor)
+    params: dict[str, Any] = {"user": principal.id, "limit": limit + 1}
+    where = "user_id = %(user)s"
+    if after:
+        where += " AND (created_at, id) < (%(t)s, %(id)s)"
+        params.update(t=after[0], id=after[1])
+    cur.execute(
+        f"SELECT {_COLUMNS} FROM api_keys WHERE {where} ORDER BY created_at DESC, id DESC LIMIT %(limit)s", params
+    )
+    rows, next_cursor = pagination.page(cur.fetchall(), limit)
+    return {"items": [_view(r) for r in rows], "next_cursor": next_cursor}
+
+
+def revoke(cur: Any, principal: Any, key_id: UUID, actor: Actor) -> None:
+    """Revoke one of the caller's keys; another user's key is 404."""
+    cur.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = %s AND user_id = %s FOR UPDATE", (key_id, principal.id))
+    row = cur.fetchone()
+    if row is None:
+        raise errors.NotFound("no such API key")
+    if row["revoked_at"] is not None:
+        return
+    cur.execute("UPDATE api_keys SET revoked_at = now() WHERE id = %s", (key_id,))
+    audit.record(
+        cur, actor, events.API_KEY_REVOKED, "api_key", key_id,
+        before={"revoked": False}, after={"revoked": True, "prefix": KEY_PREFIX + row["prefix"]},
+    )  # fmt: skip
+
+
+def authenticate_key(cur: Any, key: str) -> dict[str, Any] | None:
+    """The owner and scopes of an active key (for an API-key authorizer), else None."""
+    if not isinstance(key, str) or not key.startswith(KEY_PREFIX) or len(key) > 200:
+        return None
+    cur.execute(
+        """
+        UPDATE api_keys k SET last_used_at = now()
+          FROM users u
+         WHERE k.secret_hash = %s AND k.revoked_at IS NULL AND u.id = k.user_id AND u.status = 'active'
+        RETURNING k.id, k.user_id, u.role, k.scopes
+        """,
+        (_digest(key),),
+    )
+    row = cur.fetchone()
+    return (
+        None
+        if row is None
+        else {"key_id": row["id"], "user_id": row["user_id"], "role": row["role"], "scopes": list(row["scopes"])}
+    )

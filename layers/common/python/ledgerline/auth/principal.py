@@ -1,0 +1,57 @@
+"""Who is calling: the claims of a verified access token, checked against the database.
+
+A signature only proves the token was issued; it does not prove it still stands. Every
+authenticated request checks, in one query: the user exists and is active (a suspended
+user's tokens stop at once), the token's jti was not revoked (logout), its session was
+not revoked (revoke-all, password reset, refresh-token reuse), and takes the role from
+the database, not from the token (a demoted admin is demoted at once).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from ledgerline import errors
+from ledgerline.http.endpoint import Principal
+
+_STATE_SQL = """
+SELECT u.role, u.status,
+       EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = %(jti)s) AS jti_revoked,
+       COALESCE((SELECT s.revoked_at IS NOT NULL OR s.expires_at <= now() OR s.user_id <> u.id
+                   FROM sessions s WHERE s.id = %(sid)s),
+                %(sid)s::uuid IS NOT NULL) AS session_ended
+  FROM users u
+ WHERE u.id = %(sub)s
+"""
+
+
+def _uuid(value: Any) -> UUID:
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise errors.Unauthorized("the access token is not valid; log in again") from None
+
+
+def principal_state(cur: Any, claims: dict[str, Any]) -> Principal:
+    """The principal of ``claims``, or ``Unauthorized`` when the token no longer stands."""
+    if claims.get("typ") != "access":
+        raise errors.Unauthorized("the token is not an access token")
+    sub = _uuid(claims.get("sub"))
+    jti = _uuid(claims.get("jti"))
+    sid = _uuid(claims["sid"]) if claims.get("sid") else None
+    cur.execute(_STATE_SQL, {"sub": sub, "jti": jti, "sid": sid})
+    row = cur.fetchone()
+    if row is None or row["status"] != "active":
+        raise errors.Unauthorized("this account cannot sign in; contact support")
+    if row["jti_revoked"] or row["session_ended"]:
+        raise errors.Unauthorized("the session has ended; log in again")
+    return Principal(id=sub, role=row["role"], claims=dict(claims))
+
+
+def authenticate(claims: dict[str, Any]) -> Principal:
+    """The Endpoint's authenticator for every route (claims already signature-checked
+    by API Gateway's JWT authorizer, or by the local gateway)."""
+    from ledgerline.db import transaction
+
+    return transaction(lambda cur: principal_state(cur, claims))

@@ -1,0 +1,429 @@
+"""Login, sessions and rotating refresh tokens (RFC 9700 reuse detection), logout.
+
+A session is one login on one device. Its refresh tokens form a family: each use of a
+refresh token retires it and issues the next one; presenting a retired token again means
+it was copied, so the whole family (the session) is revoked and every access token that
+names the session stops working. Refresh tokens are opaque, 256 random bits, and stored
+as their SHA-256 digest only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from ledgerline import audit, errors
+from ledgerline.audit import Actor
+from ledgerline.auth import events, limits, pagination, passwords, tokens
+from ledgerline.auth import users as users_mod
+
+SESSION_TTL_DAYS = 30  # absolute: log in again after this, however active
+REFRESH_TTL_DAYS = 14  # idle: a refresh token unused this long expires
+REFRESH_PREFIX = "rt1_"
+
+Runner = Callable[[Callable[[Any], Any]], Any]
+
+
+@dataclass(frozen=True)
+class Client:
+    """Where a request comes from (for sessions and audit rows)."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+    country: str | None = None
+    city: str | None = None
+
+    @classmethod
+    def from_request(cls, request: Any) -> Client:
+        headers = request.headers or {}
+        return cls(
+            ip=request.ip,
+            user_agent=(request.user_agent or "")[:500] or None,
+            request_id=request.request_id,
+            country=headers.get("cloudfront-viewer-country"),
+            city=headers.get("cloudfront-viewer-city"),
+        )
+
+    def actor(self, user_id: UUID | None = None, role: str = "anonymous") -> Actor:
+        return Actor(id=user_id, type=role, ip=self.ip, user_agent=self.user_agent, request_id=self.request_id)
+
+
+def _default_runner() -> Runner:
+    from ledgerline.db import transaction
+
+    return transaction
+
+
+def digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def new_refresh_token() -> str:
+    return REFRESH_PREFIX + secrets.token_urlsafe(32)
+
+
+def token_response(access: str, expires_in: int, refresh: str) -> dict[str, Any]:
+    return {"access_token": access, "refresh_token": refresh, "token_type": "Bearer", "expires_in": expires_in}
+
+
+# -- sessions ----------------------------------------------------------------------------
+
+
+def create_session(
+    cur: Any, user_id: UUID, client: Client, *, amr: list[str], scope: str | None = None
+) -> tuple[UUID, str]:
+    """Open a session and its first refresh token; return (session id, refresh token)."""
+    cur.execute(
+        """
+        INSERT INTO sessions (user_id, amr, scope, device, ip, country, city, expires_at)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, now() + make_interval(days => %s))
+        RETURNING id
+        """,
+        (user_id, amr, scope, client.user_agent, client.ip, client.country, client.city, SESSION_TTL_DAYS),
+    )
+    session_id = cur.fetchone()["id"]
+    return session_id, _issue_refresh(cur, session_id)
+
+
+def _issue_refresh(cur: Any, session_id: UUID) -> str:
+    token = new_refresh_token()
+    cur.execute(
+        """
+        INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
+        SELECT %s, s.id, LEAST(s.expires_at, now() + make_interval(days => %s)) FROM sessions s WHERE s.id = %s
+        """,
+        (digest(token), REFRESH_TTL_DAYS, session_id),
+    )
+    return token
+
+
+def revoke_all(cur: Any, user_id: UUID, *, reason: str) -> int:
+    """End every open session of a user; return how many."""
+    cur.execute(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = %s WHERE user_id = %s AND revoked_at IS NULL",
+        (reason, user_id),
+    )
+    return cur.rowcount
+
+
+def _revoke_session(cur: Any, session_id: UUID, reason: str) -> bool:
+    cur.execute(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = %s WHERE id = %s AND revoked_at IS NULL",
+        (reason, session_id),
+    )
+    return cur.rowcount == 1
+
+
+# -- login -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Account:
+    id: UUID
+    role: str
+    status: str
+    password_hash: str | None
+    otp_enabled: bool
+
+
+def login(email: str, password: str, otp: str | None, client: Client, *, run: Runner | None = None) -> dict[str, Any]:
+    """Check credentials and open a session. The checks, in order:
+
+    1. count the attempt per account (and OTP attempts) and read the throttle: these
+       commit even when the login fails, so failing does not reset them;
+    2. verify the password (argon2id, outside any transaction; an unknown email costs
+       the same time as a wrong password and gets the same answer);
+    3. the second factor when the account has one (admins must enrol one);
+    4. open the session, audit, sign the access token — one transaction.
+    """
+    run = run or _default_runner()
+    email_n = users_mod.normalise_email(email)
+    subject = limits.login_subject(email_n)
+
+    def gate(cur: Any) -> tuple[list[limits.Refusal], limits.Gate, _Account | None]:
+        cur.execute(
+            """
+            SELECT u.id, u.role, u.status, u.password_hash,
+                   EXISTS (SELECT 1 FROM otp_credentials o WHERE o.user_id = u.id AND o.confirmed_at IS NOT NULL)
+                     AS otp_enabled
+              FROM users u WHERE u.email = %s AND u.role <> 'system'
+            """,
+            (email_n,),
+        )
+        row = cur.fetchone()
+        account = _Account(**row) if row else None
+        checks = limits.account_check("login", subject.hex())
+        if account and otp:
+            checks += limits.account_check("otp", str(account.id))
+        refusals = limits.hit(cur, checks)
+        gate_state = limits.login_gate(cur, subject)
+        who = _actor(client, account)
+        if refusals:
+            first = [r for r in refusals if r.hits == r.check.limit.count + 1]
+            for r in first:
+                audit.record(cur, who, events.RATE_LIMITED, "rate_limit", r.check.key, metadata={"limit": r.check.name})
+        elif gate_state.locked_until or gate_state.wait_seconds:
+            reason = "locked" if gate_state.locked_until else "throttled"
+            _audit_failure(cur, who, account, reason, gate_state.failures)
+        return refusals, gate_state, account
+
+    refusals, gate_state, account = run(gate)
+    if refusals:
+        raise limits._error(refusals)
+    limits.enforce_gate(gate_state)
+
+    if not passwords.verify_password(account.password_hash if account else None, password):
+        _fail(run, client, account, subject, "bad_credentials")
+        raise errors.Unauthorized("the email or password is not correct")
+    assert account is not None  # a dummy hash never verifies
+    if account.status != "active":
+        events.record_refusal(
+            _actor(client, account), events.LOGIN_FAILED, "user", account.id,
+            metadata={"reason": "suspended"}, run=run,
+        )  # fmt: skip
+        raise errors.Forbidden("this account is suspended; contact support")
+
+    scope = None
+    amr = ["pwd"]
+    if account.otp_enabled:
+        if not otp:
+            raise errors.OtpRequired(
+                "this account uses two-factor authentication: send otp, the 6-digit code from the "
+                "authenticator app (or a recovery code)"
+            )
+        amr = ["pwd", "otp"]
+    elif account.role == "admin":
+        # Administrators must have a second factor; until they enrol one, their session
+        # reaches only the enrolment routes.
+        scope = tokens.SCOPE_OTP_ENROLMENT
+
+    def succeed(cur: Any) -> dict[str, Any] | None:
+        from ledgerline.auth import otp as otp_mod
+
+        who = _actor(client, account)
+        if account.otp_enabled and not otp_mod.check_code(cur, account.id, otp or "", who):
+            return None
+        limits.clear_login_failures(cur, subject)
+        if account.password_hash and passwords.needs_rehash(account.password_hash):
+            cur.execute(
+                "UPDATE users SET password_hash = %s, updated_at = now() WHERE id = %s",
+                (passwords.hash_password(password), account.id),
+            )
+            audit.record(cur, who, events.USER_PASSWORD_REHASHED, "user", account.id)
+        session_id, refresh = create_session(cur, account.id, client, amr=amr, scope=scope)
+        audit.record(
+            cur, who, events.LOGIN_SUCCEEDED, "session", session_id,
+            metadata={"user_id": str(account.id), "amr": amr, "scope": scope},
+        )  # fmt: skip
+        access, expires_in = tokens.issue_access_token(
+            account.id, account.role, session_id=session_id, amr=amr, scope=scope
+        )
+        return token_response(access, expires_in, refresh)
+
+    result = run(succeed)
+    if result is None:
+        _fail(run, client, account, subject, "bad_otp")
+        raise errors.OtpRequired("the one-time password is not valid; use the current code or a recovery code")
+    return result
+
+
+def _actor(client: Client, account: _Account | None) -> Actor:
+    if account is None:
+        return client.actor()
+    return client.actor(account.id, account.role)
+
+
+def _audit_failure(cur: Any, who: Actor, account: _Account | None, reason: str, failures: int) -> None:
+    audit.record(
+        cur, who, events.LOGIN_FAILED, "user", account.id if account else None,
+        metadata={"reason": reason, "consecutive_failures": failures},
+    )  # fmt: skip
+
+
+def _fail(run: Runner, client: Client, account: _Account | None, subject: bytes, reason: str) -> None:
+    """Count the failure and audit it in a transaction of its own (it must survive)."""
+
+    def work(cur: Any) -> None:
+        failures, locked_now = limits.record_login_failure(cur, subject)
+        who = _actor(client, account)
+        _audit_failure(cur, who, account, reason, failures)
+        if reason == "bad_otp" and account is not None:
+            audit.record(cur, who, events.OTP_FAILED, "user", account.id, metadata={"during": "login"})
+        if locked_now:
+            audit.record(
+                cur, who, events.ACCOUNT_LOCKED, "user", account.id if account else None,
+                metadata={"failures": failures, "locked_for_seconds": limits.LOCK_SECONDS},
+            )  # fmt: skip
+            if account is not None:
+                _notify_locked(cur, account.id)
+
+    run(work)
+
+
+def _notify_locked(cur: Any, user_id: UUID) -> None:
+    from ledgerline import outbox
+
+    outbox.enqueue(
+        cur,
+        "notifications",
+        {
+            "type": "auth.account_locked",
+            "user_id": str(user_id),
+            "message": "Sign-in to your account was locked after repeated failed attempts. "
+            "If this was not you, reset your password; that also unlocks sign-in.",
+        },
+    )
+
+
+# -- refresh -----------------------------------------------------------------------------
+
+
+def refresh(token: str, client: Client, *, run: Runner | None = None) -> dict[str, Any]:
+    """Exchange a refresh token for a new pair; a reused token revokes its family."""
+    run = run or _default_runner()
+    if not isinstance(token, str) or not token.startswith(REFRESH_PREFIX) or len(token) > 200:
+        raise errors.Unauthorized("the refresh token is not valid; log in again")
+    token_hash = digest(token)
+
+    def work(cur: Any) -> tuple[str, dict[str, Any] | None]:
+        cur.execute(
+            """
+            UPDATE refresh_tokens SET rotated_at = now()
+             WHERE token_hash = %s AND rotated_at IS NULL AND expires_at > now()
+            RETURNING session_id
+            """,
+            (token_hash,),
+        )
+        claimed = cur.fetchone()
+        if claimed is None:
+            cur.execute(
+                """
+                SELECT rt.session_id, rt.rotated_at, s.user_id, u.role
+                  FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id JOIN users u ON u.id = s.user_id
+                 WHERE rt.token_hash = %s
+                """,
+                (token_hash,),
+            )
+            old = cur.fetchone()
+            if old is None or old["rotated_at"] is None:
+                return "invalid", None
+            revoked = _revoke_session(cur, old["session_id"], "refresh_token_reused")
+            audit.record(
+                cur, client.actor(old["user_id"], old["role"]), events.REFRESH_TOKEN_REUSED, "session",
+                old["session_id"], metadata={"family_revoked": revoked, "rotated_at": old["rotated_at"]},
+            )  # fmt: skip
+            return "reused", None
+        cur.execute(
+            """
+            SELECT s.id, s.user_id, s.amr, s.scope, u.role, u.status,
+                   s.revoked_at IS NOT NULL OR s.expires_at <= now() AS ended
+              FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.id = %s FOR UPDATE OF s
+            """,
+            (claimed["session_id"],),
+        )
+        session = cur.fetchone()
+        if session["ended"] or session["status"] != "active":
+            return "invalid", None
+        refresh_token = _issue_refresh(cur, session["id"])
+        cur.execute(
+            "UPDATE sessions SET last_seen_at = now(), ip = COALESCE(%s, ip) WHERE id = %s",
+            (client.ip, session["id"]),
+        )
+        audit.record(
+            cur, client.actor(session["user_id"], session["role"]), events.TOKEN_REFRESHED, "session", session["id"]
+        )
+        access, expires_in = tokens.issue_access_token(
+            session["user_id"], session["role"], session_id=session["id"], amr=session["amr"], scope=session["scope"]
+        )
+        return "ok", token_response(access, expires_in, refresh_token)
+
+    outcome, result = run(work)
+    if outcome == "reused":
+        raise errors.Unauthorized("this refresh token was already used; the session has been ended, log in again")
+    if result is None:
+        raise errors.Unauthorized("the refresh token is not valid or has expired; log in again")
+    return result
+
+
+# -- logout and session management ---------------------------------------------------------
+
+
+def logout(cur: Any, principal: Any, actor: Actor) -> None:
+    """Revoke the access token's jti and its session (the whole refresh family)."""
+    claims = principal.claims
+    cur.execute(
+        """
+        INSERT INTO revoked_tokens (jti, user_id, expires_at, reason)
+        VALUES (%s, %s, to_timestamp(%s), 'logout') ON CONFLICT (jti) DO NOTHING
+        """,
+        (UUID(str(claims["jti"])), principal.id, int(claims["exp"])),
+    )
+    session_id = UUID(str(claims["sid"])) if claims.get("sid") else None
+    if session_id:
+        _revoke_session(cur, session_id, "logout")
+    audit.record(cur, actor, events.LOGOUT, "session", session_id, metadata={"jti": str(claims["jti"])})
+
+
+def list_sessions(cur: Any, principal: Any, *, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+    limit = pagination.check_limit(limit)
+    after = pagination.decode(cursor)
+    params: dict[str, Any] = {"user": principal.id, "limit": limit + 1}
+    where = "user_id = %(user)s AND revoked_at IS NULL AND expires_at > now()"
+    if after:
+        where += " AND (created_at, id) < (%(t)s, %(id)s)"
+        params.update(t=after[0], id=after[1])
+    cur.execute(
+        f"""
+        SELECT id, device, host(ip) AS ip, country, city, last_seen_at, created_at FROM sessions
+         WHERE {where} ORDER BY created_at DESC, id DESC LIMIT %(limit)s
+        """,
+        params,
+    )
+    rows, next_cursor = pagination.page(cur.fetchall(), limit)
+    current = str(principal.claims.get("sid") or "")
+    items = [
+        {
+            "id": r["id"],
+            "device": r["device"],
+            "ip": r["ip"],
+            "country": r["country"],
+            "city": r["city"],
+            "created_at": r["created_at"],
+            "last_seen_at": r["last_seen_at"],
+            "current": str(r["id"]) == current,
+        }
+        for r in rows
+    ]
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def revoke_session(cur: Any, principal: Any, session_id: UUID, actor: Actor) -> None:
+    """End one of the caller's sessions; another user's session is 404, never touched."""
+    cur.execute("SELECT revoked_at FROM sessions WHERE id = %s AND user_id = %s FOR UPDATE", (session_id, principal.id))
+    row = cur.fetchone()
+    if row is None:
+        raise errors.NotFound("no such session")
+    if row["revoked_at"] is None:
+        _revoke_session(cur, session_id, "revoked_by_user")
+        audit.record(cur, actor, events.SESSION_REVOKED, "session", session_id)
+
+
+def revoke_all_sessions(cur: Any, principal: Any, actor: Actor) -> int:
+    """End every session of the caller, this one included."""
+    count = revoke_all(cur, principal.id, reason="revoked_by_user")
+    claims = principal.claims
+    cur.execute(
+        """
+        INSERT INTO revoked_tokens (jti, user_id, expires_at, reason)
+        VALUES (%s, %s, to_timestamp(%s), 'revoke_all') ON CONFLICT (jti) DO NOTHING
+        """,
+        (UUID(str(claims["jti"])), principal.id, int(claims["exp"])),
+    )
+    audit.record(cur, actor, events.SESSIONS_REVOKED, "user", principal.id, metadata={"sessions": count})
+    return count
