@@ -74,8 +74,10 @@ class Request:
         return self.principal
 
 
-# Identity installs the real check (token revocation, suspended users) at import time;
-# the default trusts the claims API Gateway's JWT authorizer already verified.
+# The default authenticator is identity's database check (ledgerline.auth.principal):
+# API Gateway's JWT authorizer has verified the signature, the database says whether the
+# token still stands (revoked jti or session, suspended user) and which role the user
+# has now. ``claims_principal`` trusts the claims alone (unit tests of the edge).
 Authenticator = Callable[[dict[str, Any]], Principal]
 
 
@@ -86,12 +88,26 @@ def claims_principal(claims: dict[str, Any]) -> Principal:
         raise errors.Unauthorized("the access token has no valid subject") from None
 
 
-_authenticator: list[Authenticator] = [claims_principal]
+def database_principal(claims: dict[str, Any]) -> Principal:
+    from ledgerline.auth.principal import authenticate  # deferred: cold start of public routes
+
+    return authenticate(claims)
+
+
+_authenticator: list[Authenticator] = [database_principal]
 
 # Guards run after authentication and before the route (rate limits, velocity checks);
 # they raise a DomainError to refuse the request.
 Guard = Callable[[routes.Route, "Request"], None]
-_guards: list[Guard] = []
+
+
+def rate_limit_guard(route: routes.Route, request: Request) -> None:
+    from ledgerline.auth.limits import guard  # deferred like the authenticator
+
+    guard(route, request)
+
+
+_guards: list[Guard] = [rate_limit_guard]
 
 
 def set_authenticator(fn: Authenticator) -> None:
