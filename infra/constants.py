@@ -11,7 +11,8 @@ APP_NAME = "ledgerline"
 POWERTOOLS_SERVICE = "ledgerline"
 METRICS_NAMESPACE = "Ledgerline"
 DB_NAME = "ledgerline"
-DB_OWNER_USER = "ledgerline_owner"
+# Not ledgerline_owner: migrations make the master a member of that NOLOGIN owner role.
+DB_MASTER_USER = "ledgerline_master"
 DB_APP_USER = "ledgerline_app"
 DB_PORT = 5432
 

@@ -17,8 +17,8 @@ ENGINE_VERSION = rds.AuroraPostgresEngineVersion.VER_16_8
 
 
 class Database(Construct):
-    """The owner (master) secret is for migrations only; API and job functions connect
-    as the application role, whose secret the migration keeps in step with the database."""
+    """The master secret is for migrations only; API and job functions connect as the
+    application role, whose secret the migration keeps in step with the database."""
 
     def __init__(
         self,
@@ -49,7 +49,7 @@ class Database(Construct):
             "Cluster",
             engine=rds.DatabaseClusterEngine.aurora_postgres(version=ENGINE_VERSION),
             credentials=rds.Credentials.from_generated_secret(
-                c.DB_OWNER_USER,
+                c.DB_MASTER_USER,
                 secret_name=self._names.secret("db-owner"),
                 encryption_key=self._key,
                 exclude_characters=c.SECRET_EXCLUDED_CHARS,
@@ -87,7 +87,7 @@ class Database(Construct):
             "performance_insight_encryption_key": self._key,
         }
 
-    def _app_secret(self) -> rds.DatabaseSecret:
+    def _app_secret(self) -> sm.ISecret:
         secret = rds.DatabaseSecret(
             self,
             "AppSecret",
@@ -97,9 +97,9 @@ class Database(Construct):
             encryption_key=self._key,
             exclude_characters=c.SECRET_EXCLUDED_CHARS,
         )
-        # host, port and engine come from the cluster; the password is generated, never in a template.
-        secret.attach(self.cluster)
-        return secret
+        # host (the writer, which rotation needs; functions use LEDGERLINE_DB_HOST, the proxy),
+        # port and engine come from the cluster; the password is generated, never in a template.
+        return secret.attach(self.cluster)
 
     def _proxy(self, clients: ec2.ISecurityGroup) -> rds.DatabaseProxy:
         proxy_group = ec2.SecurityGroup(

@@ -1,0 +1,123 @@
+"""Synthesize the CDK app once per test session and hand out its templates.
+
+Two apps are synthesized (with cdk-nag), each exactly once:
+
+* ``real``: the app from the real tables (``ROUTES``, ``SCHEDULES``, ``QUEUES``) — what
+  ``make synth`` deploys.
+* ``probe``: the same tables plus ``PROBE_ROUTES``, rows that exercise what the real
+  table may not have yet (every access level, a money route, every grant in ``GRANTS``).
+
+The Lambda layer is a tiny placeholder (``LEDGERLINE_LAYER_DIR``), so no test waits on
+``pip install``; set ``LEDGERLINE_LAYER_DIR`` yourself to synthesize with a real layer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Template
+
+from infra.app import LedgerlineApp, Tables, build_app
+from infra.assets import AssetPaths, prepare_assets
+from infra.constants import LAYER_DIR_ENV
+from ledgerline.jobs import QUEUES, SCHEDULES
+from ledgerline.routes import GRANTS, ROUTES, Access, Route
+
+PROBE_ROUTES: tuple[Route, ...] = (
+    Route("POST", "/v1/infra-probe/transfers", "functions.infra_probe.transfer", Access.USER,
+          "Probe: a money route", money=True, grants=("kms:field", "secret:blind-index")),
+    Route("GET", "/v1/infra-probe/accounts/{id}", "functions.infra_probe.account", Access.USER,
+          "Probe: a user route with a path parameter"),
+    Route("POST", "/v1/infra-probe/admin", "functions.infra_probe.admin", Access.ADMIN,
+          "Probe: an admin route", grants=("kms:jwt-sign",)),
+    Route("GET", "/v1/infra-probe/audit", "functions.infra_probe.audit", Access.AUDITOR,
+          "Probe: an auditor route", grants=("s3:audit-read",)),
+    Route("POST", "/v1/infra-probe/webhooks/{provider}", "functions.infra_probe.webhook", Access.PUBLIC,
+          "Probe: a public route with grants", grants=("secret:gateways", "sqs:gateway-webhooks")),
+    # Every grant of the vocabulary: a grant the CDK app cannot map fails synthesis here.
+    Route("POST", "/v1/infra-probe/everything", "functions.infra_probe.everything", Access.ADMIN,
+          "Probe: every grant", grants=tuple(GRANTS)),
+)  # fmt: skip
+DISCOVERY_ROUTES: tuple[Route, ...] = (
+    Route("GET", "/.well-known/openid-configuration", "functions.infra_probe.oidc", Access.PUBLIC, "Probe: OIDC"),
+    Route("GET", "/.well-known/jwks.json", "functions.infra_probe.jwks", Access.PUBLIC, "Probe: JWKS",
+          grants=("kms:jwt-verify",)),
+)  # fmt: skip
+
+
+@dataclass
+class Synthesized:
+    built: LedgerlineApp
+    outdir: Path
+    validation_error: str | None
+    _templates: dict[str, Template] = field(default_factory=dict)
+
+    @property
+    def tables(self) -> Tables:
+        return self.built.tables
+
+    def raw(self, stack_name: str) -> dict[str, Any]:
+        return json.loads((self.outdir / f"{stack_name}.template.json").read_text())
+
+    def template(self, stack_name: str) -> Template:
+        if stack_name not in self._templates:
+            self._templates[stack_name] = Template.from_json(self.raw(stack_name))
+        return self._templates[stack_name]
+
+    def resources(self, stack_name: str, resource_type: str) -> dict[str, dict[str, Any]]:
+        return self.template(stack_name).find_resources(resource_type)
+
+    def all_resources(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        for stack in self.built.stacks:
+            for logical_id, resource in self.raw(stack.stack_name)["Resources"].items():
+                yield stack.stack_name, logical_id, resource
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return json.loads((self.outdir / "validation-report.json").read_text())
+
+
+def _synthesize(outdir: Path, assets: AssetPaths, tables: Tables) -> Synthesized:
+    built = build_app(outdir=str(outdir), tables=tables, assets=assets, checks=True)
+    try:
+        built.app.synth()
+        error = None
+    except RuntimeError as exc:  # cdk-nag findings: the tests read the report
+        error = str(exc)
+    return Synthesized(built, outdir, error)
+
+
+@pytest.fixture(scope="session")
+def assets(tmp_path_factory: pytest.TempPathFactory) -> AssetPaths:
+    build = tmp_path_factory.mktemp("build")
+    if not os.environ.get(LAYER_DIR_ENV):
+        placeholder = build / "placeholder-layer"
+        (placeholder / "python" / "ledgerline_layer_placeholder").mkdir(parents=True)
+        (placeholder / "python" / "ledgerline_layer_placeholder" / "__init__.py").write_text("")
+        os.environ[LAYER_DIR_ENV] = str(placeholder)
+    return prepare_assets(build_dir=build)
+
+
+@pytest.fixture(scope="session")
+def real(assets: AssetPaths, tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return _synthesize(tmp_path_factory.mktemp("cdk-real"), assets, Tables())
+
+
+@pytest.fixture(scope="session")
+def probe(assets: AssetPaths, tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    served = {(r.method, r.path) for r in ROUTES}
+    discovery = tuple(r for r in DISCOVERY_ROUTES if (r.method, r.path) not in served)
+    tables = Tables(routes=(*ROUTES, *discovery, *PROBE_ROUTES), schedules=SCHEDULES, queues=QUEUES)
+    return _synthesize(tmp_path_factory.mktemp("cdk-probe"), assets, tables)
+
+
+@pytest.fixture(scope="session", params=["real", "probe"])
+def synthesized(request: pytest.FixtureRequest) -> Synthesized:
+    """Both apps, for properties that must hold whatever the route table holds."""
+    return request.getfixturevalue(request.param)
