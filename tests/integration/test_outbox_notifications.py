@@ -1,0 +1,178 @@
+"""Notifications: outbox → relay → SQS → worker → consumer → mailbox (locally) or SES (AWS)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+
+import pytest
+
+from functions.jobs import notifications as consumer
+from ledgerline import notifications, outbox
+from ledgerline.db.tx import transaction
+from ledgerline.local import workers
+
+
+def _event(*payloads, outbox_ids=None):
+    """An SQS batch event exactly as the local workers (and Lambda) build it."""
+    messages = []
+    for i, payload in enumerate(payloads):
+        body = json.dumps(payload)
+        message = {
+            "MessageId": str(uuid.uuid4()),
+            "ReceiptHandle": f"rh-{i}",
+            "Body": body,
+            "MD5OfBody": hashlib.md5(body.encode()).hexdigest(),  # noqa: S324 - SQS's own checksum
+            "Attributes": {"ApproximateReceiveCount": "1"},
+        }
+        if outbox_ids:
+            message["MessageAttributes"] = {"outbox_id": {"DataType": "String", "StringValue": str(outbox_ids[i])}}
+        messages.append(message)
+    arn = "arn:aws:sqs:eu-west-1:123456789012:ledgerline-notifications"
+    return {"Records": [workers.record(m, queue_arn=arn, region="eu-west-1") for m in messages]}
+
+
+@pytest.fixture
+def user(database_url):
+    email = f"notify-{uuid.uuid4().hex[:8]}@example.com"
+
+    def work(cur):
+        cur.execute("INSERT INTO users (email, full_name) VALUES (%s, 'Ada Obi') RETURNING id", (email,))
+        return str(cur.fetchone()["id"])
+
+    return {"id": transaction(work), "email": email}
+
+
+@pytest.fixture
+def local_mailbox(database_url, tmp_path, monkeypatch):
+    """Point the library's data dir (and so the mailbox) at a temporary directory.
+
+    After ``database_url``: the database is already chosen, so the data dir moving cannot
+    start another embedded server there.
+    """
+    from ledgerline import config
+
+    monkeypatch.setenv("LEDGERLINE_DATA_DIR", str(tmp_path))
+    config.settings.cache_clear()
+    yield notifications.mailbox_path()
+    monkeypatch.undo()
+    config.settings.cache_clear()
+
+
+def test_a_password_reset_travels_from_the_outbox_to_the_local_mailbox(aws_endpoint, local_mailbox):
+    # Given a password-reset event committed with its change
+    token = "rst_" + uuid.uuid4().hex
+    outbox_id = transaction(
+        lambda cur: outbox.enqueue(
+            cur,
+            "notifications",
+            {"type": "auth.password_reset", "channel": "email", "email": "ada@example.com", "token": token},
+        )
+    )
+    # When the relay runs and the local workers poll the notifications queue
+    assert outbox.relay().relayed >= 1
+    pool = workers.start()
+    try:
+        deadline = time.monotonic() + 15
+        mine = []
+        while not mine and time.monotonic() < deadline:
+            mine = [m for m in notifications.read_mailbox() if m["outbox_id"] == str(outbox_id)]
+            time.sleep(0.1)
+    finally:
+        pool.stop()
+    # Then the e-mail is in the mailbox, with the token, once
+    assert len(mine) == 1, "the reset e-mail never reached the mailbox"
+    [mail] = mine
+    assert mail["to"] == "ada@example.com"
+    assert mail["subject"] == "Reset your Ledgerline password"
+    assert token in mail["text"]
+    assert mail["payload"]["token"] == token
+    assert local_mailbox.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_recipient_is_looked_up_from_the_user_id(user, tmp_path):
+    box = notifications.Mailbox(tmp_path / "box.jsonl")
+    result = consumer.consume(
+        _event(
+            {"type": "auth.account_locked", "user_id": user["id"], "message": "Sign-in was locked."}, outbox_ids=[9]
+        ),
+        None,
+        box,
+    )
+    assert result == {"batchItemFailures": []}
+    [mail] = box.read()
+    assert mail["to"] == user["email"]
+    assert mail["outbox_id"] == "9"
+    assert mail["text"].startswith("Sign-in was locked.")
+
+
+def test_an_undeliverable_event_fails_alone_and_the_rest_is_delivered(tmp_path):
+    box = notifications.Mailbox(tmp_path / "box.jsonl")
+    event = _event(
+        {"type": "auth.password_reset", "email": "ok@example.com", "token": "rst_1"},
+        {"type": "auth.password_reset", "token": "rst_2"},  # no recipient at all
+        {"type": "marketing.newsletter", "email": "x@example.com"},  # no template, no text
+        {"type": "auth.password_reset", "email": "sms@example.com", "token": "rst_3", "channel": "sms"},
+    )
+    result = consumer.consume(event, None, box)
+    failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
+    assert failed == {r["messageId"] for r in event["Records"][1:]}
+    assert [m["to"] for m in box.read()] == ["ok@example.com"]
+
+
+def test_a_generic_event_with_its_own_subject_and_message_is_delivered(tmp_path):
+    box = notifications.Mailbox(tmp_path / "box.jsonl")
+    consumer.consume(
+        _event({"type": "ledger.alert", "email": "ops@example.com", "subject": "Check", "message": "Drift found"}),
+        None,
+        box,
+    )
+    [mail] = box.read()
+    assert (mail["subject"], mail["text"]) == ("Check", "Drift found")
+
+
+def _sent_count():
+    from ledgerline.aws import clients
+
+    return int(clients.client("ses").get_send_quota()["SentLast24Hours"])
+
+
+def test_in_aws_notifications_go_through_ses(aws_endpoint, monkeypatch):
+    from ledgerline import config
+    from ledgerline.aws import clients
+
+    clients.client("sesv2").create_email_identity(EmailIdentity="no-reply@ledgerline.example")
+    monkeypatch.setenv("LEDGERLINE_EMAIL_FROM", "no-reply@ledgerline.example")
+    monkeypatch.setenv("LEDGERLINE_ENV", "aws")
+    config.settings.cache_clear()
+    try:
+        provider = notifications.default_provider()
+        assert isinstance(provider, notifications.SesProvider)
+        before = _sent_count()
+        result = consumer.consume(
+            _event({"type": "auth.password_reset", "email": "ada@example.com", "token": "rst_ses"}), None, provider
+        )
+        assert result == {"batchItemFailures": []}
+        assert _sent_count() == before + 1
+    finally:
+        monkeypatch.undo()
+        config.settings.cache_clear()
+
+
+def test_ses_refusing_the_sender_fails_the_record_instead_of_dropping_it(aws_endpoint, monkeypatch):
+    monkeypatch.setenv("LEDGERLINE_EMAIL_FROM", "unverified@nowhere.example")
+    event = _event({"type": "auth.password_reset", "email": "ada@example.com", "token": "rst_x"})
+    before = _sent_count()
+    result = consumer.consume(event, None, notifications.SesProvider())
+    assert result == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+    assert _sent_count() == before
+
+
+def test_without_a_configured_sender_nothing_is_silently_skipped(monkeypatch):
+    from ledgerline.aws import email
+
+    monkeypatch.delenv("LEDGERLINE_EMAIL_FROM", raising=False)
+    with pytest.raises(email.EmailNotConfigured):
+        email.from_address()
