@@ -56,3 +56,18 @@ def policy_statements(app: Synthesized, stack: str, role_id: str) -> list[dict[s
     for inline in role["Properties"].get("Policies", []):
         found += statements(inline["PolicyDocument"])
     return found
+
+
+def resolve_output(app: Synthesized, value: Any) -> tuple[str, Any]:
+    """Follow a cross-stack reference to (producer stack, the value it exports)."""
+    if isinstance(value, dict) and "Fn::GetStackOutput" in value:
+        ref_ = value["Fn::GetStackOutput"]
+        outputs = app.raw(ref_["StackName"])["Outputs"]
+        return ref_["StackName"], outputs[ref_["OutputName"]]["Value"]
+    if isinstance(value, dict) and "Fn::ImportValue" in value:
+        wanted = value["Fn::ImportValue"]
+        for stack in app.built.stacks:
+            for output in app.raw(stack.stack_name).get("Outputs", {}).values():
+                if output.get("Export", {}).get("Name") == wanted:
+                    return stack.stack_name, output["Value"]
+    raise AssertionError(f"{value} is not a cross-stack reference")
