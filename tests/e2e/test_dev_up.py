@@ -1,0 +1,87 @@
+"""`make run` (ledgerline dev up): the whole stack comes up, and Ctrl-C leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from ledgerline.config import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _processes_using(data_dir: Path, moto_port: int) -> list[str]:
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if str(data_dir) in cmdline or f"--port {moto_port}" in cmdline:
+            found.append(f"{proc.info['pid']}: {cmdline[:120]}")
+    return found
+
+
+@pytest.fixture
+def data_dir():
+    # Under the project, not /tmp: the embedded server runs as its own system user and
+    # must be able to reach the directory.
+    path = PROJECT_ROOT / ".data" / f"devup-test-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_dev_up_serves_health_and_ctrl_c_stops_postgres_and_moto(data_dir):
+    api_port, moto_port = _free_port(), _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AWS_ENDPOINT_URL")}
+    env.update(
+        LEDGERLINE_ENV="local",
+        LEDGERLINE_DATA_DIR=str(data_dir),
+        LEDGERLINE_API_PORT=str(api_port),
+        LEDGERLINE_MOTO_PORT=str(moto_port),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ledgerline.cli", "dev", "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        health = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                health = requests.get(f"http://127.0.0.1:{api_port}/v1/health", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        assert health is not None, proc.stdout.read() if proc.poll() is not None else "no answer in 120 s"
+        assert health.status_code == 200
+        assert health.json()["database"] == "ok"
+        assert _processes_using(data_dir, moto_port), "expected postgres and moto to be running"
+
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    assert proc.returncode == 0, proc.stdout.read()
+    time.sleep(0.5)
+    assert _processes_using(data_dir, moto_port) == []
