@@ -57,6 +57,7 @@ class Synthesized:
     outdir: Path
     validation_error: str | None
     _templates: dict[str, Template] = field(default_factory=dict)
+    _found: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def tables(self) -> Tables:
@@ -71,7 +72,11 @@ class Synthesized:
         return self._templates[stack_name]
 
     def resources(self, stack_name: str, resource_type: str) -> dict[str, dict[str, Any]]:
-        return self.template(stack_name).find_resources(resource_type)
+        """``Template.find_resources``, remembered (each call is a round trip to jsii)."""
+        key = (stack_name, resource_type)
+        if key not in self._found:
+            self._found[key] = self.template(stack_name).find_resources(resource_type)
+        return self._found[key]
 
     def all_resources(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
         for stack in self.built.stacks:

@@ -18,10 +18,9 @@ def ref(value: Any) -> str | None:
 
 
 def functions_by_name(app: Synthesized, stack: str) -> dict[str, dict[str, Any]]:
-    """Lambda function properties by FunctionName."""
-    return {
-        r["Properties"]["FunctionName"]: r["Properties"] for r in app.resources(stack, "AWS::Lambda::Function").values()
-    }
+    """Lambda function properties by FunctionName (logical id for CDK's own, unnamed functions)."""
+    functions = app.resources(stack, "AWS::Lambda::Function")
+    return {r["Properties"].get("FunctionName", logical): r["Properties"] for logical, r in functions.items()}
 
 
 def route_targets(app: Synthesized, stack: str) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:

@@ -1,0 +1,144 @@
+"""The audit trail: Object Lock COMPLIANCE bucket, Glue table with projection, Athena, auditor role."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk import aws_kms as kms
+from aws_cdk.assertions import Match, Template
+
+from infra import constants as c
+from infra.app import load_cdk_context
+from infra.components.audit import AuditBucket
+from infra.settings import InfraSettings
+from tests.infra.conftest import Synthesized
+from tests.infra.helpers import as_list, ref, statements
+
+AUDIT = c.AUDIT_STACK
+NAMES = c.Names(InfraSettings().resource_prefix)
+
+
+def _audit_bucket(app: Synthesized) -> tuple[str, dict[str, Any]]:
+    (found,) = [
+        (logical, b["Properties"])
+        for logical, b in app.resources(AUDIT, "AWS::S3::Bucket").items()
+        if "ObjectLockConfiguration" in b["Properties"]
+    ]
+    return found
+
+
+def test_audit_bucket_locks_objects_in_compliance_mode_for_400_days_by_default(real: Synthesized) -> None:
+    assert InfraSettings().audit_retention_days == 400
+    _, bucket = _audit_bucket(real)
+    assert bucket["ObjectLockEnabled"] is True
+    assert bucket["ObjectLockConfiguration"] == {
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 400}},
+    }
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+
+
+def test_audit_bucket_is_kms_encrypted_private_logged_and_retained(real: Synthesized) -> None:
+    logical, bucket = _audit_bucket(real)
+    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert "DataKey" in str(rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"])
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+    }  # fmt: skip
+    assert "LoggingConfiguration" in bucket
+    assert "audit" in str(bucket["BucketName"])
+    real.template(AUDIT).has_resource("AWS::S3::Bucket", {"Properties": Match.object_like({"ObjectLockEnabled": True}),
+                                                         "DeletionPolicy": "Retain"})  # fmt: skip
+
+
+def test_audit_bucket_policy_requires_tls_and_denies_every_delete(real: Synthesized) -> None:
+    logical, _ = _audit_bucket(real)
+    (policy,) = [
+        p["Properties"]["PolicyDocument"]
+        for p in real.resources(AUDIT, "AWS::S3::BucketPolicy").values()
+        if ref(p["Properties"]["Bucket"]) == logical
+    ]
+    denies = [s for s in statements(policy) if s["Effect"] == "Deny"]
+    assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies if "Condition" in s)
+    (no_delete,) = [s for s in denies if "s3:DeleteObject" in as_list(s["Action"])]
+    assert set(as_list(no_delete["Action"])) == {"s3:DeleteObject", "s3:DeleteObjectVersion"}
+    assert no_delete["Principal"] == {"AWS": "*"}
+    assert "Condition" not in no_delete
+
+
+@pytest.mark.parametrize("days", [30, 2555])
+def test_retention_follows_the_audit_retention_days_context(days: int) -> None:
+    app = App(context={**load_cdk_context(), "auditRetentionDays": str(days)})
+    stack = Stack(app, "Probe")
+    settings = InfraSettings.from_context(app.node)
+    AuditBucket(stack, "Audit", key=kms.Key(stack, "Key"), retention_days=settings.audit_retention_days,
+                bucket_name="probe-audit")  # fmt: skip
+    Template.from_stack(stack).has_resource_properties(
+        "AWS::S3::Bucket",
+        {"ObjectLockConfiguration": {"ObjectLockEnabled": "Enabled",
+                                     "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": days}}}},
+    )  # fmt: skip
+
+
+def test_glue_table_reads_json_lines_partitioned_by_day_with_projection(real: Synthesized) -> None:
+    (table,) = real.resources(AUDIT, "AWS::Glue::Table").values()
+    table_input = table["Properties"]["TableInput"]
+    descriptor = table_input["StorageDescriptor"]
+    assert [(col["Name"], col["Type"]) for col in descriptor["Columns"]] == list(c.AUDIT_COLUMNS)
+    assert [col["Name"] for col in descriptor["Columns"]] == [
+        "id", "seq", "occurred_at", "actor_id", "actor_type", "actor_ip", "user_agent", "action", "category",
+        "resource_type", "resource_id", "payload_before", "payload_after", "metadata", "content_hash",
+        "prev_hash", "chain_hash",
+    ]  # fmt: skip
+    assert table_input["PartitionKeys"] == [{"Name": "dt", "Type": "string"}]
+    assert descriptor["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
+    parameters = table_input["Parameters"]
+    assert parameters["projection.enabled"] == "true"
+    assert parameters["projection.dt.type"] == "date"
+    assert parameters["projection.dt.format"] == "yyyy-MM-dd"
+    template = parameters["storage.location.template"]
+    assert template["Fn::Join"][1][-1] == f"/{c.AUDIT_PREFIX}dt=${{dt}}/"
+    assert table["Properties"]["DatabaseName"] == NAMES.glue_database()
+
+
+def test_athena_workgroup_encrypts_results_and_caps_bytes_scanned(real: Synthesized) -> None:
+    settings = InfraSettings()
+    real.template(AUDIT).has_resource_properties(
+        "AWS::Athena::WorkGroup",
+        {
+            "Name": NAMES.workgroup(),
+            "WorkGroupConfiguration": Match.object_like({
+                "EnforceWorkGroupConfiguration": True,
+                "BytesScannedCutoffPerQuery": settings.athena_bytes_scanned_cutoff,
+                "ResultConfiguration": {
+                    "OutputLocation": Match.any_value(),
+                    "EncryptionConfiguration": {"EncryptionOption": "SSE_KMS", "KmsKey": Match.any_value()},
+                },
+            }),
+        },
+    )  # fmt: skip
+
+
+def test_auditor_role_can_only_query(real: Synthesized) -> None:
+    (role,) = [r["Properties"] for r in real.resources(AUDIT, "AWS::IAM::Role").values()
+               if r["Properties"].get("RoleName") == f"{NAMES.prefix}-auditor"]  # fmt: skip
+    actions = {a for p in role["Policies"] for s in statements(p["PolicyDocument"]) for a in as_list(s["Action"])}
+    services = {a.split(":")[0] for a in actions}
+    assert services == {"athena", "glue", "s3", "kms"}
+    assert all(a.split(":")[1].startswith(("Get", "List", "BatchGet", "Start", "Stop")) for a in actions
+               if a.startswith(("athena:", "glue:")))  # fmt: skip
+    writes = {a for a in actions if a.startswith("s3:") and not a.startswith(("s3:Get", "s3:List"))}
+    assert writes == {"s3:PutObject", "s3:AbortMultipartUpload"}
+    for policy in role["Policies"]:
+        for statement in statements(policy["PolicyDocument"]):
+            if "s3:PutObject" in as_list(statement["Action"]):
+                assert all("Results" in str(r) for r in as_list(statement["Resource"])), "writes only results"
+            if any(a.startswith("athena:") for a in as_list(statement["Action"])):
+                (workgroup,) = as_list(statement["Resource"])
+                assert f"workgroup/{NAMES.workgroup()}" in str(workgroup)
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Condition"] == {
+        "Bool": {"aws:MultiFactorAuthPresent": "true"}
+    }
