@@ -41,7 +41,7 @@ def test_audit_bucket_locks_objects_in_compliance_mode_for_400_days_by_default(r
 
 
 def test_audit_bucket_is_kms_encrypted_private_logged_and_retained(real: Synthesized) -> None:
-    logical, bucket = _audit_bucket(real)
+    _, bucket = _audit_bucket(real)
     (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
     assert "DataKey" in str(rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"])
