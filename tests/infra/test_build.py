@@ -1,0 +1,132 @@
+"""Settings from context, asset building and naming: fast checks without a synth."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from aws_cdk import App
+
+from infra import assets as build
+from infra import constants as c
+from infra.app import Tables, build_app
+from infra.assets import AssetPaths
+from infra.settings import InfraSettings
+from ledgerline.routes import ROUTES, Access, Route
+
+
+def _settings(**context: str) -> InfraSettings:
+    return InfraSettings.from_context(App(context=context).node)
+
+
+def test_context_overrides_defaults_with_typed_values() -> None:
+    settings = _settings(auditRetentionDays="2555", dbMaxCapacity="16", apiPublicRoutesOnly="true",
+                         resourcePrefix="ll-stage")  # fmt: skip
+    assert settings.audit_retention_days == 2555
+    assert settings.db_max_capacity == 16.0
+    assert settings.api_public_routes_only is True
+    assert settings.resource_prefix == "ll-stage"
+    assert _settings() == InfraSettings()
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"auditRetentionDays": "forever"}, "auditRetentionDays='forever': expected int"),
+        ({"auditRetentionDays": "0"}, "at least 1 day"),
+        ({"apiPublicRoutesOnly": "maybe"}, "expected bool"),
+        ({"resourcePrefix": "Ledger_Line"}, "lowercase"),
+        ({"dbMinCapacity": "4", "dbMaxCapacity": "2"}, "dbMinCapacity"),
+    ],
+)
+def test_bad_context_is_refused_with_the_key_and_what_to_do(context: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _settings(**context)
+
+
+def test_function_names_too_long_for_lambda_are_refused_with_a_hint() -> None:
+    names = c.Names("a-rather-long-prefix")
+    with pytest.raises(ValueError, match="shorter resource prefix"):
+        names.route_function("X" * 60)
+    assert c.queue_url_env("merchant-webhooks") == "LEDGERLINE_QUEUE_MERCHANT_WEBHOOKS_URL"
+
+
+def _project(root: Path, dependencies: str = '"pyjwt>=2.8"') -> Path:
+    (root / "layers/common/python/ledgerline").mkdir(parents=True)
+    (root / "layers/common/python/ledgerline/__init__.py").write_text("VERSION = 1\n")
+    (root / "layers/common/python/ledgerline/__pycache__").mkdir()
+    (root / "layers/common/python/ledgerline/__pycache__/x.pyc").write_bytes(b"\0")
+    (root / "pyproject.toml").write_text(f"[project]\nname = 'x'\ndependencies = [{dependencies}]\n")
+    return root
+
+
+def test_layer_is_rebuilt_only_when_its_inputs_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _project(tmp_path)
+    installs: list[list[str]] = []
+
+    def fake_pip(command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        installs.append(command)
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(build.subprocess, "run", fake_pip)
+    layer = build.build_layer(root, tmp_path / "build/layer")
+    build.build_layer(root, tmp_path / "build/layer")
+    assert len(installs) == 1, "an unchanged layer is not rebuilt"
+    command = installs[0]
+    assert command[command.index("--platform") + 1] == "manylinux2014_aarch64"
+    assert command[command.index("--python-version") + 1] == "3.12"
+    assert "--only-binary=:all:" in command
+    assert command[-1] == "pyjwt>=2.8"
+    assert (layer / "python/ledgerline/__init__.py").read_text() == "VERSION = 1\n"
+    assert not list(layer.rglob("__pycache__"))
+    assert not (layer / ".fingerprint").exists(), "the cache stamp is not shipped in the layer"
+
+    (root / "layers/common/python/ledgerline/__init__.py").write_text("VERSION = 2\n")
+    build.build_layer(root, tmp_path / "build/layer")
+    (root / "pyproject.toml").write_text("[project]\nname = 'x'\ndependencies = ['pyjwt>=2.9']\n")
+    build.build_layer(root, tmp_path / "build/layer")
+    assert len(installs) == 3
+
+
+def test_a_failed_pip_install_says_so_and_keeps_the_previous_layer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _project(tmp_path)
+    results = iter([0, 1])
+    monkeypatch.setattr(
+        build.subprocess,
+        "run",
+        lambda command, **_: subprocess.CompletedProcess(command, next(results), "", "no wheel"),
+    )
+    layer = build.build_layer(root, tmp_path / "build/layer")
+    (root / "layers/common/python/ledgerline/__init__.py").write_text("VERSION = 2\n")
+    with pytest.raises(RuntimeError, match="no wheel"):
+        build.build_layer(root, tmp_path / "build/layer")
+    assert (layer / "python/ledgerline/__init__.py").read_text() == "VERSION = 1\n"
+
+
+def test_layer_dir_override_must_be_a_layer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(c.LAYER_DIR_ENV, str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="python/"):
+        build.prepare_assets(build_dir=tmp_path / "build")
+
+
+def test_layer_ships_exactly_the_runtime_dependencies_of_pyproject() -> None:
+    import tomllib
+
+    pyproject = tomllib.loads((build.PROJECT_ROOT / "pyproject.toml").read_text())
+    assert build.runtime_dependencies() == pyproject["project"]["dependencies"]
+
+
+def test_public_routes_only_mode_creates_no_authorized_route(assets: AssetPaths) -> None:
+    built = build_app(context={"apiPublicRoutesOnly": "true"}, assets=assets, checks=False)
+    assert built.api.http.routes, "the public routes are there"
+    assert all(route.public for route in built.api.http.routes)
+
+
+def test_missing_oidc_discovery_routes_are_reported(assets: AssetPaths) -> None:
+    private = Route("GET", "/v1/infra-probe/private", "functions.infra_probe.private", Access.USER, "private")
+    built = build_app(tables=Tables(routes=(ROUTES[0], private)), assets=assets, checks=False)
+    warnings = [entry.data for entry in built.api.http.node.metadata if entry.type == "aws:cdk:warning"]
+    assert any("openid-configuration" in str(w) for w in warnings)
