@@ -197,6 +197,7 @@ def test_moto_dies_when_its_parent_is_sigkilled(tmp_path):
         stdout=subprocess.PIPE,
         text=True,
     )
+    child_pid = None
     try:
         child_pid, port = map(int, parent.stdout.readline().split())
         assert _alive(child_pid)
@@ -205,7 +206,9 @@ def test_moto_dies_when_its_parent_is_sigkilled(tmp_path):
         parent.wait(timeout=5)
         # Then the moto server goes too, and its port is free again
         deadline = time.monotonic() + 5
-        while _alive(child_pid) and time.monotonic() < deadline:
+        # (A dying multi-threaded process shows as a zombie a moment before its last
+        # thread has closed the listening socket: wait for both.)
+        while (_alive(child_pid) or aws._port_in_use("127.0.0.1", port)) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not _alive(child_pid), "moto server outlived its SIGKILLed parent"
         assert not aws._port_in_use("127.0.0.1", port)
@@ -213,3 +216,5 @@ def test_moto_dies_when_its_parent_is_sigkilled(tmp_path):
         if parent.poll() is None:
             parent.kill()
             parent.wait()
+        if child_pid is not None and _alive(child_pid):
+            os.kill(child_pid, signal.SIGKILL)  # leave no orphan behind, even on failure

@@ -92,6 +92,20 @@ def test_a_password_reset_travels_from_the_outbox_to_the_local_mailbox(aws_endpo
     assert local_mailbox.stat().st_mode & 0o777 == 0o600
 
 
+def test_pending_notifications_can_be_delivered_on_demand(aws_endpoint, local_mailbox, user):
+    # Given an account-locked event relayed to the queue (no worker threads running)
+    outbox_id = transaction(
+        lambda cur: outbox.enqueue(cur, "notifications", {"type": "auth.account_locked", "user_id": user["id"]})
+    )
+    outbox.relay()
+    # When a test asks for what is pending to be delivered now
+    assert workers.deliver_pending("notifications") >= 1
+    # Then it is in the mailbox, addressed to the user
+    [mail] = [m for m in notifications.read_mailbox() if m["outbox_id"] == str(outbox_id)]
+    assert mail["to"] == user["email"]
+    assert mail["subject"] == "Sign-in to your Ledgerline account was locked"
+
+
 def test_the_recipient_is_looked_up_from_the_user_id(user, tmp_path):
     box = notifications.Mailbox(tmp_path / "box.jsonl")
     result = consumer.consume(

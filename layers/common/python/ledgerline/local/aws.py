@@ -147,7 +147,8 @@ def start(
     env["MOTO_PORT"] = str(port)  # moto builds queue URLs from it
     package_root = str(Path(__file__).resolve().parents[2])  # the directory holding ledgerline/
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-    with open(log_file, "ab") as log:
+    # A fresh log per start, like moto's fresh state.
+    with open(log_file, "wb") as log:
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -220,6 +221,10 @@ def _serve(host: str, port: int, parent_pid: int) -> None:
 
     threading.Thread(target=lifeline, name="lifeline", daemon=True).start()
     threading.Thread(target=orphan_watch, name="orphan-watch", daemon=True).start()
+    import logging
+
+    # One line per request (workers long-poll every second) would bury moto's errors.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     from moto.server import main as moto_main
 
     moto_main(["-H", host, "-p", str(port)])

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ledgerline.jobs import SCHEDULES, Schedule
+from ledgerline.local.gateway import LambdaContext
 
 logger = logging.getLogger("ledgerline.scheduler")
 
@@ -243,6 +244,7 @@ class _Job:
     failures: int = 0
     skipped: int = 0
     import_error_logged: bool = False
+    handler: Callable[[dict[str, Any], Any], Any] | None = None
 
 
 class Scheduler:
@@ -278,6 +280,10 @@ class Scheduler:
 
     # -- the clock ---------------------------------------------------------------------
     def start(self) -> Scheduler:
+        # Import every handler in this thread, before any runner exists: concurrent first
+        # imports of packages with import cycles (powertools) can see half-built modules.
+        for job in self.jobs.values():
+            self._load(job)
         self._thread = threading.Thread(target=self._loop, name="ledgerline-scheduler", daemon=True)
         self._thread.start()
         logger.info(
@@ -338,18 +344,24 @@ class Scheduler:
         runner.start()
         return True
 
-    def _run(self, job: _Job, fire_time: datetime) -> None:
-        from ledgerline.local.gateway import LambdaContext
+    def _load(self, job: _Job) -> Callable[[dict[str, Any], Any], Any] | None:
+        if job.handler is None:
+            try:
+                job.handler = self.load_handler(job.schedule)
+            except ImportError as exc:
+                if not job.import_error_logged:
+                    logger.error(
+                        "schedule %s: handler %s cannot be imported: %s", job.schedule.name, job.schedule.handler, exc
+                    )
+                    job.import_error_logged = True
+        return job.handler
 
+    def _run(self, job: _Job, fire_time: datetime) -> None:
         schedule = job.schedule
         started = time.monotonic()
         try:
-            try:
-                handler = self.load_handler(schedule)
-            except ImportError as exc:
-                if not job.import_error_logged:
-                    logger.error("schedule %s: handler %s cannot be imported: %s", schedule.name, schedule.handler, exc)
-                    job.import_error_logged = True
+            handler = self._load(job)
+            if handler is None:
                 job.failures += 1
                 return
             event = scheduled_event(schedule, fire_time, prefix=self.prefix, region=self.region, account=self.account)

@@ -20,6 +20,7 @@ queue rather than being driven into the DLQ) and retries the import now and then
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib
 import logging
 import threading
@@ -29,6 +30,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ledgerline.jobs import QUEUES, Queue
+from ledgerline.local.gateway import LambdaContext
 
 logger = logging.getLogger("ledgerline.workers")
 
@@ -119,6 +121,10 @@ class QueueWorker:
         self._thread.start()
         return self
 
+    def preload(self) -> None:
+        """Import the consumer now (in the calling thread); ImportError if it cannot be."""
+        self._handler = self.load_handler()
+
     def join(self, timeout: float | None = None) -> bool:
         if self._thread is not None:
             self._thread.join(timeout)
@@ -168,7 +174,6 @@ class QueueWorker:
 
     def process(self, messages: list[dict[str, Any]]) -> None:
         from ledgerline.config import settings
-        from ledgerline.local.gateway import LambdaContext
 
         if self._handler is None:
             self._handler = self.load_handler()
@@ -258,16 +263,48 @@ def start(queues: Iterable[Queue] | None = None, *, wait_seconds: int = WAIT_SEC
     for q in QUEUES if queues is None else queues:
         if q.planned:
             continue
+        loader = _consumer_loader(q)
         worker = QueueWorker(
             q.name,
             resources.queue_url(q.name),
-            _consumer_loader(q),
+            loader,
             batch_size=q.batch_size,
             timeout_seconds=q.consumer_timeout_seconds,
             wait_seconds=wait_seconds,
             stop=stop,
             prefix=prefix,
         )
+        # Import in this thread, before any worker runs: concurrent first imports of
+        # packages with import cycles (powertools) can see half-initialised modules.
+        with contextlib.suppress(ImportError):
+            worker.preload()
         workers.append(worker.start())
         logger.info("polling %s → %s", q.name, q.consumer)
     return WorkerPool(workers, stop)
+
+
+def deliver_pending(queue: str, *, max_batches: int = 100) -> int:
+    """Feed a QUEUES row's consumer everything its queue holds now, in this thread.
+
+    For tests and scripts that run without the worker threads: returns the number of
+    messages handed to the consumer (failed ones stay in the queue, as with Lambda).
+    """
+    from ledgerline.aws import resources
+    from ledgerline.jobs import queue as queue_row
+
+    row = queue_row(queue)
+    worker = QueueWorker(
+        row.name,
+        resources.queue_url(row.name),
+        _consumer_loader(row),
+        batch_size=row.batch_size,
+        timeout_seconds=row.consumer_timeout_seconds,
+        wait_seconds=1,  # an empty long poll, not a sampled short poll, ends the drain
+    )
+    total = 0
+    for _ in range(max_batches):
+        received = worker.poll_once()
+        if not received:
+            break
+        total += received
+    return total
