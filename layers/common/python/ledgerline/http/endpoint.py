@@ -255,6 +255,68 @@ class Endpoint:
     def _log_problem(self, err: errors.DomainError) -> None:
         logger.info("request refused", extra={"status": err.status, "code": err.code})
 
+    # -- money-moving routes (issue 5) ------------------------------------------------
+    def money(
+        self,
+        work: Callable[[Any], Any],
+        *,
+        status: int = 201,
+        on_failure: Callable[[Any, errors.DomainError | None], None] | None = None,
+    ) -> Response:
+        """Run ``work(cursor)`` exactly once per caller and Idempotency-Key.
+
+        The key is claimed, ``work`` runs and its response (or its deterministic 4xx) is
+        stored in one database transaction (``ledgerline.idempotency``); a retry with the
+        same key and request gets the stored response with ``Idempotent-Replayed: true``.
+        ``on_failure(cursor, error)`` records a refusal (in that transaction, after the
+        operation's writes were undone) or, with ``error=None``, a crash (in a transaction
+        of its own, after the rollback).
+        """
+        from ledgerline import idempotency  # deferred: only money routes load it
+        from ledgerline.db import transaction
+
+        if not self.route.money:
+            raise RuntimeError(f"{self.route.handler}: Endpoint.money is for routes marked money=True")
+        request = self.request
+        key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
+        principal = request.require_principal()
+        event = self._resolver().current_event
+        body = jsonutil.loads(event.decoded_body) if event.body else None
+        request_hash = idempotency.fingerprint(event.http_method, event.raw_path, body, event.raw_query_string or "")
+        actor = request.actor
+
+        def unit(cur: Any) -> idempotency.Outcome:
+            return idempotency.run(
+                cur,
+                scope=str(principal.id),
+                key=key,
+                request_hash=request_hash,
+                work=lambda c: (status, work(c)),
+                actor=actor,
+                on_failure=on_failure,
+            )
+
+        try:
+            outcome = transaction(unit)
+        except errors.DomainError:
+            raise
+        except Exception:
+            if on_failure is not None:
+                self._record_crash(on_failure)
+            raise
+        headers = {idempotency.REPLAYED_HEADER: "true"} if outcome.replayed else None
+        return Response(
+            status_code=outcome.status, content_type=outcome.content_type, body=outcome.body, headers=headers
+        )
+
+    def _record_crash(self, on_failure: Callable[[Any, errors.DomainError | None], None]) -> None:
+        from ledgerline.db import transaction
+
+        try:
+            transaction(lambda cur: on_failure(cur, None), attempts=2)
+        except Exception:
+            logger.exception("could not record the failed operation")
+
 
 def build_resolver() -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(
