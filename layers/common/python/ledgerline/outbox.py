@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledgerline.db import Cursor
+from ledgerline.db.connection import get_connection
 from ledgerline.db.tx import transaction
 from ledgerline.jsonutil import dumps
 from ledgerline.observability import logger
@@ -142,11 +143,11 @@ def relay(
         from ledgerline.aws.queues import send_batch
 
         send = send_batch
-    kwargs = {"connection": connection} if connection is not None else {}
+    connect = connection or get_connection
     total = RelayResult()
     deadline = time.monotonic() + time_budget
     while True:
-        result = transaction(lambda cur: relay_batch(cur, send, batch), **kwargs)
+        result = transaction(lambda cur: relay_batch(cur, send, batch), connection=connect)
         total.relayed += result.relayed
         total.failed += result.failed
         total.batches += result.batches

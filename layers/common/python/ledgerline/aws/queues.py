@@ -83,7 +83,7 @@ def send_batch(queue: str, messages: Sequence[Outgoing | Mapping[str, Any]]) -> 
         return result
     sqs = clients.client("sqs")
     for chunk in _chunks(encoded):
-        entries = [{"Id": _entry_id(i), "MessageBody": text} for i, (_, text) in enumerate(chunk)]
+        entries: list[dict[str, Any]] = [{"Id": _entry_id(i), "MessageBody": text} for i, (_, text) in enumerate(chunk)]
         for entry, (m, _) in zip(entries, chunk, strict=True):
             if m.attributes:
                 entry["MessageAttributes"] = _attributes(m.attributes)
