@@ -1,0 +1,20 @@
+"""Data protection: envelope encryption of fields, blind indexes, masking, key rotation.
+
+Domain modules store sensitive values (phone numbers, government ids, bank account
+numbers, TOTP secrets) only as::
+
+    blob = encrypt_field(value, table="users", column="phone_ciphertext", row_id=user_id)
+    value = decrypt_field(blob, table="users", column="phone_ciphertext", row_id=user_id)
+    index = blind_index(value, kind="phone")      # equality lookups, never the plaintext
+    shown = mask(value)                            # "****4567" in responses and logs
+
+and append the column to ``ledgerline.crypto.columns.ENCRYPTED_COLUMNS`` so key rotation
+re-encrypts it. ``table`` and ``column`` are the SQL names where the bytes are stored.
+"""
+
+from ledgerline.crypto.blind import blind_index
+from ledgerline.crypto.fields import decrypt_field, encrypt_field
+from ledgerline.crypto.keys import DecryptionError
+from ledgerline.crypto.masking import mask
+
+__all__ = ["DecryptionError", "blind_index", "decrypt_field", "encrypt_field", "mask"]
