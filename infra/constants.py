@@ -142,7 +142,8 @@ class Names:
         return f"{self.prefix}-audit"
 
     def key_alias(self, purpose: str) -> str:
-        return f"alias/{self.prefix}/{purpose}"
+        # The runtime falls back to these aliases (ledgerline.aws.resources.key_alias).
+        return f"alias/{self.prefix}-{purpose}"
 
     def secret(self, purpose: str) -> str:
         return f"{self.prefix}/{purpose}"

@@ -34,8 +34,9 @@ class Keys(Construct):
         self.secrets = self._symmetric("Secrets", "secrets", "Application secrets (gateways, blind index)")
         self.field = self._symmetric("Field", "field", "Field-level envelope encryption of sensitive data")
         self.jwt = self._asymmetric("Jwt", "jwt", kms.KeySpec.RSA_2048, "Signs RS256 access tokens")
+        # RSA like the local stand-in (ledgerline.local.aws.KEY_SPECS): one signing algorithm everywhere.
         self.audit_checkpoint = self._asymmetric(
-            "AuditCheckpoint", "audit-checkpoint", kms.KeySpec.ECC_NIST_P256, "Signs audit-chain checkpoints"
+            "AuditCheckpoint", "audit", kms.KeySpec.RSA_2048, "Signs audit-chain checkpoints"
         )
 
     def _symmetric(self, construct_id: str, purpose: str, description: str) -> kms.Key:

@@ -48,10 +48,15 @@ class AppSecrets(Construct):
             self,
             "BlindIndex",
             secret_name=names.secret("blind-index"),
-            description="HMAC key of the blind indexes over encrypted fields",
+            description="HMAC key of the blind indexes over encrypted fields (64 hex digits)",
             encryption_key=key,
+            # ledgerline.crypto.blind reads the key as hex: digits and a-f are all that remain.
             generate_secret_string=sm.SecretStringGenerator(
-                password_length=64, exclude_punctuation=True, include_space=False
+                password_length=64,
+                exclude_punctuation=True,
+                exclude_uppercase=True,
+                exclude_characters="ghijklmnopqrstuvwxyz",
+                include_space=False,
             ),
             removal_policy=RemovalPolicy.RETAIN,
         )

@@ -121,3 +121,11 @@ def test_api_functions_address_queues_by_their_fixed_names(probe: Synthesized) -
     variables = functions_by_name(probe, c.API_STACK)[NAMES.route_function(sender.name)]["Environment"]["Variables"]
     url = variables[c.queue_url_env("gateway-webhooks")]
     assert NAMES.queue("gateway-webhooks") in str(url)
+
+
+def test_consumers_and_jobs_get_the_environment_contract(real: Synthesized) -> None:
+    for name, function in functions_by_name(real, JOBS).items():
+        variables = function["Environment"]["Variables"]
+        for variable in (c.ENV_ENVIRONMENT, c.ENV_DB_HOST, c.ENV_DB_NAME, c.ENV_DB_SECRET_ARN, c.ENV_JWT_ISSUER,
+                         c.ENV_JWT_AUDIENCE, c.ENV_RESOURCE_PREFIX, "POWERTOOLS_SERVICE_NAME"):  # fmt: skip
+            assert variable in variables, f"{name} lacks {variable}"
