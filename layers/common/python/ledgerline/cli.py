@@ -106,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DomainError as err:
         print(f"error: {err.detail}", file=sys.stderr)
         return 2
+    except RuntimeError as err:  # e.g. a local-only command outside the local stack
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -92,7 +92,10 @@ QUEUES: tuple[Queue, ...] = (
         "gateway-webhooks", "functions.webhooks.consume", "Verified gateway webhooks awaiting processing", planned=True
     ),
     Queue(
-        "notifications", "functions.jobs.notifications", "Outgoing e-mail/SMS notifications (password reset, alerts)"
+        "notifications",
+        "functions.jobs.notifications",
+        "Outgoing e-mail/SMS notifications (password reset, alerts)",
+        grants=("ses:send",),
     ),
     Queue(
         "merchant-webhooks",

@@ -63,6 +63,7 @@ GRANTS = {
     "sqs:notifications": "send to the notifications queue",
     "sqs:gateway-webhooks": "send to the gateway webhooks queue",
     "sqs:merchant-webhooks": "send to the merchant webhooks queue",
+    "ses:send": "send e-mail through SES (LEDGERLINE_EMAIL_FROM)",
 }
 
 P, U, A, AU = Access.PUBLIC, Access.USER, Access.ADMIN, Access.AUDITOR

@@ -205,8 +205,8 @@ class Endpoint:
     def handler(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         ctx = event.get("requestContext") or {}
         request_id = ctx.get("requestId") or "-"
-        logger.set_correlation_id(request_id)
-        logger.append_keys(route=f"{self.route.method} {self.route.path}")
+        # Thread-local keys: the local gateway, workers and scheduler share one process.
+        logger.thread_safe_append_keys(correlation_id=request_id, route=f"{self.route.method} {self.route.path}")
         try:
             self._local.request = self._prepare(event, ctx, request_id)
         except errors.DomainError as err:

@@ -59,6 +59,13 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+def preload() -> None:
+    """Import every route's module up front: concurrent first imports of the same
+    package on several threads can see partially initialised modules."""
+    for route in routes.ROUTES:
+        importlib.import_module(route.handler)
+
+
 def _handler_for(route: routes.Route) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     return importlib.import_module(route.handler).handler
 
@@ -238,6 +245,7 @@ class LocalGateway(ThreadingHTTPServer):
 
     def start(self) -> LocalGateway:
         """Serve on a background thread (tests, ``dev up``)."""
+        preload()
         self._thread = threading.Thread(target=self.serve_forever, name="gateway", daemon=True)
         self._thread.start()
         return self
