@@ -12,7 +12,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 
+from ledgerline.crypto.masking import install as install_log_masking
+
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "ledgerline"))
+# Sensitive fields (account numbers, phones, ids, secrets, tokens) never reach the log.
+install_log_masking(logger)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Ledgerline"))
 
 

@@ -75,6 +75,8 @@ def mask(value: str | None, visible: int = 4) -> str | None:
     if value is None:
         return None
     compact = "".join(ch for ch in str(value) if ch.isalnum())
+    if str(value).startswith(REDACTED) and len(compact) <= visible:
+        return str(value)  # already masked: masking twice must not hide more
     shown = min(visible, len(compact) // 2)
     return REDACTED + (compact[-shown:] if shown > 0 else "")
 
