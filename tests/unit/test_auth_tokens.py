@@ -146,11 +146,11 @@ class FakeKms:
 
     def sign(self, KeyId, Message, MessageType, SigningAlgorithm):
         from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import padding, utils
+        from cryptography.hazmat.primitives.asymmetric import padding
 
-        assert MessageType == "DIGEST" and len(Message) == 32
+        assert MessageType == "RAW" and SigningAlgorithm == "RSASSA_PKCS1_V1_5_SHA_256"
         index = int(KeyId.rsplit("-", 1)[1])
-        signature = self.ring.private_key(index).sign(Message, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+        signature = self.ring.private_key(index).sign(Message, padding.PKCS1v15(), hashes.SHA256())
         return {"Signature": signature}
 
 

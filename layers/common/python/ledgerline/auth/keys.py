@@ -139,12 +139,12 @@ class KmsKeyring:
         return self._resolve(current)
 
     def sign(self, key: PublicKey, message: bytes) -> bytes:
-        # The digest travels, not the message: 32 bytes instead of the whole token.
+        # RAW, not DIGEST: moto's KMS hashes a DIGEST again (real KMS does not), and a
+        # token's signing input (~600 bytes) is far below RAW's 4096-byte limit.
+        if len(message) > 4096:
+            raise ValueError("a token's signing input must stay under KMS's 4096-byte limit")
         response = self._kms().sign(
-            KeyId=key.key_id,
-            Message=hashlib.sha256(message).digest(),
-            MessageType="DIGEST",
-            SigningAlgorithm=SIGNING_ALGORITHM,
+            KeyId=key.key_id, Message=message, MessageType="RAW", SigningAlgorithm=SIGNING_ALGORITHM
         )
         return response["Signature"]
 

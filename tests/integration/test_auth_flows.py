@@ -1,0 +1,511 @@
+"""Identity flows on the real PostgreSQL, with KMS (moto) signing tokens and wrapping
+field keys. Given / When / Then, one behaviour per test."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from decimal import Decimal
+
+import psycopg2.extras
+import pyotp
+import pytest
+
+from ledgerline import errors
+from ledgerline.audit import Actor
+from ledgerline.auth import apikeys, events, limits, otp, principal, resets, sessions, tokens, users
+from ledgerline.config import Limit
+from ledgerline.db import transaction
+from ledgerline.http.endpoint import Principal
+
+pytestmark = pytest.mark.usefixtures("database_url", "aws_endpoint")
+
+PASSWORD = "correct horse battery staple 9"
+SYSTEM = Actor.system("tests")
+CLIENT = sessions.Client(ip="198.51.100.7", user_agent="pytest", request_id="req-1")
+
+
+def new_user(role="user", password=PASSWORD, **kw):
+    email = f"{role}-{uuid.uuid4().hex[:10]}@example.test"
+    user = transaction(
+        lambda cur: users.create_user(
+            cur, email=email, password=password, full_name=f"Test {role}", role=role, actor=SYSTEM, **kw
+        )
+    )
+    return {**user, "password": password}
+
+
+def audit_rows(owner_conn, action, resource_id=None):
+    with owner_conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        if resource_id is None:
+            cur.execute("SELECT action, actor_id, resource_id, metadata FROM audit_log WHERE action = %s", (action,))
+        else:
+            cur.execute(
+                "SELECT action, actor_id, resource_id, metadata FROM audit_log WHERE action = %s AND resource_id = %s",
+                (action, str(resource_id)),
+            )
+        return cur.fetchall()
+
+
+def age_failures(owner_conn, email, seconds=120):
+    """Time passes for the throttle of ``email`` (instead of sleeping through the delays)."""
+    with owner_conn.cursor() as cur:
+        cur.execute(
+            "UPDATE login_throttle SET last_failed_at = last_failed_at - make_interval(secs => %s) WHERE subject = %s",
+            (seconds, limits.login_subject(email)),
+        )
+
+
+def claims_of(result):
+    return tokens.verify_access_token(result["access_token"])
+
+
+# -- registration ---------------------------------------------------------------------------
+
+
+def test_registration_normalises_the_email_and_refuses_a_second_account(owner_conn):
+    email = f"  Ada.{uuid.uuid4().hex[:8]}@Example.TEST "
+    actor = Actor(id=None, type="anonymous", ip="203.0.113.9")
+
+    user = transaction(lambda cur: users.register(cur, email=email, password=PASSWORD, full_name="Ada", actor=actor))
+
+    assert user["email"] == email.strip().lower() and user["role"] == "user"
+    with pytest.raises(errors.Conflict):
+        transaction(lambda cur: users.register(cur, email=email.upper(), password=PASSWORD, full_name="A", actor=actor))
+    [row] = audit_rows(owner_conn, events.USER_REGISTERED, user["id"])
+    assert row["actor_id"] == user["id"]
+
+
+def test_a_phone_number_is_stored_encrypted_with_a_blind_index_never_in_plaintext(owner_conn):
+    from ledgerline import crypto
+
+    user = new_user(phone="+234 803 123 4567")
+
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT * FROM users WHERE id = %s", (user["id"],))
+        row = cur.fetchone()
+    stored = b"".join(bytes(v) if isinstance(v, memoryview) else str(v).encode() for v in row if v is not None)
+    assert b"8031234567" not in stored
+    assert user["phone"] == "****4567"
+    assert transaction(lambda cur: users.phone_of(cur, user["id"])) == "+2348031234567"
+    with owner_conn.cursor() as cur:
+        cur.execute(
+            "SELECT id FROM users WHERE phone_blind_index = %s", (crypto.blind_index("+2348031234567", kind="phone"),)
+        )
+        assert cur.fetchone()[0] == user["id"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("email", "not-an-email"),
+        ("password", "password1"),
+        ("password", "short"),
+        ("full_name", "   "),
+        ("phone", "0803"),
+    ],
+)
+def test_registration_refuses_bad_input_with_the_field_named(field, value):
+    body = {"email": f"x{uuid.uuid4().hex[:6]}@example.test", "password": PASSWORD, "full_name": "X", "phone": None}
+    body[field] = value
+
+    with pytest.raises(errors.ValidationFailed) as exc:
+        transaction(lambda cur: users.register(cur, **body, actor=SYSTEM))
+
+    assert exc.value.errors[0].field == field
+
+
+# -- login, throttling, lockout ---------------------------------------------------------------
+
+
+def test_login_opens_a_session_and_signs_a_token_naming_it(owner_conn):
+    user = new_user()
+
+    result = sessions.login(user["email"].upper(), PASSWORD, None, CLIENT)
+
+    claims = claims_of(result)
+    assert result["token_type"] == "Bearer" and result["expires_in"] == 900
+    assert claims["sub"] == str(user["id"]) and claims["amr"] == ["pwd"] and "scope" not in claims
+    assert result["refresh_token"].startswith("rt1_")
+    [row] = audit_rows(owner_conn, events.LOGIN_SUCCEEDED, claims["sid"])
+    assert row["actor_id"] == user["id"]
+
+
+def test_an_unknown_email_and_a_wrong_password_get_the_same_answer(owner_conn):
+    user = new_user()
+    answers = []
+    for email in (user["email"], f"nobody-{uuid.uuid4().hex[:8]}@example.test"):
+        with pytest.raises(errors.DomainError) as exc:
+            sessions.login(email, "wrong password 123", None, CLIENT)
+        answers.append((type(exc.value), exc.value.status, exc.value.detail))
+
+    assert answers[0] == answers[1] == (errors.Unauthorized, 401, "the email or password is not correct")
+
+
+def test_failures_slow_down_progressively_then_lock_and_the_lock_ends_by_itself(owner_conn):
+    user = new_user()
+    email = user["email"]
+    for attempt in range(1, limits.LOCK_AFTER):
+        with pytest.raises(errors.Unauthorized):
+            sessions.login(email, f"wrong-{attempt}-password", None, CLIENT)
+        if attempt >= limits.FREE_FAILURES:
+            # Trying again at once is refused without even checking the password.
+            with pytest.raises(errors.RateLimited) as exc:
+                sessions.login(email, PASSWORD, None, CLIENT)
+            assert 1 <= exc.value.retry_after <= limits.delay_after(attempt)
+        age_failures(owner_conn, email)
+
+    with pytest.raises(errors.Unauthorized):
+        sessions.login(email, "the tenth wrong one", None, CLIENT)
+    with pytest.raises(errors.AccountLocked) as locked:
+        sessions.login(email, PASSWORD, None, CLIENT)  # even the right password
+
+    assert locked.value.status == 423 and locked.value.headers["Retry-After"] == str(limits.LOCK_SECONDS)
+    assert len(audit_rows(owner_conn, events.ACCOUNT_LOCKED, user["id"])) == 1
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT payload FROM outbox WHERE payload->>'user_id' = %s", (str(user["id"]),))
+        assert cur.fetchone()[0]["type"] == "auth.account_locked"
+        # 30 minutes pass.
+        cur.execute(
+            "UPDATE login_throttle SET locked_until = now() - interval '1 second' WHERE subject = %s",
+            (limits.login_subject(email),),
+        )
+    assert sessions.login(email, PASSWORD, None, CLIENT)["access_token"]
+
+
+def test_unknown_emails_are_locked_like_real_ones_so_the_lock_reveals_nothing(owner_conn):
+    email = f"ghost-{uuid.uuid4().hex[:8]}@example.test"
+    for attempt in range(limits.LOCK_AFTER):
+        with pytest.raises(errors.Unauthorized):
+            sessions.login(email, f"guess-{attempt}-password", None, CLIENT)
+        age_failures(owner_conn, email)
+
+    with pytest.raises(errors.AccountLocked):
+        sessions.login(email, PASSWORD, None, CLIENT)
+
+
+def test_a_password_reset_by_email_lifts_the_lock_and_ends_every_session(owner_conn):
+    user = new_user()
+    email = user["email"]
+    first = sessions.login(email, PASSWORD, None, CLIENT)
+    for attempt in range(limits.LOCK_AFTER):
+        with pytest.raises(errors.Unauthorized):
+            sessions.login(email, f"wrong-{attempt}-password", None, CLIENT)
+        age_failures(owner_conn, email)
+    with pytest.raises(errors.AccountLocked):
+        sessions.login(email, PASSWORD, None, CLIENT)
+
+    transaction(lambda cur: resets.request_reset(cur, email, SYSTEM))
+    with owner_conn.cursor() as cur:
+        cur.execute(
+            "SELECT payload FROM outbox WHERE queue = 'notifications' AND payload->>'type' = 'auth.password_reset' "
+            "AND payload->>'email' = %s",
+            (email,),
+        )
+        [(payload,)] = cur.fetchall()
+    resets.confirm_reset(payload["token"], "a brand new passphrase 7", SYSTEM)
+
+    assert sessions.login(email, "a brand new passphrase 7", None, CLIENT)["access_token"]
+    with pytest.raises(errors.Unauthorized):  # the old password is gone
+        sessions.login(email, PASSWORD, None, CLIENT)
+    with pytest.raises(errors.Unauthorized):  # the session from before the reset ended
+        principal.authenticate(claims_of(first))
+    with pytest.raises(errors.BadRequest):  # the token works once
+        resets.confirm_reset(payload["token"], "another passphrase 8", SYSTEM)
+    assert audit_rows(owner_conn, events.PASSWORD_RESET_COMPLETED, user["id"])
+
+
+def test_a_reset_request_for_an_unknown_email_looks_the_same_and_sends_nothing(owner_conn):
+    email = f"nobody-{uuid.uuid4().hex[:8]}@example.test"
+
+    transaction(lambda cur: resets.request_reset(cur, email, SYSTEM))
+
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM outbox WHERE payload->>'email' = %s", (email,))
+        assert cur.fetchone()[0] == 0
+
+
+# -- refresh tokens ----------------------------------------------------------------------------
+
+
+def test_refresh_rotates_and_a_reused_token_revokes_the_whole_family(owner_conn):
+    user = new_user()
+    first = sessions.login(user["email"], PASSWORD, None, CLIENT)
+    second = sessions.refresh(first["refresh_token"], CLIENT)
+    assert second["refresh_token"] != first["refresh_token"]
+    assert principal.authenticate(claims_of(second)).id == user["id"]
+
+    with pytest.raises(errors.Unauthorized, match="already used"):
+        sessions.refresh(first["refresh_token"], CLIENT)  # the stolen copy
+
+    with pytest.raises(errors.Unauthorized):
+        sessions.refresh(second["refresh_token"], CLIENT)  # the family is gone
+    with pytest.raises(errors.Unauthorized):
+        principal.authenticate(claims_of(second))  # and its access tokens
+    assert audit_rows(owner_conn, events.REFRESH_TOKEN_REUSED, claims_of(first)["sid"])
+
+
+def test_two_concurrent_refreshes_with_one_token_cannot_both_win():
+    user = new_user()
+    token = sessions.login(user["email"], PASSWORD, None, CLIENT)["refresh_token"]
+    outcomes = []
+
+    def use():
+        try:
+            sessions.refresh(token, CLIENT)
+            outcomes.append("ok")
+        except errors.Unauthorized:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=use) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sorted(outcomes) == ["ok", "refused"]
+
+
+def test_garbage_and_unknown_refresh_tokens_are_refused():
+    for token in ("", "nope", "rt1_" + "A" * 43):
+        with pytest.raises(errors.Unauthorized):
+            sessions.refresh(token, CLIENT)
+
+
+# -- principal checks ---------------------------------------------------------------------------
+
+
+def test_the_role_comes_from_the_database_not_the_token():
+    user = new_user()
+    token, _ = tokens.issue_access_token(user["id"], "admin")  # a stale or forged role claim
+
+    assert principal.authenticate(tokens.verify_access_token(token)).role == "user"
+
+
+def test_a_suspended_users_tokens_stop_at_once_and_work_again_after_reactivation(owner_conn):
+    admin = new_user("admin")
+    user = new_user()
+    token, _ = tokens.issue_access_token(user["id"], "user")
+    claims = tokens.verify_access_token(token)
+    session = sessions.login(user["email"], PASSWORD, None, CLIENT)
+    admin_actor = Actor(id=admin["id"], type="admin")
+
+    transaction(lambda cur: users.update_user(cur, user["id"], status="suspended", actor=admin_actor))
+
+    with pytest.raises(errors.Unauthorized):
+        principal.authenticate(claims)
+    with pytest.raises(errors.Forbidden):
+        sessions.login(user["email"], PASSWORD, None, CLIENT)
+    transaction(lambda cur: users.update_user(cur, user["id"], status="active", actor=admin_actor))
+    assert principal.authenticate(claims).id == user["id"]
+    with pytest.raises(errors.Unauthorized):  # sessions ended by the suspension stay ended
+        principal.authenticate(claims_of(session))
+    [row] = audit_rows(owner_conn, events.USER_SUSPENDED, user["id"])
+    assert row["actor_id"] == admin["id"]
+
+
+def test_role_changes_are_audited_with_before_and_after_and_admins_cannot_change_themselves(owner_conn):
+    admin = new_user("admin")
+    user = new_user()
+    actor = Actor(id=admin["id"], type="admin")
+
+    updated = transaction(lambda cur: users.update_user(cur, user["id"], role="merchant", actor=actor))
+
+    assert updated["role"] == "merchant"
+    with owner_conn.cursor() as cur:
+        cur.execute(
+            "SELECT payload_before, payload_after FROM audit_log WHERE action = %s AND resource_id = %s",
+            (events.USER_ROLE_CHANGED, str(user["id"])),
+        )
+        assert cur.fetchone() == ({"role": "user"}, {"role": "merchant"})
+    with pytest.raises(errors.Forbidden):
+        transaction(lambda cur: users.update_user(cur, admin["id"], role="user", actor=actor))
+
+
+def test_logout_revokes_the_jti_and_the_session_family():
+    user = new_user()
+    result = sessions.login(user["email"], PASSWORD, None, CLIENT)
+    claims = claims_of(result)
+    me = principal.authenticate(claims)
+
+    transaction(lambda cur: sessions.logout(cur, me, CLIENT.actor(user["id"], "user")))
+
+    with pytest.raises(errors.Unauthorized):
+        principal.authenticate(claims)
+    with pytest.raises(errors.Unauthorized):
+        sessions.refresh(result["refresh_token"], CLIENT)
+
+
+def test_a_token_naming_a_session_that_does_not_exist_is_refused():
+    user = new_user()
+    token, _ = tokens.issue_access_token(user["id"], "user", session_id=uuid.uuid4())
+
+    with pytest.raises(errors.Unauthorized):
+        principal.authenticate(tokens.verify_access_token(token))
+
+
+# -- two-factor -----------------------------------------------------------------------------------
+
+
+def enrol(user):
+    actor = Actor(id=user["id"], type=user["role"])
+    setup = transaction(lambda cur: otp.setup(cur, user["id"], user["email"], actor))
+    code = pyotp.TOTP(setup["secret"]).now()
+    assert transaction(lambda cur: otp.verify_enrolment(cur, user["id"], code, actor))["ok"]
+    with_last_step_in_past(user["id"])
+    return setup
+
+
+def with_last_step_in_past(user_id):
+    """Enrolment spent the current code; let the next check use it again (tests only)."""
+
+    def work(cur):
+        cur.execute("UPDATE otp_credentials SET last_step = last_step - 2 WHERE user_id = %s", (user_id,))
+
+    transaction(work)
+
+
+def test_the_totp_secret_is_stored_encrypted(owner_conn):
+    user = new_user()
+    setup = enrol(user)
+
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT secret, secret_encrypted FROM otp_credentials WHERE user_id = %s", (user["id"],))
+        secret, encrypted = cur.fetchone()
+    assert encrypted and setup["secret"].encode() not in bytes(secret)
+    assert setup["otpauth_uri"].startswith("otpauth://totp/Ledgerline:")
+
+
+def test_with_2fa_login_needs_the_code_refuses_a_wrong_one_and_a_replayed_one(owner_conn):
+    user = new_user()
+    setup = enrol(user)
+    code = pyotp.TOTP(setup["secret"]).now()
+
+    with pytest.raises(errors.OtpRequired):
+        sessions.login(user["email"], PASSWORD, None, CLIENT)
+    with pytest.raises(errors.OtpRequired, match="not valid"):
+        sessions.login(user["email"], PASSWORD, "000000" if code != "000000" else "111111", CLIENT)
+    result = sessions.login(user["email"], PASSWORD, code, CLIENT)
+    assert claims_of(result)["amr"] == ["pwd", "otp"]
+    age_failures(owner_conn, user["email"])
+    with pytest.raises(errors.OtpRequired):
+        sessions.login(user["email"], PASSWORD, code, CLIENT)  # the same code again
+    assert audit_rows(owner_conn, events.OTP_FAILED, user["id"])
+
+
+def test_a_recovery_code_works_once(owner_conn):
+    user = new_user()
+    setup = enrol(user)
+    code = setup["recovery_codes"][3]
+
+    assert sessions.login(user["email"], PASSWORD, code.lower(), CLIENT)["access_token"]
+    with pytest.raises(errors.OtpRequired):
+        sessions.login(user["email"], PASSWORD, code, CLIENT)
+    [row] = audit_rows(owner_conn, events.RECOVERY_CODE_USED, user["id"])
+    assert row["metadata"]["remaining"] == otp.RECOVERY_CODES - 1
+
+
+def test_an_admin_without_2fa_gets_a_token_that_only_reaches_enrolment():
+    admin = new_user("admin")
+
+    result = sessions.login(admin["email"], PASSWORD, None, CLIENT)
+
+    assert claims_of(result)["scope"] == tokens.SCOPE_OTP_ENROLMENT
+    enrol(admin)
+    with pytest.raises(errors.OtpRequired):
+        sessions.login(admin["email"], PASSWORD, None, CLIENT)
+
+
+def test_step_up_is_needed_above_the_threshold_and_a_wrong_code_is_audited_despite_the_rollback(owner_conn):
+    user = new_user()
+    me = Principal(id=user["id"], role="user")
+    big = otp.step_up_threshold("NGN") + 1
+
+    assert transaction(lambda cur: otp.require_step_up(cur, me, None, Decimal("10.00"), "NGN")) is False
+    with pytest.raises(errors.OtpRequired, match="enrol"):
+        transaction(lambda cur: otp.require_step_up(cur, me, "123456", big, "NGN"))
+    setup = enrol(user)
+    with pytest.raises(errors.OtpRequired):
+        transaction(lambda cur: otp.require_step_up(cur, me, None, big, "NGN"))
+    with pytest.raises(errors.OtpRequired, match="not valid"):
+        transaction(lambda cur: otp.require_step_up(cur, me, "000000", big, "NGN"))
+    assert audit_rows(owner_conn, events.STEP_UP_FAILED, user["id"])
+
+    code = pyotp.TOTP(setup["secret"]).now()
+    assert transaction(lambda cur: otp.require_step_up(cur, me, code, big, "NGN")) is True
+    assert audit_rows(owner_conn, events.STEP_UP_SUCCEEDED, user["id"])
+
+
+# -- rate limits ------------------------------------------------------------------------------------
+
+
+def test_concurrent_hits_on_one_key_admit_exactly_the_limit():
+    key = f"test:{uuid.uuid4()}"
+    check = limits.Check(key, Limit(7, 60), "test")
+    refused = []
+    barrier = threading.Barrier(5)
+
+    def burst():
+        barrier.wait()
+        for _ in range(4):
+            refused.extend(transaction(lambda cur: limits.hit(cur, [check])))
+
+    threads = [threading.Thread(target=burst) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert len(refused) == 20 - 7
+    assert all(1 <= r.retry_after <= 60 for r in refused)
+
+
+def test_velocity_blocks_the_21st_transfer_in_a_minute_and_audits_it(owner_conn, monkeypatch):
+    from ledgerline import config, routes
+    from ledgerline.http.endpoint import Request
+
+    monkeypatch.setenv("LEDGERLINE_VELOCITY", "20/60s")
+    config.settings.cache_clear()
+    try:
+        user = new_user()
+        route = routes.Route(
+            "POST", "/v1/transfers", "tests.fake", routes.Access.USER, "t", money=True, tags=("transfers",)
+        )
+        request = Request("r", "192.0.2.1", "ua", {}, Principal(id=user["id"], role="user"))
+        for _ in range(20):
+            limits.guard(route, request)
+        with pytest.raises(errors.RateLimited) as exc:
+            limits.guard(route, request)
+    finally:
+        config.settings.cache_clear()
+
+    assert exc.value.status == 429 and "transfers" in exc.value.detail
+    [row] = audit_rows(owner_conn, events.VELOCITY_BLOCKED, f"velocity:transfers:user:{user['id']}")
+    assert row["actor_id"] == user["id"]
+
+
+# -- API keys ---------------------------------------------------------------------------------------
+
+
+def test_api_keys_are_for_merchants_stored_hashed_and_revocable(owner_conn):
+    merchant = new_user("merchant")
+    me = Principal(id=merchant["id"], role="merchant")
+    actor = Actor(id=merchant["id"], type="merchant")
+
+    created = transaction(lambda cur: apikeys.create(cur, me, name="shop", scopes=["payments:read"], actor=actor))
+
+    assert created["key"].startswith(created["prefix"] + "_")
+    listed = transaction(lambda cur: apikeys.list_keys(cur, me))["items"]
+    assert [k["id"] for k in listed] == [created["id"]] and "key" not in listed[0]
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT secret_hash FROM api_keys WHERE id = %s", (created["id"],))
+        assert created["key"].encode() not in bytes(cur.fetchone()[0])
+    owner = transaction(lambda cur: apikeys.authenticate_key(cur, created["key"]))
+    assert owner["user_id"] == merchant["id"] and owner["scopes"] == ["payments:read"]
+
+    transaction(lambda cur: apikeys.revoke(cur, me, created["id"], actor))
+
+    assert transaction(lambda cur: apikeys.authenticate_key(cur, created["key"])) is None
+    with pytest.raises(errors.Forbidden):
+        plain = Principal(id=new_user()["id"], role="user")
+        transaction(lambda cur: apikeys.create(cur, plain, name="x", scopes=["payments:read"], actor=actor))
