@@ -1,0 +1,22 @@
+"""POST /v1/accounts: open a wallet for the caller in a currency."""
+
+from ledgerline import ledger
+from ledgerline.db import transaction
+from ledgerline.http import Endpoint, json_response
+from ledgerline.ledger.schemas import CreateAccount
+
+api = Endpoint(__name__)
+
+
+@api
+def create_account(body: CreateAccount):
+    principal = api.request.require_principal()
+    account = transaction(
+        lambda cur: ledger.open_account(
+            cur, owner_id=principal.id, currency=body.currency, name=body.name, actor=api.request.actor
+        )
+    )
+    return json_response(account.to_json(), 201)
+
+
+handler = api.handler
