@@ -121,6 +121,7 @@ def build_app(
         audit=audit,
         environment=environment | {c.ENV_JWT_ISSUER: api.issuer},
         assets=assets,
+        email_from=settings.email_from,
     )
     observability = ObservabilityStack(
         app,

@@ -25,6 +25,8 @@ _CONTEXT_KEYS = {
     "athenaBytesScannedCutoff": "athena_bytes_scanned_cutoff",
     "alarmEmail": "alarm_email",
     "apiPublicRoutesOnly": "api_public_routes_only",
+    "bastion": "bastion",
+    "emailFrom": "email_from",
 }
 
 
@@ -46,9 +48,13 @@ class InfraSettings:
     db_max_capacity: float = 8
     athena_bytes_scanned_cutoff: int = 10 * 1024**3
     alarm_email: str | None = None
+    # The verified SES identity notifications are sent from (functions with grant ses:send).
+    email_from: str | None = None
     # First deploy on a fresh account: create only the public routes so that the
     # API serves its OIDC discovery document before the JWT authorizer is created.
     api_public_routes_only: bool = False
+    # An SSM-only host in the app subnets for operator database access (infra/DEPLOY.md).
+    bastion: bool = False
 
     @classmethod
     def from_context(cls, node: Node) -> InfraSettings:
@@ -69,6 +75,8 @@ class InfraSettings:
             raise ValueError(
                 f"dbMinCapacity ({self.db_min_capacity}) must be between 0 and dbMaxCapacity ({self.db_max_capacity})"
             )
+        if self.email_from and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", self.email_from):
+            raise ValueError(f"emailFrom {self.email_from!r}: expected an e-mail address such as no-reply@example.com")
         if not re.fullmatch(r"[a-z][a-z0-9-]{1,23}", self.resource_prefix):
             raise ValueError(
                 f"resourcePrefix {self.resource_prefix!r}: use 2-24 lowercase letters, digits and '-', "

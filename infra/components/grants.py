@@ -43,6 +43,7 @@ class GrantTargets:
     gateway_secret: sm.ISecret
     blind_index_secret: sm.ISecret
     queues: Mapping[str, sqs.IQueue]
+    email_from: str | None = None  # the verified SES identity that sends e-mail (context emailFrom)
 
 
 class GrantCatalog:
@@ -61,6 +62,7 @@ class GrantCatalog:
             "s3:audit-read": self._audit_read,
             "secret:gateways": lambda: self._secret(self._t.gateway_secret, c.ENV_GATEWAY_SECRET_ARN),
             "secret:blind-index": lambda: self._secret(self._t.blind_index_secret, c.ENV_BLIND_INDEX_SECRET_ARN),
+            "ses:send": self._send_email,
         }
 
     def known(self) -> frozenset[str]:
@@ -133,6 +135,22 @@ class GrantCatalog:
     def _secret(self, secret: sm.ISecret, env: str) -> GrantEffect:
         statements = secret_read_statements(secret, self._t.secrets_key, self._region)
         return GrantEffect(statements, {env: secret.secret_arn})
+
+    def _send_email(self) -> GrantEffect:
+        sender = self._t.email_from
+        if not sender:
+            # Nothing to scope a permission to: the code refuses to send (EmailNotConfigured)
+            # and says which variable is missing, so the gap shows on the first attempt.
+            return GrantEffect(())
+        domain = sender.rpartition("@")[2]
+        # SES authorizes against the verified identity: the address, or its whole domain.
+        identities = [self._ses_identity(sender), self._ses_identity(domain)]
+        statement = iam.PolicyStatement(actions=["ses:SendEmail"], resources=identities)
+        statement.add_condition("StringEquals", {"ses:FromAddress": sender})
+        return GrantEffect((statement,), {c.ENV_EMAIL_FROM: sender})
+
+    def _ses_identity(self, identity: str) -> str:
+        return f"arn:{Aws.PARTITION}:ses:{self._region}:{Aws.ACCOUNT_ID}:identity/{identity}"
 
     def _send(self, queue_name: str) -> GrantEffect:
         queue = self._t.queues[queue_name]

@@ -57,6 +57,7 @@ class ApiStack(Stack):
             data_key=data.key,
             secrets_key=security.keys.secrets,
             audit_bucket=s3.Bucket.from_bucket_name(self, "AuditBucket", names.audit_bucket()),
+            email_from=settings.email_from,
             gateway_secret=security.secrets.gateways,
             blind_index_secret=security.secrets.blind_index,
             queues=self._queues_by_name(queue_names, names),

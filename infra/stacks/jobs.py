@@ -36,6 +36,7 @@ class JobsStack(Stack):
         audit: AuditStack,
         environment: Mapping[str, str],
         assets: AssetPaths,
+        email_from: str | None,
     ) -> None:
         super().__init__(scope, construct_id, description="Ledgerline async work: SQS queues, consumers, schedules")
         self.work_queues = {row.name: WorkQueue(self, c.pascal(row.name), row=row, names=names) for row in queues}
@@ -46,6 +47,7 @@ class JobsStack(Stack):
             data_key=data.key,
             secrets_key=security.keys.secrets,
             audit_bucket=s3.Bucket.from_bucket_name(self, "AuditBucket", names.audit_bucket()),
+            email_from=email_from,
             gateway_secret=security.secrets.gateways,
             blind_index_secret=security.secrets.blind_index,
             queues={name: work.queue for name, work in self.work_queues.items()},

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from aws_cdk import Stack
+from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
+from infra.components.bastion import OpsBastion
 from infra.components.network import Network
 from infra.settings import InfraSettings
 
@@ -15,3 +16,8 @@ class NetworkStack(Stack):
         network = Network(self, "Network", nat_gateways=settings.nat_gateways)
         self.vpc = network.vpc
         self.app_security_group = network.app_security_group
+        self.bastion = (
+            OpsBastion(self, "Bastion", vpc=self.vpc, clients=self.app_security_group) if settings.bastion else None
+        )
+        if self.bastion:
+            CfnOutput(self, "BastionInstanceId", value=self.bastion.host.instance_id)

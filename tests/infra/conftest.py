@@ -5,7 +5,8 @@ Two apps are synthesized (with cdk-nag), each exactly once:
 * ``real``: the app from the real tables (``ROUTES``, ``SCHEDULES``, ``QUEUES``) — what
   ``make synth`` deploys.
 * ``probe``: the same tables plus ``PROBE_ROUTES``, rows that exercise what the real
-  table may not have yet (every access level, a money route, every grant in ``GRANTS``).
+  table may not have yet (every access level, a money route, every grant in ``GRANTS``),
+  and the optional parts switched on (``PROBE_CONTEXT``).
 
 The Lambda layer is a tiny placeholder (``LEDGERLINE_LAYER_DIR``), so no test waits on
 ``pip install``; set ``LEDGERLINE_LAYER_DIR`` yourself to synthesize with a real layer.
@@ -44,6 +45,7 @@ PROBE_ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/infra-probe/everything", "functions.infra_probe.everything", Access.ADMIN,
           "Probe: every grant", grants=tuple(GRANTS)),
 )  # fmt: skip
+PROBE_CONTEXT = {"bastion": "true", "emailFrom": "no-reply@ledgerline.example"}
 DISCOVERY_ROUTES: tuple[Route, ...] = (
     Route("GET", "/.well-known/openid-configuration", "functions.infra_probe.oidc", Access.PUBLIC, "Probe: OIDC"),
     Route("GET", "/.well-known/jwks.json", "functions.infra_probe.jwks", Access.PUBLIC, "Probe: JWKS",
@@ -88,8 +90,8 @@ class Synthesized:
         return json.loads((self.outdir / "validation-report.json").read_text())
 
 
-def _synthesize(outdir: Path, assets: AssetPaths, tables: Tables) -> Synthesized:
-    built = build_app(outdir=str(outdir), tables=tables, assets=assets, checks=True)
+def _synthesize(outdir: Path, assets: AssetPaths, tables: Tables, context: dict[str, str]) -> Synthesized:
+    built = build_app(outdir=str(outdir), context=context, tables=tables, assets=assets, checks=True)
     try:
         built.app.synth()
         error = None
@@ -111,7 +113,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> AssetPaths:
 
 @pytest.fixture(scope="session")
 def real(assets: AssetPaths, tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    return _synthesize(tmp_path_factory.mktemp("cdk-real"), assets, Tables())
+    return _synthesize(tmp_path_factory.mktemp("cdk-real"), assets, Tables(), {})
 
 
 @pytest.fixture(scope="session")
@@ -119,7 +121,7 @@ def probe(assets: AssetPaths, tmp_path_factory: pytest.TempPathFactory) -> Synth
     served = {(r.method, r.path) for r in ROUTES}
     discovery = tuple(r for r in DISCOVERY_ROUTES if (r.method, r.path) not in served)
     tables = Tables(routes=(*ROUTES, *discovery, *PROBE_ROUTES), schedules=SCHEDULES, queues=QUEUES)
-    return _synthesize(tmp_path_factory.mktemp("cdk-probe"), assets, tables)
+    return _synthesize(tmp_path_factory.mktemp("cdk-probe"), assets, tables, PROBE_CONTEXT)
 
 
 @pytest.fixture(scope="session", params=["real", "probe"])

@@ -130,3 +130,15 @@ def test_missing_oidc_discovery_routes_are_reported(assets: AssetPaths) -> None:
     built = build_app(tables=Tables(routes=(ROUTES[0], private)), assets=assets, checks=False)
     warnings = [entry.data for entry in built.api.http.node.metadata if entry.type == "aws:cdk:warning"]
     assert any("openid-configuration" in str(w) for w in warnings)
+
+
+def test_the_bastion_exists_only_when_asked_for(real, probe) -> None:  # type: ignore[no-untyped-def]
+    real.template(c.NETWORK_STACK).resource_count_is("AWS::EC2::Instance", 0)
+    probe.template(c.NETWORK_STACK).has_resource_properties(
+        "AWS::EC2::Instance",
+        {"InstanceType": "t4g.nano", "BlockDeviceMappings": [{"DeviceName": "/dev/xvda",
+                                                              "Ebs": {"Encrypted": True, "VolumeSize": 8}}]},
+    )  # fmt: skip
+    instance = next(iter(probe.resources(c.NETWORK_STACK, "AWS::EC2::Instance").values()))["Properties"]
+    assert "AppSecurityGroup" in str(instance["SecurityGroupIds"])
+    assert "KeyName" not in instance, "SSM only: no SSH key"

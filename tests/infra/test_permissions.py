@@ -8,10 +8,11 @@ import pytest
 
 from infra import constants as c
 from infra.app import Tables, build_app
+from infra.components.bastion import SESSION_MANAGER_ACTIONS
 from infra.settings import InfraSettings
 from ledgerline.jobs import QUEUES, SCHEDULES
 from ledgerline.routes import GRANTS, ROUTES, Access, Route
-from tests.infra.conftest import Synthesized
+from tests.infra.conftest import PROBE_CONTEXT, Synthesized
 from tests.infra.helpers import as_list, functions_by_name, policy_statements, ref, statements
 
 NAMES = c.Names(InfraSettings().resource_prefix)
@@ -25,11 +26,17 @@ POLICY_DOCUMENTS = {
     "AWS::KMS::Key": ["KeyPolicy"],
 }
 # Lambda attaches functions to the VPC and uploads traces with these; IAM cannot scope them.
-RESOURCE_STAR_ALLOWED = {
-    "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
-    "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses",
-    "xray:PutTraceSegments", "xray:PutTelemetryRecords",
-}  # fmt: skip
+LAMBDA_RESOURCE_STAR = {
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+}
+RESOURCE_STAR_ALLOWED = LAMBDA_RESOURCE_STAR | set(SESSION_MANAGER_ACTIONS)  # fmt: skip
 # What each grant must give (at least), and the variable that tells the code where.
 GRANT_ACTIONS = {
     "kms:jwt-sign": ({"kms:Sign", "kms:GetPublicKey"}, c.ENV_JWT_KEY_ID),
@@ -40,6 +47,7 @@ GRANT_ACTIONS = {
     "s3:audit-read": ({"s3:GetObject", "s3:ListBucket"}, c.ENV_AUDIT_BUCKET),
     "secret:gateways": ({"secretsmanager:GetSecretValue"}, c.ENV_GATEWAY_SECRET_ARN),
     "secret:blind-index": ({"secretsmanager:GetSecretValue"}, c.ENV_BLIND_INDEX_SECRET_ARN),
+    "ses:send": ({"ses:SendEmail"}, c.ENV_EMAIL_FROM),  # the probe app sets context emailFrom
 }
 
 
@@ -113,11 +121,13 @@ def test_each_function_has_its_own_role(synthesized: Synthesized) -> None:
 
 
 def test_only_the_cdk_provider_framework_uses_an_aws_managed_policy(synthesized: Synthesized) -> None:
+    allowed = {(c.DATA_STACK, "AWSLambdaBasicExecutionRole")}
     for stack, logical_id, resource in synthesized.all_resources():
-        if resource["Type"] != "AWS::IAM::Role" or not resource["Properties"].get("ManagedPolicyArns"):
+        if resource["Type"] != "AWS::IAM::Role":
             continue
-        assert stack == c.DATA_STACK and "Provider" in logical_id, f"{stack}/{logical_id} uses a managed policy"
-        assert "AWSLambdaBasicExecutionRole" in str(resource["Properties"]["ManagedPolicyArns"])
+        for arn in resource["Properties"].get("ManagedPolicyArns", []):
+            name = str(arn["Fn::Join"][1][-1]).rsplit("/", 1)[-1]
+            assert (stack, name) in allowed, f"{stack}/{logical_id} uses the managed policy {name}"
 
 
 def _role_of(app: Synthesized, stack: str, function_name: str) -> list[dict[str, Any]]:
@@ -148,7 +158,7 @@ def test_a_function_without_grants_can_reach_only_its_logs_the_network_and_the_d
     actions = _actions(_role_of(probe, c.API_STACK, NAMES.route_function(plain.name)))
     assert actions == {
         "logs:CreateLogStream", "logs:PutLogEvents", "secretsmanager:GetSecretValue",
-        "secretsmanager:DescribeSecret", "kms:Decrypt", *RESOURCE_STAR_ALLOWED,
+        "secretsmanager:DescribeSecret", "kms:Decrypt", *LAMBDA_RESOURCE_STAR,
     }  # fmt: skip
     variables = functions_by_name(probe, c.API_STACK)[NAMES.route_function(plain.name)]["Environment"]["Variables"]
     grant_variables = {v for _, v in GRANT_ACTIONS.values()} | {c.queue_url_env(q.name) for q in QUEUES}
@@ -179,6 +189,25 @@ def test_queue_grants_in_the_jobs_stack_point_at_the_queue_itself(real: Synthesi
                 "sqs:SendMessage" in as_list(s["Action"]) and {"Fn::GetAtt": [logical, "Arn"]} in as_list(s["Resource"])
                 for s in found
             ), f"{row.name} cannot send to {queue}"
+
+
+def test_sending_email_is_limited_to_the_configured_sender(probe: Synthesized) -> None:
+    sender = next(r for r in probe.tables.routes if "ses:send" in r.grants)
+    (statement,) = [s for s in _role_of(probe, c.API_STACK, NAMES.route_function(sender.name))
+                    if "ses:SendEmail" in as_list(s["Action"])]  # fmt: skip
+    address = PROBE_CONTEXT["emailFrom"]
+    assert statement["Condition"] == {"StringEquals": {"ses:FromAddress": address}}
+    identities = [str(r) for r in statement["Resource"]]
+    assert any(f":identity/{address}" in r for r in identities)
+    assert any(f":identity/{address.partition('@')[2]}" in r for r in identities)
+
+
+def test_without_a_configured_sender_email_is_not_granted_at_all(real: Synthesized) -> None:
+    assert real.built.settings.email_from is None
+    for stack in (c.API_STACK, c.JOBS_STACK):
+        for name, function in functions_by_name(real, stack).items():
+            assert c.ENV_EMAIL_FROM not in function["Environment"]["Variables"], name
+            assert "ses:SendEmail" not in _actions(_role_of(real, stack, name)), name
 
 
 def test_a_grant_the_app_cannot_map_fails_the_build_with_its_name(assets) -> None:  # type: ignore[no-untyped-def]
