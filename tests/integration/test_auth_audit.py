@@ -1,0 +1,138 @@
+"""Every identity and access event is audited: one scenario triggers each event of
+``ledgerline.auth.events.ALL`` and the audit trail must hold a row for each."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pyotp
+import pytest
+from argon2 import PasswordHasher
+
+from ledgerline import config, errors, routes
+from ledgerline.audit import Actor
+from ledgerline.auth import apikeys, events, limits, otp, resets, sessions, users
+from ledgerline.db import transaction
+from ledgerline.http.endpoint import Principal, Request
+
+pytestmark = pytest.mark.usefixtures("database_url", "aws_endpoint")
+
+PASSWORD = "correct horse battery staple 9"
+CLIENT = sessions.Client(ip="192.0.2.44", user_agent="audit-test", request_id="audit-1")
+SYSTEM = Actor.system("tests")
+
+
+def create(role="user"):
+    email = f"audit-{role}-{uuid.uuid4().hex[:8]}@example.test"
+    return transaction(
+        lambda cur: users.create_user(cur, email=email, password=PASSWORD, full_name="A", role=role, actor=SYSTEM)
+    )
+
+
+def expect(exc_type, fn, *args):
+    with pytest.raises(exc_type):
+        fn(*args)
+
+
+def test_every_auth_event_is_written_to_the_audit_trail(owner_conn, monkeypatch):
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT clock_timestamp()")
+        started = cur.fetchone()[0]
+
+    # user.created / user.registered
+    admin = create("admin")
+    alice = create()
+    transaction(
+        lambda cur: users.register(
+            cur,
+            email=f"reg-{uuid.uuid4().hex[:8]}@example.test",
+            password=PASSWORD,
+            full_name="R",
+            actor=CLIENT.actor(),
+        )
+    )
+    # user.password_rehashed: a hash made with weaker parameters is upgraded at login
+    weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+    with owner_conn.cursor() as cur:
+        cur.execute("UPDATE users SET password_hash = %s WHERE id = %s", (weak, alice["id"]))
+    # auth.login_succeeded / token_refreshed / refresh_token_reused / logout
+    first = sessions.login(alice["email"], PASSWORD, None, CLIENT)
+    second = sessions.refresh(first["refresh_token"], CLIENT)
+    expect(errors.Unauthorized, sessions.refresh, first["refresh_token"], CLIENT)
+    third = sessions.login(alice["email"], PASSWORD, None, CLIENT)
+    from ledgerline.auth import principal as principal_mod
+    from ledgerline.auth import tokens
+
+    me = principal_mod.authenticate(tokens.verify_access_token(third["access_token"]))
+    actor = CLIENT.actor(alice["id"], "user")
+    transaction(lambda cur: sessions.logout(cur, me, actor))
+    # auth.session_revoked / sessions_revoked
+    fourth = sessions.login(alice["email"], PASSWORD, None, CLIENT)
+    me = principal_mod.authenticate(tokens.verify_access_token(fourth["access_token"]))
+    transaction(lambda cur: sessions.revoke_session(cur, me, uuid.UUID(me.claims["sid"]), actor))
+    fifth = sessions.login(alice["email"], PASSWORD, None, CLIENT)
+    me = principal_mod.authenticate(tokens.verify_access_token(fifth["access_token"]))
+    transaction(lambda cur: sessions.revoke_all_sessions(cur, me, actor))
+    assert second  # used above
+    # auth.login_failed / account_locked
+    for attempt in range(limits.LOCK_AFTER):
+        expect(errors.Unauthorized, sessions.login, alice["email"], f"wrong {attempt} password", None, CLIENT)
+        with owner_conn.cursor() as cur:
+            cur.execute(
+                "UPDATE login_throttle SET last_failed_at = now() - interval '5 minutes' WHERE subject = %s",
+                (limits.login_subject(alice["email"]),),
+            )
+    # auth.password_reset_requested / completed / failed (the reset also unlocks)
+    transaction(lambda cur: resets.request_reset(cur, alice["email"], CLIENT.actor()))
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT payload->>'token' FROM outbox WHERE payload->>'email' = %s", (alice["email"],))
+        token = cur.fetchone()[0]
+    resets.confirm_reset(token, "a new and long passphrase", CLIENT.actor())
+    expect(errors.BadRequest, resets.confirm_reset, token, "a new and long passphrase", CLIENT.actor())
+    # auth.otp_setup_started / otp_enabled / otp_failed / recovery_code_used
+    bob = create()
+    bob_actor = Actor(id=bob["id"], type="user")
+    setup = transaction(lambda cur: otp.setup(cur, bob["id"], bob["email"], bob_actor))
+    transaction(lambda cur: otp.verify_enrolment(cur, bob["id"], pyotp.TOTP(setup["secret"]).now(), bob_actor))
+    expect(errors.OtpRequired, sessions.login, bob["email"], PASSWORD, "12345x", CLIENT)
+    sessions.login(bob["email"], PASSWORD, setup["recovery_codes"][0], CLIENT)
+    # auth.step_up_succeeded / step_up_failed
+    bob_p = Principal(id=bob["id"], role="user")
+    big = otp.step_up_threshold("USD") + Decimal("0.01")
+    expect(errors.OtpRequired, transaction, lambda cur: otp.require_step_up(cur, bob_p, "00000x", big, "USD"))
+    transaction(lambda cur: otp.require_step_up(cur, bob_p, setup["recovery_codes"][1], big, "USD"))
+    # user.role_changed / suspended / reactivated
+    admin_actor = Actor(id=admin["id"], type="admin")
+    transaction(lambda cur: users.update_user(cur, bob["id"], role="merchant", actor=admin_actor))
+    transaction(lambda cur: users.update_user(cur, bob["id"], status="suspended", actor=admin_actor))
+    transaction(lambda cur: users.update_user(cur, bob["id"], status="active", actor=admin_actor))
+    # api_key.created / revoked
+    merchant = Principal(id=bob["id"], role="merchant")
+    key = transaction(lambda cur: apikeys.create(cur, merchant, name="k", scopes=["payments:read"], actor=bob_actor))
+    transaction(lambda cur: apikeys.revoke(cur, merchant, key["id"], bob_actor))
+    # auth.rate_limited / velocity_blocked
+    monkeypatch.setenv("LEDGERLINE_RATE_LIMITS", "default=1/minute")
+    monkeypatch.setenv("LEDGERLINE_VELOCITY", "1/60s")
+    config.settings.cache_clear()
+    try:
+        request = Request("r", f"192.0.2.{uuid.uuid4().int % 200}", "ua", {}, Principal(id=bob["id"], role="merchant"))
+        plain = routes.Route("GET", "/v1/x", "tests.x", routes.Access.USER, "x")
+        transfers = routes.Route("POST", "/v1/t", "tests.t", routes.Access.USER, "t", tags=("transfers",))
+        limits.guard(plain, request)
+        expect(errors.RateLimited, limits.guard, plain, request)
+        monkeypatch.setenv("LEDGERLINE_RATE_LIMITS", "default=off")
+        config.settings.cache_clear()
+        limits.guard(transfers, request)
+        expect(errors.RateLimited, limits.guard, transfers, request)
+    finally:
+        monkeypatch.undo()
+        config.settings.cache_clear()
+
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT DISTINCT action, category FROM audit_log WHERE occurred_at >= %s", (started,))
+        seen = dict(cur.fetchall())
+    missing = sorted(set(events.ALL) - set(seen))
+    assert missing == [], f"auth events without an audit row: {missing}"
+    assert {seen[a] for a in events.ALL} == {"auth"}
+    assert len(events.ALL) == 27
