@@ -509,3 +509,26 @@ def test_api_keys_are_for_merchants_stored_hashed_and_revocable(owner_conn):
     with pytest.raises(errors.Forbidden):
         plain = Principal(id=new_user()["id"], role="user")
         transaction(lambda cur: apikeys.create(cur, plain, name="x", scopes=["payments:read"], actor=actor))
+
+
+# -- housekeeping -------------------------------------------------------------------------------
+
+
+def test_the_purge_drops_only_state_that_can_no_longer_matter(owner_conn):
+    from ledgerline.auth import maintenance
+
+    user = new_user()
+    old_jti, live_jti = uuid.uuid4(), uuid.uuid4()
+    with owner_conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO revoked_tokens (jti, user_id, expires_at, reason) VALUES "
+            "(%s, %s, now() - interval '2 days', 'logout'), (%s, %s, now() + interval '10 minutes', 'logout')",
+            (old_jti, user["id"], live_jti, user["id"]),
+        )
+
+    purged = transaction(maintenance.purge)
+
+    assert purged["revoked_tokens"] >= 1
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT jti FROM revoked_tokens WHERE jti IN (%s, %s)", (old_jti, live_jti))
+        assert [r[0] for r in cur.fetchall()] == [live_jti]

@@ -1,0 +1,37 @@
+"""Housekeeping of identity state that has outlived its purpose (a scheduled job).
+
+Nothing here is evidence: every event is in the audit trail. Sessions are kept (they
+are the devices list's history); what goes is state that can no longer change an answer:
+revocations of tokens already expired, spent or expired one-time tokens, throttles and
+rate-limit windows long over.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+GRACE = "1 day"  # well past any token lifetime and any clock skew
+
+_PURGES = {
+    # An access token lives 15 minutes: its revocation matters no longer after that.
+    "revoked_tokens": "DELETE FROM revoked_tokens WHERE ctid IN "
+    f"(SELECT ctid FROM revoked_tokens WHERE expires_at < now() - interval '{GRACE}' LIMIT %(limit)s)",
+    # Rotated or expired refresh tokens past their expiry cannot be used or reused.
+    "refresh_tokens": "DELETE FROM refresh_tokens WHERE ctid IN "
+    f"(SELECT ctid FROM refresh_tokens WHERE expires_at < now() - interval '{GRACE}' LIMIT %(limit)s)",
+    "password_reset_tokens": "DELETE FROM password_reset_tokens WHERE ctid IN "
+    f"(SELECT ctid FROM password_reset_tokens WHERE expires_at < now() - interval '{GRACE}' LIMIT %(limit)s)",
+    "login_throttle": "DELETE FROM login_throttle WHERE ctid IN (SELECT ctid FROM login_throttle "
+    f"WHERE COALESCE(locked_until, last_failed_at) < now() - interval '{GRACE}' LIMIT %(limit)s)",
+    "rate_limit_buckets": "DELETE FROM rate_limit_buckets WHERE ctid IN "
+    f"(SELECT ctid FROM rate_limit_buckets WHERE window_start < now() - interval '{GRACE}' LIMIT %(limit)s)",
+}
+
+
+def purge(cur: Any, *, limit: int = 10_000) -> dict[str, int]:
+    """Delete up to ``limit`` stale rows of each kind; return how many went, by table."""
+    out = {}
+    for table, sql in _PURGES.items():
+        cur.execute(sql, {"limit": limit})
+        out[table] = cur.rowcount
+    return out
