@@ -15,16 +15,32 @@ from pathlib import Path
 
 from infra.assets import PROJECT_ROOT
 
+NESTED_SUFFIX = ".nested.template.json"
+CFN_RESOURCE_LIMIT = 500
 
-def resource_counts(outdir: Path) -> dict[str, int]:
-    """Resources per CloudFormation stack of a cloud assembly, in manifest order."""
+
+def stack_templates(outdir: Path) -> dict[str, list[str]]:
+    """Template files of each stack of a cloud assembly (its own first, then its nested
+    stacks'), in manifest order."""
     manifest = json.loads((outdir / "manifest.json").read_text())
-    counts: dict[str, int] = {}
+    found: dict[str, list[str]] = {}
     for name, artifact in manifest.get("artifacts", {}).items():
         if artifact.get("type") != "aws:cloudformation:stack":
             continue
-        template = json.loads((outdir / artifact["properties"]["templateFile"]).read_text())
-        counts[name] = len(template.get("Resources", {}))
+        assets = outdir / f"{name}.assets.json"
+        files = json.loads(assets.read_text()).get("files", {}).values() if assets.is_file() else []
+        nested = sorted(f["source"]["path"] for f in files if f["source"]["path"].endswith(NESTED_SUFFIX))
+        found[name] = [artifact["properties"]["templateFile"], *nested]
+    return found
+
+
+def resource_counts(outdir: Path) -> dict[str, int]:
+    """Resources per template: ``Stack`` and, for nested stacks, ``Stack/NestedFile``."""
+    counts: dict[str, int] = {}
+    for name, files in stack_templates(outdir).items():
+        for index, file in enumerate(files):
+            label = name if index == 0 else f"{name}/{file.removesuffix(NESTED_SUFFIX).removeprefix(name)}"
+            counts[label] = len(json.loads((outdir / file).read_text()).get("Resources", {}))
     return counts
 
 
@@ -44,9 +60,11 @@ def validation_summary(outdir: Path) -> list[str]:
 
 
 def format_report(counts: dict[str, int], timings: dict[str, float]) -> str:
-    width = max([len(name) for name in counts] + [len("total")])
+    """The table ``make synth`` prints: resources per stack (nested stacks indented) and timings."""
+    labels = {name: ("  " + name.split("/", 1)[1] if "/" in name else name) for name in counts}
+    width = max([len(label) for label in labels.values()] + [len("total")])
     rows = [f"{'stack':<{width}}  resources"]
-    rows += [f"{name:<{width}}  {count:>9}" for name, count in counts.items()]
+    rows += [f"{labels[name]:<{width}}  {count:>9}" for name, count in counts.items()]
     rows.append(f"{'total':<{width}}  {sum(counts.values()):>9}")
     rows.append("")
     rows += [f"{label}: {seconds:.1f} s" for label, seconds in timings.items()]
@@ -85,7 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         "synth + checks": finished - constructed,
         "synth time": finished - started,
     }
-    print(format_report(resource_counts(outdir), timings))
+    counts = resource_counts(outdir)
+    print(format_report(counts, timings))
+    crowded = [f"{name} ({count})" for name, count in counts.items() if count > CFN_RESOURCE_LIMIT * 0.8]
+    if crowded:
+        print(f"\nnear CloudFormation's {CFN_RESOURCE_LIMIT}-resource limit: {', '.join(crowded)}", file=sys.stderr)
     if failed:
         print("\nvalidation failed:", *validation_summary(outdir), sep="\n  ", file=sys.stderr)
         print(f"full report: {outdir / 'validation-report.json'}", file=sys.stderr)

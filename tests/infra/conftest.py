@@ -27,6 +27,7 @@ from aws_cdk.assertions import Template
 from infra.app import LedgerlineApp, Tables, build_app
 from infra.assets import AssetPaths, prepare_assets
 from infra.constants import LAYER_DIR_ENV
+from infra.synth import stack_templates
 from ledgerline.jobs import QUEUES, SCHEDULES
 from ledgerline.routes import GRANTS, ROUTES, Access, Route
 
@@ -58,6 +59,7 @@ class Synthesized:
     built: LedgerlineApp
     outdir: Path
     validation_error: str | None
+    _raws: dict[str, dict[str, Any]] = field(default_factory=dict)
     _templates: dict[str, Template] = field(default_factory=dict)
     _found: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)
 
@@ -65,25 +67,56 @@ class Synthesized:
     def tables(self) -> Tables:
         return self.built.tables
 
+    def files(self, stack_name: str) -> list[str]:
+        """The stack's template file, then its nested stacks' (the API's route groups)."""
+        return stack_templates(self.outdir)[stack_name]
+
+    def _load(self, file: str) -> dict[str, Any]:
+        if file not in self._raws:
+            self._raws[file] = json.loads((self.outdir / file).read_text())
+        return self._raws[file]
+
     def raw(self, stack_name: str) -> dict[str, Any]:
-        return json.loads((self.outdir / f"{stack_name}.template.json").read_text())
+        """The stack's own template (without its nested stacks)."""
+        return self._load(self.files(stack_name)[0])
+
+    def raws(self, stack_name: str) -> list[dict[str, Any]]:
+        return [self._load(file) for file in self.files(stack_name)]
 
     def template(self, stack_name: str) -> Template:
-        if stack_name not in self._templates:
-            self._templates[stack_name] = Template.from_json(self.raw(stack_name))
-        return self._templates[stack_name]
+        """``Template`` of the stack's own template."""
+        return self._template(self.files(stack_name)[0])
+
+    def _template(self, file: str) -> Template:
+        if file not in self._templates:
+            self._templates[file] = Template.from_json(self._load(file))
+        return self._templates[file]
 
     def resources(self, stack_name: str, resource_type: str) -> dict[str, dict[str, Any]]:
-        """``Template.find_resources``, remembered (each call is a round trip to jsii)."""
+        """``Template.find_resources`` over the stack and its nested stacks, remembered."""
         key = (stack_name, resource_type)
         if key not in self._found:
-            self._found[key] = self.template(stack_name).find_resources(resource_type)
+            found: dict[str, dict[str, Any]] = {}
+            for file in self.files(stack_name):
+                found |= self._template(file).find_resources(resource_type)
+            self._found[key] = found
         return self._found[key]
 
     def all_resources(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
         for stack in self.built.stacks:
-            for logical_id, resource in self.raw(stack.stack_name)["Resources"].items():
-                yield stack.stack_name, logical_id, resource
+            for raw in self.raws(stack.stack_name):
+                for logical_id, resource in raw["Resources"].items():
+                    yield stack.stack_name, logical_id, resource
+
+    def parameter(self, stack_name: str, name: str) -> Any:
+        """What the stack passes to its nested stacks as parameter ``name``."""
+        values = {
+            json.dumps(r["Properties"]["Parameters"][name], sort_keys=True)
+            for r in self.raw(stack_name)["Resources"].values()
+            if r["Type"] == "AWS::CloudFormation::Stack" and name in r["Properties"].get("Parameters", {})
+        }
+        assert len(values) == 1, f"{stack_name} passes {name} {len(values)} ways"
+        return json.loads(values.pop())
 
     @property
     def report(self) -> dict[str, Any]:

@@ -24,16 +24,27 @@ def functions_by_name(app: Synthesized, stack: str) -> dict[str, dict[str, Any]]
 
 
 def route_targets(app: Synthesized, stack: str) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
-    """``"GET /v1/health"`` → (route properties, properties of the function it invokes)."""
-    integrations = app.resources(stack, "AWS::ApiGatewayV2::Integration")
-    functions = app.resources(stack, "AWS::Lambda::Function")
+    """``"GET /v1/health"`` → (route properties, properties of the function it invokes),
+    across the stack's route groups (nested stacks)."""
     out: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
-    for route in app.resources(stack, "AWS::ApiGatewayV2::Route").values():
-        props = route["Properties"]
-        integration_id = ref(props["Target"]["Fn::Join"][1][1])
-        function_id = ref(integrations[integration_id]["Properties"]["IntegrationUri"])
-        out[props["RouteKey"]] = (props, functions[function_id]["Properties"])
+    for raw in app.raws(stack):
+        resources = raw["Resources"]
+        for route in resources.values():
+            if route["Type"] != "AWS::ApiGatewayV2::Route":
+                continue
+            props = route["Properties"]
+            integration = resources[ref(props["Target"]["Fn::Join"][1][1])]
+            function = resources[ref(integration["Properties"]["IntegrationUri"])]
+            out[props["RouteKey"]] = (props, function["Properties"])
     return out
+
+
+def from_parent(app: Synthesized, stack: str, value: Any) -> Any:
+    """A nested stack's parameter reference → what the parent stack passes in."""
+    name = ref(value)
+    if name and name.startswith("referenceto"):
+        return app.parameter(stack, name)
+    return value
 
 
 def statements(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -57,8 +68,11 @@ def policy_statements(app: Synthesized, stack: str, role_id: str) -> list[dict[s
     return found
 
 
-def resolve_output(app: Synthesized, value: Any) -> tuple[str, Any]:
-    """Follow a cross-stack reference to (producer stack, the value it exports)."""
+def resolve_output(app: Synthesized, value: Any, *, consumer: str | None = None) -> tuple[str, Any]:
+    """Follow a cross-stack reference to (producer stack, the value it exports); with
+    ``consumer``, first through the consumer's nested-stack parameter."""
+    if consumer:
+        value = from_parent(app, consumer, value)
     if isinstance(value, dict) and "Fn::GetStackOutput" in value:
         ref_ = value["Fn::GetStackOutput"]
         outputs = app.raw(ref_["StackName"])["Outputs"]

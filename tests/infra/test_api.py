@@ -9,7 +9,7 @@ from infra import constants as c
 from infra.app import common_environment
 from infra.settings import InfraSettings
 from tests.infra.conftest import Synthesized
-from tests.infra.helpers import functions_by_name, ref, resolve_output, route_targets
+from tests.infra.helpers import from_parent, functions_by_name, ref, resolve_output, route_targets
 
 API = c.API_STACK
 NAMES = c.Names(InfraSettings().resource_prefix)
@@ -27,7 +27,7 @@ def test_each_route_of_the_table_has_its_route_and_function_and_nothing_else(syn
 
 def test_exactly_one_function_per_route(synthesized: Synthesized) -> None:
     routes = synthesized.tables.routes
-    synthesized.template(API).resource_count_is("AWS::Lambda::Function", len(routes))
+    assert len(synthesized.resources(API, "AWS::Lambda::Function")) == len(routes)
     functions = functions_by_name(synthesized, API)
     assert sorted(functions) == sorted(NAMES.route_function(r.name) for r in routes)
 
@@ -41,7 +41,8 @@ def test_every_non_public_route_has_the_jwt_authorizer_and_public_ones_none(synt
             assert "AuthorizerId" not in route, key
         else:
             assert route["AuthorizationType"] == "JWT", key
-            assert authorizers[ref(route["AuthorizerId"])]["Properties"]["AuthorizerType"] == "JWT", key
+            authorizer = ref(from_parent(synthesized, API, route["AuthorizerId"]))
+            assert authorizers[authorizer]["Properties"]["AuthorizerType"] == "JWT", key
 
 
 def test_jwt_authorizer_checks_issuer_and_audience_from_the_bearer_header(probe: Synthesized) -> None:
@@ -125,11 +126,11 @@ def test_environment_names_the_proxy_the_database_and_the_application_secret(rea
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "Ledgerline"
     assert variables["POWERTOOLS_LOG_LEVEL"] == "INFO"
     assert variables[c.ENV_DB_NAME] == c.DB_NAME
-    stack, host = resolve_output(real, variables[c.ENV_DB_HOST])
+    stack, host = resolve_output(real, variables[c.ENV_DB_HOST], consumer=API)
     assert stack == c.DATA_STACK
     assert real.raw(stack)["Resources"][ref(host)]["Type"] == "AWS::RDS::DBProxy"
     assert host["Fn::GetAtt"][1] == "Endpoint"
-    stack, secret = resolve_output(real, variables[c.ENV_DB_SECRET_ARN])
+    stack, secret = resolve_output(real, variables[c.ENV_DB_SECRET_ARN], consumer=API)
     attachment = real.raw(stack)["Resources"][ref(secret)]
     assert attachment["Type"] == "AWS::SecretsManager::SecretTargetAttachment"
     app_secret = real.raw(stack)["Resources"][ref(attachment["Properties"]["SecretId"])]["Properties"]
