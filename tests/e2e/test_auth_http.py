@@ -278,15 +278,20 @@ def test_lockout_after_ten_failures_is_423_even_with_the_right_password(client, 
     assert int(locked.headers["Retry-After"]) == limits.LOCK_SECONDS
 
 
-def test_a_quick_retry_after_three_failures_is_429_with_retry_after(client, make_user):
+def test_a_quick_retry_after_repeated_failures_is_429_with_retry_after(client, make_user, owner_conn):
     user = make_user()
     for attempt in range(limits.FREE_FAILURES):
         assert login(client, user["email"], password=f"wrong password {attempt}").status_code == 401
+    with owner_conn.cursor() as cur:  # three more failures, the last one just now: an 8 s delay runs
+        cur.execute(
+            "UPDATE login_throttle SET failures = failures + 3, last_failed_at = now() WHERE subject = %s",
+            (limits.login_subject(user["email"]),),
+        )
 
-    response = login(client, user["email"])
+    response = login(client, user["email"])  # the right password, but too soon
 
     assert response.status_code == 429 and response.json()["code"] == "rate_limited"
-    assert 1 <= int(response.headers["Retry-After"]) <= 1
+    assert 1 <= int(response.headers["Retry-After"]) <= limits.delay_after(limits.FREE_FAILURES + 3)
 
 
 @pytest.fixture

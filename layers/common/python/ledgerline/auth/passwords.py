@@ -23,8 +23,8 @@ from ledgerline import errors
 MIN_LENGTH = 8
 MAX_LENGTH = 128
 
-# argon2id, t=3, m=64 MiB, p=4: ~60 ms on one core of a 2-core machine, within the
-# 512 MB Lambda's memory.
+# argon2id, t=3, m=64 MiB, p=4: ~100 ms per hash or check on a 2-core machine, well
+# within the 512 MB Lambda's memory.
 hasher = PasswordHasher.from_parameters(RFC_9106_LOW_MEMORY)
 
 _dummy_lock = threading.Lock()
