@@ -103,7 +103,7 @@ class RoutedHttpApi(Construct):
         self.api = self._api()
         self.issuer = issuer or self.api.api_endpoint
         self.audience = audience
-        self.authorizer = self._authorizer()
+        self.authorizer: apigw.HttpAuthorizer | None = None  # created with the first non-public route
         self.access_logs = logs.LogGroup(
             self, "AccessLogs", retention=c.LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
         )
@@ -145,6 +145,11 @@ class RoutedHttpApi(Construct):
         # dropped with a warning, and the routes behind it silently disappear.
         api.node.default_child.add_property_override("FailOnWarnings", True)  # type: ignore[union-attr]
         return api
+
+    def _jwt(self) -> apigw.IHttpRouteAuthorizer:
+        if self.authorizer is None:
+            self.authorizer = self._authorizer()
+        return _JwtRouteAuthorizer(self.authorizer)
 
     def _authorizer(self) -> apigw.HttpAuthorizer:
         return apigw.HttpAuthorizer(
@@ -192,9 +197,7 @@ class RoutedHttpApi(Construct):
 
     def _route(self, group: RouteGroup, route: Route, function: LedgerFunction) -> apigw.HttpRoute:
         integration = integrations.HttpLambdaIntegration(f"{route.name}Integration", function.function)
-        authorizer: apigw.IHttpRouteAuthorizer = (
-            apigw.HttpNoneAuthorizer() if route.public else _JwtRouteAuthorizer(self.authorizer)
-        )
+        authorizer = apigw.HttpNoneAuthorizer() if route.public else self._jwt()
         http_route = apigw.HttpRoute(
             group,
             f"{route.name}Route",

@@ -123,6 +123,7 @@ def test_public_routes_only_mode_creates_no_authorized_route(assets: AssetPaths)
     built = build_app(context={"apiPublicRoutesOnly": "true"}, assets=assets, checks=False)
     assert built.api.http.routes, "the public routes are there"
     assert all(route.public for route in built.api.http.routes)
+    assert built.api.http.authorizer is None, "no authorizer until the discovery document is served"
 
 
 def test_missing_oidc_discovery_routes_are_reported(assets: AssetPaths) -> None:
