@@ -80,7 +80,9 @@ def request_reset(cur: Any, email: str, actor: Actor) -> None:
 def confirm_reset(token: str, new_password: str, actor: Actor, *, run: Runner | None = None) -> None:
     """Set a new password with a reset token; every session of the user ends."""
     if run is None:
-        from ledgerline.db import transaction as run
+        from ledgerline.db import transaction
+
+        run = transaction
     refused = errors.BadRequest("the reset link is not valid or has expired; request a new one")
     if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         events.record_refusal(

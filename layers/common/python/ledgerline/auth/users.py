@@ -187,7 +187,8 @@ def list_users(
 ) -> dict[str, Any]:
     limit = pagination.check_limit(limit)
     after = pagination.decode(cursor)
-    where, params = ["TRUE"], {"limit": limit + 1}
+    where: list[str] = ["TRUE"]
+    params: dict[str, Any] = {"limit": limit + 1}
     if after:
         where.append("(created_at, id) < (%(t)s, %(id)s)")
         params.update(t=after[0], id=after[1])
