@@ -30,7 +30,10 @@ class EncryptedColumn:
 
 
 # Owners append here, one line per column.
-ENCRYPTED_COLUMNS: list[EncryptedColumn] = []
+ENCRYPTED_COLUMNS: list[EncryptedColumn] = [
+    EncryptedColumn("users", "phone_ciphertext"),  # ledgerline.auth.users
+    EncryptedColumn("otp_credentials", "secret", id_column="user_id", where="secret_encrypted"),  # auth.otp
+]
 
 
 def register(table: str, column: str, id_column: str = "id", where: str | None = None) -> EncryptedColumn:
