@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 from psycopg2 import sql
@@ -111,7 +112,7 @@ def rotate(
             while True:
                 if max_batches is not None and batches >= max_batches:
                     return _report(gen, resumed, "running")
-                result = transaction(lambda cur, col=col: _batch(cur, gen, col, fc, batch_size))
+                result = transaction(partial(_batch, gen=gen, col=col, fc=fc, batch_size=batch_size))
                 if result is None:
                     break
                 batches += 1
