@@ -307,3 +307,25 @@ def test_the_envelope_stamp_sits_where_rotation_reads_it(cipher):
     (stamp,) = struct.unpack(">Q", blob[1:9])
     assert stamp == key_created_ms(blob)
     assert uuid.UUID(WHERE["row_id"])  # the fixture's id is a real UUID, as in the tables
+
+
+@pytest.fixture
+def local_stack(monkeypatch, tmp_path):
+    from ledgerline import config
+
+    monkeypatch.setenv("LEDGERLINE_ENV", "local")
+    monkeypatch.setenv("LEDGERLINE_DATA_DIR", str(tmp_path))
+    config.settings.cache_clear()
+    yield tmp_path
+    config.settings.cache_clear()
+
+
+def test_the_local_stack_keeps_its_master_key_in_the_data_directory(local_stack):
+    """moto's KMS keys are new on every start; a key file survives restarts."""
+    from ledgerline.crypto.keys import default_provider
+
+    provider = default_provider()
+    assert isinstance(provider, LocalKeyProvider)
+    assert provider.path == local_stack / "keys" / "field-master.key"
+    blob = FieldCipher(provider).encrypt(ACCOUNT, **WHERE)
+    assert FieldCipher(default_provider()).decrypt(blob, **WHERE) == ACCOUNT
