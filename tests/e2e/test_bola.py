@@ -55,7 +55,7 @@ def world(api, make_user):
     assert transfer.status_code == 201, transfer.text
     hold = a.post("/v1/holds", idempotency_key=True, json={"account_id": a1, "amount": "5.00", "currency": "NGN"})
     assert hold.status_code == 201, hold.text
-    key = a.post("/v1/api-keys", json={"name": "shop", "scopes": ["payments:read"]}).json()
+    key = a.post("/v1/api-keys", json={"name": "shop", "scopes": ["accounts:read"]}).json()
     return {
         "client": client,
         "alice": alice,

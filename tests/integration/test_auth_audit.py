@@ -109,7 +109,7 @@ def test_every_auth_event_is_written_to_the_audit_trail(owner_conn, monkeypatch)
     transaction(lambda cur: users.update_user(cur, bob["id"], status="active", actor=admin_actor))
     # api_key.created / revoked
     merchant = Principal(id=bob["id"], role="merchant")
-    key = transaction(lambda cur: apikeys.create(cur, merchant, name="k", scopes=["payments:read"], actor=bob_actor))
+    key = transaction(lambda cur: apikeys.create(cur, merchant, name="k", scopes=["accounts:read"], actor=bob_actor))
     transaction(lambda cur: apikeys.revoke(cur, merchant, key["id"], bob_actor))
     # auth.rate_limited / velocity_blocked
     monkeypatch.setenv("LEDGERLINE_RATE_LIMITS", "default=1/minute")

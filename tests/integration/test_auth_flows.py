@@ -492,7 +492,7 @@ def test_api_keys_are_for_merchants_stored_hashed_and_revocable(owner_conn):
     me = Principal(id=merchant["id"], role="merchant")
     actor = Actor(id=merchant["id"], type="merchant")
 
-    created = transaction(lambda cur: apikeys.create(cur, me, name="shop", scopes=["payments:read"], actor=actor))
+    created = transaction(lambda cur: apikeys.create(cur, me, name="shop", scopes=["accounts:read"], actor=actor))
 
     assert created["key"].startswith(created["prefix"] + "_")
     listed = transaction(lambda cur: apikeys.list_keys(cur, me))["items"]
@@ -501,14 +501,14 @@ def test_api_keys_are_for_merchants_stored_hashed_and_revocable(owner_conn):
         cur.execute("SELECT secret_hash FROM api_keys WHERE id = %s", (created["id"],))
         assert created["key"].encode() not in bytes(cur.fetchone()[0])
     owner = transaction(lambda cur: apikeys.authenticate_key(cur, created["key"]))
-    assert owner["user_id"] == merchant["id"] and owner["scopes"] == ["payments:read"]
+    assert owner["sub"] == str(merchant["id"]) and owner["scope"] == "accounts:read"
 
     transaction(lambda cur: apikeys.revoke(cur, me, created["id"], actor))
 
     assert transaction(lambda cur: apikeys.authenticate_key(cur, created["key"])) is None
     with pytest.raises(errors.Forbidden):
         plain = Principal(id=new_user()["id"], role="user")
-        transaction(lambda cur: apikeys.create(cur, plain, name="x", scopes=["payments:read"], actor=actor))
+        transaction(lambda cur: apikeys.create(cur, plain, name="x", scopes=["accounts:read"], actor=actor))
 
 
 # -- housekeeping -------------------------------------------------------------------------------
@@ -532,3 +532,54 @@ def test_the_purge_drops_only_state_that_can_no_longer_matter(owner_conn):
     with owner_conn.cursor() as cur:
         cur.execute("SELECT jti FROM revoked_tokens WHERE jti IN (%s, %s)", (old_jti, live_jti))
         assert [r[0] for r in cur.fetchall()] == [live_jti]
+
+
+def call_route(module, method, path, claims, body=None, path_parameters=None):
+    """Invoke a route's handler as the gateway would, with an authorizer's claims."""
+    import importlib
+    import json
+
+    from ledgerline.local.gateway import LambdaContext, build_event
+
+    mod = importlib.import_module(module)
+    event = build_event(
+        method=method, raw_path=path, raw_query="", headers={"content-type": "application/json"},
+        body=json.dumps(body).encode() if body is not None else b"", source_ip="192.0.2.9", route=mod.api.route,
+        path_parameters=path_parameters or {}, claims=claims, request_id=str(uuid.uuid4()),
+    )  # fmt: skip
+    result = mod.handler(event, LambdaContext(module, "r"))
+    return result["statusCode"], json.loads(result["body"] or "null")
+
+
+def test_an_api_key_reaches_only_the_routes_its_scopes_name(owner_conn):
+    merchant = new_user("merchant")
+    me = Principal(id=merchant["id"], role="merchant")
+    actor = Actor(id=merchant["id"], type="merchant")
+    created = transaction(lambda cur: apikeys.create(cur, me, name="pos", scopes=["accounts:read"], actor=actor))
+    claims = apikeys.authorize(created["key"])
+
+    assert call_route("functions.ledger.accounts_list", "GET", "/v1/accounts", claims)[0] == 200
+    status, body = call_route("functions.ledger.accounts_create", "POST", "/v1/accounts", claims, {"currency": "NGN"})
+    assert (status, body["code"]) == (403, "forbidden") and "accounts:write" in body["detail"]
+    for module, method, path in (
+        ("functions.auth.me", "GET", "/v1/me"),
+        ("functions.auth.api_keys_list", "GET", "/v1/api-keys"),
+        ("functions.auth.me_sessions_revoke_all", "POST", "/v1/me/sessions/revoke-all"),
+    ):
+        assert call_route(module, method, path, claims)[0] == 403, path
+
+    transaction(lambda cur: apikeys.revoke(cur, me, created["id"], actor))
+
+    assert call_route("functions.ledger.accounts_list", "GET", "/v1/accounts", claims)[0] == 401
+    with pytest.raises(errors.Unauthorized):
+        apikeys.authorize(created["key"])
+
+
+def test_scopes_are_those_of_existing_routes():
+    scopes = apikeys.available_scopes()
+
+    assert {"accounts:read", "accounts:write", "transfers:write"} <= set(scopes)
+    assert not [s for s in scopes if s.split(":")[0] in ("me", "auth", "api-keys", "admin")]
+    with pytest.raises(errors.ValidationFailed):
+        me = Principal(id=new_user("merchant")["id"], role="merchant")
+        transaction(lambda cur: apikeys.create(cur, me, name="x", scopes=["me:write"], actor=SYSTEM))

@@ -127,6 +127,11 @@ def _scope_guard(route: Route, request: Request) -> None:
     from ledgerline.auth.tokens import SCOPE_OTP_ENROLMENT
 
     principal = request.principal
+    if principal is not None and principal.claims.get("typ") == "api_key":
+        from ledgerline.auth.apikeys import check_scope
+
+        check_scope(route, principal.claims)
+        return
     restricted = principal is not None and principal.claims.get("scope") == SCOPE_OTP_ENROLMENT
     if restricted and "otp_enrolment" not in route.tags:
         raise errors.Forbidden(

@@ -33,8 +33,16 @@ def _uuid(value: Any) -> UUID:
         raise errors.Unauthorized("the access token is not valid; log in again") from None
 
 
+_API_KEY_SQL = """
+SELECT u.role FROM api_keys k JOIN users u ON u.id = k.user_id
+ WHERE k.id = %(key)s AND k.user_id = %(sub)s AND k.revoked_at IS NULL AND u.status = 'active'
+"""
+
+
 def principal_state(cur: Any, claims: dict[str, Any]) -> Principal:
     """The principal of ``claims``, or ``Unauthorized`` when the token no longer stands."""
+    if claims.get("typ") == "api_key":
+        return _api_key_state(cur, claims)
     if claims.get("typ") != "access":
         raise errors.Unauthorized("the token is not an access token")
     sub = _uuid(claims.get("sub"))
@@ -46,6 +54,15 @@ def principal_state(cur: Any, claims: dict[str, Any]) -> Principal:
         raise errors.Unauthorized("this account cannot sign in; contact support")
     if row["jti_revoked"] or row["session_ended"]:
         raise errors.Unauthorized("the session has ended; log in again")
+    return Principal(id=sub, role=row["role"], claims=dict(claims))
+
+
+def _api_key_state(cur: Any, claims: dict[str, Any]) -> Principal:
+    sub = _uuid(claims.get("sub"))
+    cur.execute(_API_KEY_SQL, {"key": _uuid(claims.get("api_key_id")), "sub": sub})
+    row = cur.fetchone()
+    if row is None:
+        raise errors.Unauthorized("the API key is not valid or was revoked")
     return Principal(id=sub, role=row["role"], claims=dict(claims))
 
 
