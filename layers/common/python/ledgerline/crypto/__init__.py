@@ -12,9 +12,34 @@ and append the column to ``ledgerline.crypto.columns.ENCRYPTED_COLUMNS`` so key 
 re-encrypts it. ``table`` and ``column`` are the SQL names where the bytes are stored.
 """
 
-from ledgerline.crypto.blind import blind_index
-from ledgerline.crypto.fields import decrypt_field, encrypt_field
-from ledgerline.crypto.keys import DecryptionError
-from ledgerline.crypto.masking import mask
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ledgerline.crypto.blind import blind_index
+    from ledgerline.crypto.fields import decrypt_field, encrypt_field
+    from ledgerline.crypto.keys import DecryptionError
+    from ledgerline.crypto.masking import mask
+
+# Loaded on first use: the logger installs ``masking`` in every Lambda, and only routes
+# that touch sensitive fields should pay for loading the cipher library (~20 ms).
+_EXPORTS = {
+    "DecryptionError": "ledgerline.crypto.keys",
+    "blind_index": "ledgerline.crypto.blind",
+    "decrypt_field": "ledgerline.crypto.fields",
+    "encrypt_field": "ledgerline.crypto.fields",
+    "mask": "ledgerline.crypto.masking",
+}
 
 __all__ = ["DecryptionError", "blind_index", "decrypt_field", "encrypt_field", "mask"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ledgerline.crypto' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
