@@ -66,14 +66,19 @@ class FunctionSpec:
 
 
 class SharedCode(Construct):
-    """The function code and the common layer, once per stack (assets bind to one stack)."""
+    """The function code once per stack (a code asset binds to one stack, nested ones
+    included), and the common layer once per top-level stack: the API's route groups
+    share their parent's layer instead of publishing a version each."""
 
     ID = "SharedCode"
 
-    def __init__(self, scope: Construct, construct_id: str, *, assets: AssetPaths) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, assets: AssetPaths, with_layer: bool) -> None:
         super().__init__(scope, construct_id)
         self.code = lambda_.Code.from_asset(str(assets.functions))
-        self.layer = lambda_.LayerVersion(
+        self.layer = self._layer(assets) if with_layer else None
+
+    def _layer(self, assets: AssetPaths) -> lambda_.LayerVersion:
+        return lambda_.LayerVersion(
             self,
             "CommonLayer",
             code=lambda_.Code.from_asset(str(assets.layer)),
@@ -83,10 +88,24 @@ class SharedCode(Construct):
         )
 
     @classmethod
-    def of(cls, scope: Construct, assets: AssetPaths) -> SharedCode:
+    def code_for(cls, scope: Construct, assets: AssetPaths) -> lambda_.Code:
+        return cls._of(Stack.of(scope), assets).code
+
+    @classmethod
+    def layer_for(cls, scope: Construct, assets: AssetPaths) -> lambda_.ILayerVersion:
         stack = Stack.of(scope)
+        while stack.nested_stack_parent is not None:
+            stack = stack.nested_stack_parent
+        layer = cls._of(stack, assets).layer
+        assert layer is not None
+        return layer
+
+    @classmethod
+    def _of(cls, stack: Stack, assets: AssetPaths) -> SharedCode:
         found = stack.node.try_find_child(cls.ID)
-        return found if isinstance(found, SharedCode) else cls(stack, cls.ID, assets=assets)
+        if isinstance(found, SharedCode):
+            return found
+        return cls(stack, cls.ID, assets=assets, with_layer=stack.nested_stack_parent is None)
 
 
 class LedgerFunction(Construct):
@@ -169,7 +188,7 @@ class LedgerFunction(Construct):
         return environment
 
     def _function(self, environment: dict[str, str]) -> lambda_.Function:
-        shared = SharedCode.of(self, self._platform.assets)
+        assets = self._platform.assets
         function = lambda_.Function(
             self,
             "Function",
@@ -178,8 +197,8 @@ class LedgerFunction(Construct):
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             handler=self.spec.handler,
-            code=shared.code,
-            layers=[shared.layer],
+            code=SharedCode.code_for(self, assets),
+            layers=[SharedCode.layer_for(self, assets)],
             memory_size=self.spec.memory_mb,
             timeout=self.spec.timeout,
             reserved_concurrent_executions=self.spec.reserved_concurrency,

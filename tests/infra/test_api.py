@@ -144,3 +144,12 @@ def test_function_code_asset_is_the_functions_package_only(assets) -> None:  # t
     files = [p for p in staged.rglob("*") if p.is_file()]
     assert files, "the functions package was staged"
     assert not [p for p in files if "__pycache__" in p.parts or p.suffix == ".pyc" or "tests" in p.parts]
+
+
+def test_route_groups_share_one_common_layer_for_python_312_arm64(synthesized: Synthesized) -> None:
+    ((layer_id, layer),) = synthesized.resources(API, "AWS::Lambda::LayerVersion").items()
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    for name, function in functions_by_name(synthesized, API).items():
+        (used,) = function["Layers"]
+        assert from_parent(synthesized, API, used) == {"Ref": layer_id}, name
