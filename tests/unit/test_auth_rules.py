@@ -56,3 +56,9 @@ def test_a_bad_threshold_is_a_configuration_error(monkeypatch):
             otp.step_up_thresholds()
     finally:
         otp.step_up_thresholds.cache_clear()
+
+
+def test_the_guard_and_the_token_issuer_agree_on_the_enrolment_scope():
+    from ledgerline.auth import tokens
+
+    assert limits.SCOPE_OTP_ENROLMENT == tokens.SCOPE_OTP_ENROLMENT

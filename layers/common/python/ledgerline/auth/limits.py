@@ -41,6 +41,9 @@ LOCK_AFTER = 10
 LOCK_SECONDS = 30 * 60
 
 EXEMPT_TAGS = frozenset({"system", "jwks"})  # health, OpenAPI, JWKS: never refused
+# tokens.SCOPE_OTP_ENROLMENT, named here so the guard does not import jwt/cryptography
+# into every function's cold start.
+SCOPE_OTP_ENROLMENT = "otp_enrolment"
 
 
 @dataclass(frozen=True)
@@ -124,8 +127,6 @@ def guard(route: Route, request: Request) -> None:
 
 
 def _scope_guard(route: Route, request: Request) -> None:
-    from ledgerline.auth.tokens import SCOPE_OTP_ENROLMENT
-
     principal = request.principal
     if principal is not None and principal.claims.get("typ") == "api_key":
         from ledgerline.auth.apikeys import check_scope
