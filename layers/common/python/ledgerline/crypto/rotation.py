@@ -27,6 +27,7 @@ from functools import partial
 from typing import Any
 
 from psycopg2 import sql
+from psycopg2.extras import execute_values
 
 from ledgerline import audit
 from ledgerline.crypto.columns import ENCRYPTED_COLUMNS, EncryptedColumn
@@ -236,9 +237,7 @@ def _batch(cur: Cursor, gen: dict[str, Any], col: EncryptedColumn, fc: FieldCiph
         {"cutoff": _stamp(cutoff), "after": progress["last_id"], "limit": batch_size},
     )
     rows = cur.fetchall()
-    update = sql.SQL("UPDATE {table} SET {col} = %s WHERE {id} = %s").format(
-        table=sql.Identifier(col.table), col=sql.Identifier(col.column), id=sql.Identifier(col.id_column)
-    )
+    fresh = []
     for row in rows:
         try:
             plaintext = fc.decrypt(row["blob"], table=col.table, column=col.column, row_id=row["row_id"])
@@ -250,7 +249,22 @@ def _batch(cur: Cursor, gen: dict[str, Any], col: EncryptedColumn, fc: FieldCiph
         blob = fc.encrypt(plaintext, table=col.table, column=col.column, row_id=row["row_id"])
         if key_created_ms(blob) < cutoff:
             raise RotationError("this machine's clock is behind the rotation's cut-off; fix the clock and resume")
-        cur.execute(update, (blob, row["row_id"]))
+        fresh.append((row["row_id"], blob))
+    if fresh:
+        # One statement per batch; the rows are locked (FOR UPDATE above) until commit.
+        cur.execute(
+            "SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = %s",
+            (col.table, col.id_column),
+        )
+        update = sql.SQL(
+            "UPDATE {table} AS t SET {col} = v.blob FROM (VALUES %s) AS v(id, blob) WHERE t.{id} = v.id::{id_type}"
+        ).format(
+            table=sql.Identifier(col.table),
+            col=sql.Identifier(col.column),
+            id=sql.Identifier(col.id_column),
+            id_type=sql.SQL(cur.fetchone()["t"]),
+        )
+        execute_values(cur, update.as_string(cur), fresh, template="(%s, %s::bytea)", page_size=len(fresh))
     cur.execute(
         """
         UPDATE crypto_rotation_progress
