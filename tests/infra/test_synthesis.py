@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from infra.constants import (
     API_STACK,
     AUDIT_STACK,
@@ -57,3 +59,12 @@ def test_synth_report_lists_each_stack_its_route_groups_and_the_total(real: Synt
 def test_route_groups_follow_the_handler_packages(synthesized: Synthesized) -> None:
     areas = {route.handler.split(".")[1] for route in synthesized.tables.routes}
     assert set(synthesized.built.api.http.groups) == areas
+
+
+def test_a_failed_validation_is_summarized_one_line_per_open_error(tmp_path: Path) -> None:
+    (tmp_path / "validation-report.json").write_text(
+        '{"pluginReports": [{"pluginName": "AwsSolutions", "violations": ['
+        '{"ruleName": "AwsSolutions-S1", "severity": "error", "violatingConstructs": [{"constructPath": "A/B"}]},'
+        '{"ruleName": "W1", "severity": "warning", "violatingConstructs": [{"constructPath": "A/C"}]}]}]}'
+    )
+    assert validation_summary(tmp_path) == ["AwsSolutions: AwsSolutions-S1 at A/B"]
