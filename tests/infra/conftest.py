@@ -134,14 +134,19 @@ def _synthesize(outdir: Path, assets: AssetPaths, tables: Tables, context: dict[
 
 
 @pytest.fixture(scope="session")
-def assets(tmp_path_factory: pytest.TempPathFactory) -> AssetPaths:
+def assets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AssetPaths]:
     build = tmp_path_factory.mktemp("build")
+    placeholder = None
     if not os.environ.get(LAYER_DIR_ENV):
         placeholder = build / "placeholder-layer"
         (placeholder / "python" / "ledgerline_layer_placeholder").mkdir(parents=True)
         (placeholder / "python" / "ledgerline_layer_placeholder" / "__init__.py").write_text("")
         os.environ[LAYER_DIR_ENV] = str(placeholder)
-    return prepare_assets(build_dir=build)
+    try:
+        yield prepare_assets(build_dir=build)
+    finally:
+        if placeholder is not None:
+            del os.environ[LAYER_DIR_ENV]
 
 
 @pytest.fixture(scope="session")
