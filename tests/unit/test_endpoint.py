@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, StrictStr
 
 from ledgerline import errors, money, routes
 from ledgerline.http import Endpoint, json_response
+from ledgerline.http import endpoint as endpoint_module
 from ledgerline.local.gateway import LambdaContext, build_event
 
 ROUTE = routes.Route("POST", "/v1/samples/{id}", "tests.unit.test_endpoint", routes.Access.PUBLIC, "sample")
@@ -124,6 +125,9 @@ def test_a_500_never_leaks_internals(endpoint):
 
 
 def test_admin_routes_refuse_other_roles_with_403(monkeypatch):
+    # Unit level: trust the claims (the database check is covered by the auth tests).
+    monkeypatch.setattr(endpoint_module, "_authenticator", [endpoint_module.claims_principal])
+    monkeypatch.setattr(endpoint_module, "_guards", [])
     monkeypatch.setattr(routes, "ROUTES", (*routes.ROUTES, ROUTE, ADMIN_ROUTE))
     api = Endpoint("tests.unit.test_endpoint.admin")
     api(lambda: json_response({"ok": True}))

@@ -59,11 +59,10 @@ def _users_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def _keys_rotate(args: argparse.Namespace) -> int:
+def _keys(args: argparse.Namespace) -> int:
     from ledgerline.crypto import rotation
 
-    print(json.dumps(rotation.rotate(batch_size=args.batch_size), default=str))
-    return 0
+    return rotation.main(args.rest)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -90,10 +89,11 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--role", default="user", choices=["user", "merchant", "admin", "auditor"])
     create.set_defaults(run=_users_create)
 
-    keys = groups.add_parser("keys", help="encryption keys").add_subparsers(dest="command", required=True)
-    rotate = keys.add_parser("rotate", help="re-encrypt sensitive fields under a new data-key generation")
-    rotate.add_argument("--batch-size", type=int, default=500)
-    rotate.set_defaults(run=_keys_rotate)
+    keys = groups.add_parser(
+        "keys", help="field-encryption keys: rotate [--batch-size N] [--max-batches N] [--no-wait] | status"
+    )
+    keys.add_argument("rest", nargs=argparse.REMAINDER)
+    keys.set_defaults(run=_keys)
     return p
 
 

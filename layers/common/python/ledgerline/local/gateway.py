@@ -32,12 +32,18 @@ _TEXT_TYPES = ("application/json", "application/problem+json", "application/x-ww
 Authorizer = Callable[[str], dict[str, Any]]
 
 
+API_KEY_PREFIX = "llk_"
+
+
 def default_authorizer(token: str) -> dict[str, Any]:
-    """Verify a bearer token the way the deployed JWT authorizer does (iss, aud, exp, kid)."""
-    try:
-        from ledgerline.auth.tokens import verify_access_token
-    except ImportError:  # identity not installed: nothing can be authenticated
-        raise errors.Unauthorized("token verification is not available") from None
+    """Verify a bearer credential the way the deployed authorizers do: merchant API keys
+    (``llk_...``) against their stored hashes, anything else as an RS256 access token."""
+    if token.startswith(API_KEY_PREFIX):
+        from ledgerline.auth.apikeys import authorize
+
+        return authorize(token)
+    from ledgerline.auth.tokens import verify_access_token
+
     return verify_access_token(token)
 
 
