@@ -132,6 +132,9 @@ def build_app(
         dead_letter_queues=[names.queue(q.dlq_name) for q in tables.queues],
         alarm_email=settings.alarm_email,
     )
+    # Addressed by fixed name, not by reference: the order has to be stated.
+    api.add_stack_dependency(audit, "functions read the audit bucket by name")
+    jobs.add_stack_dependency(audit, "the audit shipper writes the audit bucket by name")
     observability.add_stack_dependency(jobs, "alarms name the jobs stack's functions and queues")
     # The proxy target group's CloudFormation type takes no tags.
     Tags.of(app).add("app", c.APP_NAME, exclude_resource_types=["AWS::RDS::DBProxyTargetGroup"])

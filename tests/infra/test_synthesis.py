@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from infra import constants as c
 from infra.constants import (
     API_STACK,
     AUDIT_STACK,
@@ -68,3 +69,12 @@ def test_a_failed_validation_is_summarized_one_line_per_open_error(tmp_path: Pat
         '{"ruleName": "W1", "severity": "warning", "violatingConstructs": [{"constructPath": "A/C"}]}]}]}'
     )
     assert validation_summary(tmp_path) == ["AwsSolutions: AwsSolutions-S1 at A/B"]
+
+
+def test_stacks_deploy_in_lifecycle_order(real: Synthesized) -> None:
+    order = [s.stack_name for s in real.built.stacks]
+    for stack in real.built.stacks:
+        for dependency in stack.dependencies:
+            assert order.index(dependency.stack_name) < order.index(stack.stack_name), (stack, dependency)
+    assert {d.stack_name for d in real.built.api.dependencies} >= {c.DATA_STACK, c.AUDIT_STACK}
+    assert {d.stack_name for d in real.built.jobs.dependencies} >= {c.API_STACK, c.AUDIT_STACK}
