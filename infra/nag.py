@@ -7,6 +7,8 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
 PACK = "AwsSolutions"
+# Every acknowledgment made, so a test can prove none is stale (suppressing nothing).
+ACKNOWLEDGMENTS: list[tuple[IConstruct, str]] = []
 
 
 def add_checks(app: App) -> None:
@@ -19,3 +21,4 @@ def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
     if not reason.strip():
         raise ValueError(f"acknowledging {rule} needs a reason")
     Validations.of(scope).acknowledge(Acknowledgment(id=f"{PACK}::{rule}", reason=reason))
+    ACKNOWLEDGMENTS.append((scope, f"{PACK}::{rule}"))

@@ -30,7 +30,7 @@ class AuditBucket(Construct):
         self._deny_deletes()
 
     def _access_logs(self, retention_days: int) -> s3.Bucket:
-        bucket = s3.Bucket(
+        return s3.Bucket(
             self,
             "AccessLogs",
             encryption=s3.BucketEncryption.S3_MANAGED,  # S3 server access logging cannot write SSE-KMS
@@ -41,8 +41,6 @@ class AuditBucket(Construct):
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(retention_days))],
             removal_policy=RemovalPolicy.RETAIN,
         )
-        acknowledge(bucket, "AwsSolutions-S1", "This is the access-log bucket; logging it to itself would loop.")
-        return bucket
 
     def _bucket(self, key: kms.IKey, retention_days: int, bucket_name: str) -> s3.Bucket:
         return s3.Bucket(

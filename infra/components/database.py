@@ -11,7 +11,6 @@ from constructs import Construct
 
 from infra import constants as c
 from infra.components.network import APP_SUBNETS, DATA_SUBNETS
-from infra.nag import acknowledge
 
 ENGINE_VERSION = rds.AuroraPostgresEngineVersion.VER_16_8
 
@@ -44,7 +43,7 @@ class Database(Construct):
         self.app_rotation = self._rotate(self.app_secret, "AppRotation")
 
     def _cluster(self, min_capacity: float, max_capacity: float) -> rds.DatabaseCluster:
-        cluster = rds.DatabaseCluster(
+        return rds.DatabaseCluster(
             self,
             "Cluster",
             engine=rds.DatabaseClusterEngine.aurora_postgres(version=ENGINE_VERSION),
@@ -72,13 +71,6 @@ class Database(Construct):
             performance_insight_encryption_key=self._key,
             parameters={"rds.force_ssl": "1", "log_min_duration_statement": "1000"},
         )
-        acknowledge(
-            cluster,
-            "AwsSolutions-RDS11",
-            "The standard port: the cluster sits in isolated subnets and accepts only the proxy and "
-            "rotation security groups, so an unusual port would add no protection.",
-        )
-        return cluster
 
     def _instance_options(self) -> dict[str, object]:
         return {

@@ -157,11 +157,6 @@ class LedgerFunction(Construct):
             "Only the Lambda VPC network-interface actions and X-Ray trace upload, which IAM cannot "
             "scope to a resource, use '*'; every data permission names its resource ARN.",
         )
-        acknowledge(
-            role,
-            f"AwsSolutions-IAM5[Resource::<{self._logical_id(self.log_group)}.Arn>]",
-            "The function's own log group; its log streams are created at run time.",
-        )
         return role
 
     def _base_environment(self) -> dict[str, str]:
@@ -218,9 +213,3 @@ class LedgerFunction(Construct):
             "moving to a newer runtime is a deliberate upgrade, not a drive-by.",
         )
         return function
-
-    @staticmethod
-    def _logical_id(construct: Construct) -> str:
-        child = construct.node.default_child
-        assert child is not None
-        return Stack.of(construct).resolve(Stack.of(construct).get_logical_id(child))  # type: ignore[arg-type]

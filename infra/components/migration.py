@@ -65,7 +65,6 @@ class Migration(Construct):
             log_group=logs.LogGroup(self, "ProviderLogs", retention=c.LOG_RETENTION),
         )
         reason = "CDK's custom-resource provider framework (Node.js, managed by aws-cdk-lib): "
-        acknowledge(provider, "AwsSolutions-L1", reason + "its runtime follows the CDK release.")
         acknowledge(
             provider,
             "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from infra import constants as c
+from infra import nag
 from infra.constants import (
     API_STACK,
     AUDIT_STACK,
@@ -78,3 +79,17 @@ def test_stacks_deploy_in_lifecycle_order(real: Synthesized) -> None:
             assert order.index(dependency.stack_name) < order.index(stack.stack_name), (stack, dependency)
     assert {d.stack_name for d in real.built.api.dependencies} >= {c.DATA_STACK, c.AUDIT_STACK}
     assert {d.stack_name for d in real.built.jobs.dependencies} >= {c.API_STACK, c.AUDIT_STACK}
+
+
+def test_no_acknowledgment_is_stale(real: Synthesized, probe: Synthesized) -> None:
+    used = {
+        (app.built.app, finding["acknowledgedAt"], finding["acknowledgedId"])
+        for app in (real, probe)
+        for plugin in app.report["pluginReports"]
+        for finding in plugin.get("suppressedViolations", [])
+    }
+    made = [(scope.node.root, scope.node.path, rule) for scope, rule in nag.ACKNOWLEDGMENTS
+            if scope.node.root in (real.built.app, probe.built.app)]  # fmt: skip
+    assert made
+    stale = [f"{path}: {rule}" for root, path, rule in made if (root, path, rule) not in used]
+    assert not stale, "acknowledgments that suppress nothing: " + "; ".join(stale)
