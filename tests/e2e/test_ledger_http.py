@@ -118,7 +118,8 @@ def test_someone_elses_account_entries_and_balance_are_404(person, fund):
     fund(account, "50")
     for path in (f"/v1/accounts/{account}", f"/v1/accounts/{account}/entries", f"/v1/accounts/{account}/balance"):
         body = problem(mallory.get(path), 404, "not_found")
-        assert "50" not in str(body)
+        assert set(body) == {"type", "title", "status", "detail", "code"}
+        assert "50.00" not in body["detail"] and "balance" not in body
     problem(alice.get("/v1/accounts/not-a-uuid"), 404, "not_found")
     problem(alice.get(f"/v1/accounts/{uuid.uuid4()}"), 404, "not_found")
 

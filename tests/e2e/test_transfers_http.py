@@ -226,7 +226,7 @@ def test_someone_elses_account_is_404_and_never_its_data(wallet):
     problem = assert_problem(
         send(mallory, {"from_account_id": a, "to_account_id": m, "amount": "1.00", "currency": "NGN"}), 404, "not_found"
     )
-    assert "100" not in problem["detail"]
+    assert "100.00" not in problem["detail"] and "available" not in problem["detail"]
     assert_problem(
         send(alice, {"from_account_id": a, "to_account_id": str(uuid.uuid4()), "amount": "1.00", "currency": "NGN"}),
         404,

@@ -560,6 +560,9 @@ def test_numeric_overflow_of_a_balance_is_a_validation_error(database_url):
     with pytest.raises(errors.ValidationFailed, match="too large"):
         pay(a, b, "999999999999999")
     assert balance(b).posted == big
+    # The KWD adjustments account now holds -2e15: beyond one amount, still foldable.
+    tx(ledger.fold)
+    assert tx(lambda cur: ledger.system_account(cur, "adjustments", "KWD")).balance.posted <= -2 * big
 
 
 def test_database_errors_that_are_not_refusals_still_surface(database_url):

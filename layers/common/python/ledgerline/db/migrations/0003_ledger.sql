@@ -111,8 +111,10 @@ CREATE TABLE balances (
   currency        text NOT NULL,
   hot             boolean NOT NULL,
   may_go_negative boolean NOT NULL,
-  -- Sum of the account's entries (for a hot account: of those folded so far).
-  posted          numeric(19,4) NOT NULL DEFAULT 0,
+  -- Sum of the account's entries (for a hot account: of those folded so far). Wider than
+  -- one amount: a system account sums every posting of its currency. (A non-hot balance
+  -- stays within NUMERIC(19,4) anyway: its entries' balance_after must fit.)
+  posted          numeric(38,4) NOT NULL DEFAULT 0,
   -- Sum of the account's active holds.
   held            numeric(19,4) NOT NULL DEFAULT 0 CHECK (held >= 0),
   -- Bumped by every change; entries of non-hot accounts record the version they made.
@@ -844,24 +846,33 @@ BEGIN
   RETURN to_jsonb(a);
 END $$;
 
--- Fold hot accounts' deltas into their balances. One statement, one snapshot: the deltas
--- it deletes are exactly the ones it adds; deltas committed meanwhile wait for next time.
+-- Fold hot accounts' deltas into their balances, one account per statement (one
+-- snapshot each: the deltas deleted are exactly the ones added; deltas committed
+-- meanwhile wait for the next fold). A failure on one account never holds up the others.
 CREATE FUNCTION ledger_fold_balances() RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
-  v_rows integer;
+  v_account uuid;
+  v_rows    integer;
+  v_total   integer := 0;
 BEGIN
-  WITH folded AS (
-    DELETE FROM balance_deltas RETURNING account_id, amount
-  ), totals AS (
-    SELECT account_id, sum(amount) AS amount, count(*) AS n FROM folded GROUP BY account_id
-  ), applied AS (
-    UPDATE balances b SET posted = b.posted + t.amount, version = b.version + 1
-      FROM totals t WHERE b.account_id = t.account_id
-    RETURNING t.n
-  )
-  SELECT coalesce(sum(n), 0) INTO v_rows FROM applied;
-  RETURN v_rows;
+  FOR v_account IN SELECT account_id FROM balances WHERE hot ORDER BY account_id LOOP
+    BEGIN
+      WITH folded AS (
+        DELETE FROM balance_deltas WHERE account_id = v_account RETURNING amount
+      ), applied AS (
+        UPDATE balances b SET posted = b.posted + t.amount, version = b.version + 1
+          FROM (SELECT sum(amount) AS amount, count(*) AS n FROM folded) t
+         WHERE b.account_id = v_account AND t.n > 0
+        RETURNING t.n
+      )
+      SELECT coalesce(sum(n), 0) INTO v_rows FROM applied;
+      v_total := v_total + v_rows;
+    EXCEPTION WHEN OTHERS THEN
+      RAISE WARNING 'could not fold the deltas of account %: %', v_account, SQLERRM;
+    END;
+  END LOOP;
+  RETURN v_total;
 END $$;
 
 -- Recompute every cached balance from the entries and the active holds (repair after an
