@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
     os.environ["LEDGERLINE_RATE_LIMITS"] = "login=off;otp=off;money=off;default=off"
     os.environ["LEDGERLINE_VELOCITY"] = "off"
+    os.environ.setdefault("LEDGERLINE_STATEMENT_TIMEOUT_MS", "600000")  # bulk set-up statements
 
     figures: list[harness.Figure] = []
     failed = []

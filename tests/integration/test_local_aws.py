@@ -153,8 +153,15 @@ def test_database_url_is_built_from_an_rds_style_secret(aws_endpoint, monkeypatc
         ),
     )["ARN"]
     monkeypatch.setenv("LEDGERLINE_TEST_DB_SECRET_ARN", arn)
+    monkeypatch.delenv("LEDGERLINE_DB_HOST", raising=False)
     assert secrets.database_url("LEDGERLINE_TEST_DB_SECRET_ARN") == (
         "postgresql://ledgerline_app:p%40ss%2Fword@db.internal:5432/ll?sslmode=require"
+    )
+
+    # In AWS, functions reach the database through RDS Proxy only.
+    monkeypatch.setenv("LEDGERLINE_DB_HOST", "proxy.internal")
+    assert secrets.database_url("LEDGERLINE_TEST_DB_SECRET_ARN") == (
+        "postgresql://ledgerline_app:p%40ss%2Fword@proxy.internal:5432/ll?sslmode=require"
     )
 
 

@@ -57,7 +57,9 @@ def database_url(env_var: str) -> str:
     """A libpq URL from the RDS-style secret whose ARN is in ``env_var``.
 
     The secret is the JSON RDS and the CDK write: {username, password, host, port,
-    dbname}. TLS is required: the database is never reached in clear text in AWS.
+    dbname}. TLS is required: the database is never reached in clear text in AWS. The
+    secret's host is the cluster's writer (rotation needs it); functions are only let
+    into RDS Proxy, whose endpoint LEDGERLINE_DB_HOST names, so that wins when set.
     """
     secret_id = os.environ.get(env_var)
     if not secret_id:
@@ -68,7 +70,7 @@ def database_url(env_var: str) -> str:
         raise SecretError(f"database secret {env_var} lacks {', '.join(missing)}")
     user = quote(str(value["username"]), safe="")
     password = quote(str(value["password"]), safe="")
-    host = str(value["host"])
+    host = os.environ.get("LEDGERLINE_DB_HOST") or str(value["host"])
     port = int(value.get("port") or 5432)
     dbname = quote(str(value.get("dbname") or "ledgerline"), safe="")
     return f"postgresql://{user}:{password}@{host}:{port}/{dbname}?sslmode=require"
