@@ -16,7 +16,7 @@ DB_MASTER_USER = "ledgerline_master"
 DB_APP_USER = "ledgerline_app"
 DB_PORT = 5432
 
-# Stack ids: one per lifecycle (see infra/DEPLOY.md for what lives where).
+# Stack ids: one per lifecycle (see README, "Deploy to AWS", for what lives where).
 NETWORK_STACK = "LedgerlineNetwork"
 SECURITY_STACK = "LedgerlineSecurity"
 DATA_STACK = "LedgerlineData"

@@ -53,7 +53,7 @@ class InfraSettings:
     # First deploy on a fresh account: create only the public routes so that the
     # API serves its OIDC discovery document before the JWT authorizer is created.
     api_public_routes_only: bool = False
-    # An SSM-only host in the app subnets for operator database access (infra/DEPLOY.md).
+    # An SSM-only host in the app subnets for operator database access (README, "Deploy to AWS").
     bastion: bool = False
 
     @classmethod
