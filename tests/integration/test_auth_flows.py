@@ -92,7 +92,8 @@ def test_a_phone_number_is_stored_encrypted_with_a_blind_index_never_in_plaintex
         cur.execute(
             "SELECT id FROM users WHERE phone_blind_index = %s", (crypto.blind_index("+2348031234567", kind="phone"),)
         )
-        assert cur.fetchone()[0] == user["id"]
+        # Other tests in this run may register the same number: the lookup finds them all.
+        assert user["id"] in {row[0] for row in cur.fetchall()}
 
 
 @pytest.mark.parametrize(
