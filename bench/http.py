@@ -94,7 +94,7 @@ def _http_run(base_url: str, users: list[dict[str, Any]], seconds: float) -> dic
 
 def run(quick: bool) -> list[Figure]:
     from ledgerline.local import aws
-    from ledgerline.local.gateway import LocalGateway
+    from ledgerline.local.gateway import GatewayProcesses, LocalGateway
 
     seconds = 5.0 if quick else 20.0
     url = database.fresh_database()
@@ -109,6 +109,12 @@ def run(quick: bool) -> list[Figure]:
             http = _http_run(gateway.url, users, seconds)
         finally:
             gateway.stop()
+        workers = GatewayProcesses(2, aws.free_port(), database.data_path() / "logs")
+        try:
+            _http_run(workers.url, users, 2.0)
+            http2 = _http_run(workers.url, users, seconds)
+        finally:
+            workers.stop()
         setup = transfers._setup(200)
         domain = transfers._run(url, setup, CLIENTS, seconds, hot=False)
     finally:
@@ -119,5 +125,11 @@ def run(quick: bool) -> list[Figure]:
             baseline=domain["tps"], baseline_name=f"domain call {CLIENTS}c",
             extra={"p50_ms": round(http["p50_ms"], 2), "p99_ms": round(http["p99_ms"], 2),
                    "domain_p99_ms": round(domain["p99_ms"], 2), "failures": http["failures"]},
-        )
+        ),
+        Figure(
+            "http path", f"transfers/s through 2 gateway processes, {CLIENTS} clients", http2["tps"], "tx/s",
+            baseline=domain["tps"], baseline_name=f"domain call {CLIENTS}c",
+            extra={"p50_ms": round(http2["p50_ms"], 2), "p99_ms": round(http2["p99_ms"], 2),
+                   "failures": http2["failures"]},
+        ),
     ]  # fmt: skip

@@ -26,11 +26,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _processes_using(data_dir: Path, moto_port: int) -> list[str]:
+def _processes_using(data_dir: Path, *ports: int) -> list[str]:
     found = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
-        if str(data_dir) in cmdline or f"--port {moto_port}" in cmdline:
+        if str(data_dir) in cmdline or any(f"--port {port}" in cmdline for port in ports):
             found.append(f"{proc.info['pid']}: {cmdline[:120]}")
     return found
 
@@ -45,7 +45,8 @@ def data_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
-def test_dev_up_serves_health_and_ctrl_c_stops_postgres_and_moto(data_dir):
+@pytest.mark.parametrize("api_workers", [1, 2], ids=["in-process gateway", "2 gateway processes"])
+def test_dev_up_serves_health_and_ctrl_c_stops_postgres_and_moto(data_dir, api_workers):
     api_port, moto_port = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AWS_ENDPOINT_URL")}
     env.update(
@@ -53,6 +54,7 @@ def test_dev_up_serves_health_and_ctrl_c_stops_postgres_and_moto(data_dir):
         LEDGERLINE_DATA_DIR=str(data_dir),
         LEDGERLINE_API_PORT=str(api_port),
         LEDGERLINE_MOTO_PORT=str(moto_port),
+        LEDGERLINE_API_WORKERS=str(api_workers),
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "ledgerline.cli", "dev", "up"],
@@ -73,7 +75,8 @@ def test_dev_up_serves_health_and_ctrl_c_stops_postgres_and_moto(data_dir):
         assert health is not None, proc.stdout.read() if proc.poll() is not None else "no answer in 120 s"
         assert health.status_code == 200
         assert health.json()["database"] == "ok"
-        assert _processes_using(data_dir, moto_port), "expected postgres and moto to be running"
+        running = _processes_using(data_dir, moto_port, api_port)
+        assert len(running) >= 2 + (api_workers if api_workers > 1 else 0), running
 
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
@@ -84,4 +87,4 @@ def test_dev_up_serves_health_and_ctrl_c_stops_postgres_and_moto(data_dir):
 
     assert proc.returncode == 0, proc.stdout.read()
     time.sleep(0.5)
-    assert _processes_using(data_dir, moto_port) == []
+    assert _processes_using(data_dir, moto_port, api_port) == []

@@ -21,16 +21,13 @@ file is the child process itself.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import fcntl
 import json
 import os
 import secrets
 import socket
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -38,6 +35,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ledgerline.local import lifeline
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4566
@@ -83,22 +82,7 @@ class MotoServer:
         return self.process.poll() is None
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Close the lifeline (the child exits on EOF), then TERM, then KILL."""
-        if self.process.stdin and not self.process.stdin.closed:
-            with contextlib.suppress(OSError):
-                self.process.stdin.close()
-        try:
-            self.process.wait(timeout=timeout / 2)
-            return
-        except subprocess.TimeoutExpired:
-            pass
-        with contextlib.suppress(ProcessLookupError):
-            self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout / 2)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        lifeline.stop(self.process, timeout)
 
     def __enter__(self) -> MotoServer:
         return self
@@ -148,28 +132,9 @@ def start(
     package_root = str(Path(__file__).resolve().parents[2])  # the directory holding ledgerline/
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     # A fresh log per start, like moto's fresh state.
-    with open(log_file, "wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ledgerline.local.aws",
-                "serve",
-                "--host",
-                host,
-                "--port",
-                str(port),
-                "--parent-pid",
-                str(os.getpid()),
-            ],
-            stdin=subprocess.PIPE,  # the lifeline: EOF when this process is gone
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            # Its own session: a terminal's Ctrl-C reaches only the orchestrator, which
-            # stops the services in order.
-            start_new_session=True,
-        )
+    process = lifeline.spawn(
+        ["-m", "ledgerline.local.aws", "serve", "--host", host, "--port", str(port)], log_file=log_file, env=env
+    )
     server = MotoServer(process, host, port, log_file)
     try:
         _wait_ready(server, ready_timeout)
@@ -203,24 +168,7 @@ def _tail(path: Path, size: int = 2000) -> str:
 
 def _serve(host: str, port: int, parent_pid: int) -> None:
     """The child process: die with the parent, then run moto's server."""
-    if os.getppid() != parent_pid:
-        os._exit(0)  # the parent died before we got here
-
-    def lifeline() -> None:
-        # Blocks until the parent closes the pipe or dies (the kernel closes it then).
-        with contextlib.suppress(OSError):
-            while sys.stdin.buffer.read(4096):
-                pass
-        os._exit(0)
-
-    def orphan_watch() -> None:
-        # Backstop if some other process inherited the pipe's write end.
-        while os.getppid() == parent_pid:
-            time.sleep(0.5)
-        os._exit(0)
-
-    threading.Thread(target=lifeline, name="lifeline", daemon=True).start()
-    threading.Thread(target=orphan_watch, name="orphan-watch", daemon=True).start()
+    lifeline.tie_to_parent(parent_pid)
     import logging
 
     # One line per request (workers long-poll every second) would bury moto's errors.

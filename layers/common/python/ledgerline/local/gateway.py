@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import importlib
 import logging
+import os
 import threading
 import time
 import uuid
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -239,7 +241,15 @@ class LocalGateway(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 3000, authorizer: Authorizer = default_authorizer):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        authorizer: Authorizer = default_authorizer,
+        *,
+        reuse_port: bool = False,
+    ):
+        self.allow_reuse_port = reuse_port  # several worker processes on one port
         super().__init__((host, port), _Handler)
         self.authorizer = authorizer
         self._thread: threading.Thread | None = None
@@ -261,3 +271,74 @@ class LocalGateway(ThreadingHTTPServer):
         self.server_close()
         if self._thread:
             self._thread.join(timeout=5)
+
+
+class GatewayProcesses:
+    """Several gateway processes on one port (SO_REUSEPORT; the kernel spreads the
+    connections): like Lambda, where instances do not share an interpreter, so the
+    local stack is not bounded by one process's GIL. Each dies with its parent."""
+
+    def __init__(self, workers: int, port: int, log_dir: Path, host: str = "127.0.0.1") -> None:
+        from ledgerline.local import lifeline
+
+        self.host, self.port = host, port
+        self._logs = [log_dir / f"gateway-{i}.log" for i in range(workers)]
+        self._procs = [
+            lifeline.spawn(
+                ["-m", "ledgerline.local.gateway", "serve", "--host", host, "--port", str(port)], log_file=log
+            )
+            for log in self._logs
+        ]
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for proc, log in zip(self._procs, self._logs, strict=True):
+                if proc.poll() is not None:
+                    raise RuntimeError(f"gateway worker exited: {log.read_text(errors='replace')[-2000:]}")
+            if all(log.exists() and _READY in log.read_text(errors="replace") for log in self._logs):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"gateway workers not ready after {timeout:.0f} s (logs: {self._logs[0].parent})")
+
+    def stop(self) -> None:
+        from ledgerline.local import lifeline
+
+        for proc in self._procs:
+            lifeline.stop(proc)
+
+
+_READY = "gateway worker serving"
+
+
+def _main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    from ledgerline.local import lifeline
+
+    parser = argparse.ArgumentParser(prog="python -m ledgerline.local.gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve until the parent process is gone")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, required=True)
+    serve.add_argument("--parent-pid", type=int, required=True)
+    args = parser.parse_args(argv)
+    lifeline.tie_to_parent(args.parent_pid)
+    logging.basicConfig(level=logging.WARNING)
+    gateway = LocalGateway(args.host, args.port, reuse_port=True)
+    preload()
+    print(f"{_READY} on {gateway.url} (pid {os.getpid()})", flush=True)
+    gateway.serve_forever()
+
+
+if __name__ == "__main__":
+    _main()

@@ -72,8 +72,13 @@ def _workers(stack: Stack) -> None:
 
 
 def _gateway(stack: Stack, port: int) -> str:
-    from ledgerline.local.gateway import LocalGateway
+    from ledgerline.local.gateway import GatewayProcesses, LocalGateway
 
+    workers = int(os.environ.get("LEDGERLINE_API_WORKERS", "1"))
+    if workers > 1:
+        procs = GatewayProcesses(workers, port, config.settings().data_dir / "logs")
+        stack.started(f"api on {procs.url} ({workers} processes)", procs.stop)
+        return procs.url
     gw = LocalGateway(port=port).start()
     stack.started(f"api on {gw.url}", gw.stop)
     return gw.url
