@@ -60,9 +60,14 @@ class Request:
     @property
     def actor(self) -> Actor:
         p = self.principal
+        kind = "anonymous"
+        if p is not None:
+            # A merchant's server calling with an API key is audited as such, not as
+            # the merchant in person.
+            kind = "api_key" if p.claims.get("typ") == "api_key" else p.role
         return Actor(
             id=p.id if p else None,
-            type=p.role if p else "anonymous",
+            type=kind,
             ip=self.ip,
             user_agent=self.user_agent,
             request_id=self.request_id,
