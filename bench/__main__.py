@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             failed.append(name)
     harness.write(figures, quick=args.quick)
+    harness.RESULTS.with_suffix(".md").write_text(harness.markdown(figures) + "\n")
     print(harness.table(figures))
     print(f"\n{len(figures)} figures in {time.monotonic() - started:.0f} s → {harness.RESULTS}", file=sys.stderr)
     if failed:

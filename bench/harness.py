@@ -114,3 +114,17 @@ def table(figures: list[Figure]) -> str:
     lines = [" | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def markdown(figures: list[Figure]) -> str:
+    """The README's performance table."""
+    lines = ["| scenario | figure | value | baseline (same run) | ratio | goal |", "|---|---|---|---|---|---|"]
+    for f in figures:
+        value = f"{f.value:,.1f} {f.unit}" if f.value >= 10 else f"{f.value:.3f} {f.unit}"
+        p99 = f.extra.get("p99_ms")
+        if p99 is not None:
+            value += f" (p50 {f.extra.get('p50_ms')} ms, p99 {p99} ms)"
+        base = "" if f.baseline is None else f"{f.baseline:,.1f} ({f.baseline_name})"
+        ratio = "" if f.ratio is None else f"{f.ratio:.2f}"
+        lines.append(f"| {f.scenario} | {f.name} | {value} | {base} | {ratio} | {f.goal or ''} |")
+    return "\n".join(lines)
