@@ -40,29 +40,106 @@ class DomainError(Exception):
         return body
 
 
-def _error(name: str, status: int, code: str, title: str) -> type[DomainError]:
-    return type(name, (DomainError,), {"status": status, "code": code, "title": title})
+class ValidationFailed(DomainError):
+    status = 422
+    code = "validation_error"
+    title = "Request is not valid"
 
 
-ValidationFailed = _error("ValidationFailed", 422, "validation_error", "Request is not valid")
-BadRequest = _error("BadRequest", 400, "bad_request", "Bad request")
-Unauthorized = _error("Unauthorized", 401, "unauthorized", "Authentication required")
-OtpRequired = _error("OtpRequired", 401, "otp_required", "A one-time password is required")
-Forbidden = _error("Forbidden", 403, "forbidden", "Not allowed")
-NotFound = _error("NotFound", 404, "not_found", "Not found")
-MethodNotAllowed = _error("MethodNotAllowed", 405, "method_not_allowed", "Method not allowed")
-Conflict = _error("Conflict", 409, "conflict", "Conflict")
-InsufficientFunds = _error("InsufficientFunds", 409, "insufficient_funds", "Insufficient funds")
-InvalidStateTransition = _error("InvalidStateTransition", 409, "invalid_state_transition", "Invalid state transition")
-IdempotencyKeyRequired = _error("IdempotencyKeyRequired", 400, "idempotency_key_required", "Idempotency-Key required")
-IdempotencyKeyInvalid = _error("IdempotencyKeyInvalid", 400, "idempotency_key_invalid", "Idempotency-Key invalid")
-IdempotencyKeyReused = _error("IdempotencyKeyReused", 422, "idempotency_key_reused", "Idempotency-Key reused")
-IdempotencyKeyInProgress = _error(
-    "IdempotencyKeyInProgress", 409, "idempotency_key_in_progress", "Request with this key in progress"
-)
-PayloadTooLarge = _error("PayloadTooLarge", 413, "payload_too_large", "Payload too large")
-AccountLocked = _error("AccountLocked", 423, "account_locked", "Account locked")
-InternalError = _error("InternalError", 500, "internal_error", "Internal error")
+class BadRequest(DomainError):
+    status = 400
+    code = "bad_request"
+    title = "Bad request"
+
+
+class Unauthorized(DomainError):
+    status = 401
+    code = "unauthorized"
+    title = "Authentication required"
+
+
+class OtpRequired(DomainError):
+    status = 401
+    code = "otp_required"
+    title = "A one-time password is required"
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+    title = "Not allowed"
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class MethodNotAllowed(DomainError):
+    status = 405
+    code = "method_not_allowed"
+    title = "Method not allowed"
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class InsufficientFunds(DomainError):
+    status = 409
+    code = "insufficient_funds"
+    title = "Insufficient funds"
+
+
+class InvalidStateTransition(DomainError):
+    status = 409
+    code = "invalid_state_transition"
+    title = "Invalid state transition"
+
+
+class IdempotencyKeyRequired(DomainError):
+    status = 400
+    code = "idempotency_key_required"
+    title = "Idempotency-Key required"
+
+
+class IdempotencyKeyInvalid(DomainError):
+    status = 400
+    code = "idempotency_key_invalid"
+    title = "Idempotency-Key invalid"
+
+
+class IdempotencyKeyReused(DomainError):
+    status = 422
+    code = "idempotency_key_reused"
+    title = "Idempotency-Key reused"
+
+
+class IdempotencyKeyInProgress(DomainError):
+    status = 409
+    code = "idempotency_key_in_progress"
+    title = "Request with this key in progress"
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
+class AccountLocked(DomainError):
+    status = 423
+    code = "account_locked"
+    title = "Account locked"
+
+
+class InternalError(DomainError):
+    status = 500
+    code = "internal_error"
+    title = "Internal error"
 
 
 class RateLimited(DomainError):
