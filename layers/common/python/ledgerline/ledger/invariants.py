@@ -86,6 +86,14 @@ _CHECKS: tuple[tuple[str, str, str], ...] = (
         "account {account_id} is not hot but has {deltas} unfolded deltas",
     ),
     (
+        "balance_status_matches_account",
+        """
+        SELECT a.id AS account_id, a.status AS account_status, b.status AS balance_status
+          FROM accounts a JOIN balances b ON b.account_id = a.id WHERE a.status <> b.status
+        """,
+        "account {account_id} is {account_status} but its balance row says {balance_status}",
+    ),
+    (
         "non_negative_accounts",
         """
         SELECT b.account_id, b.posted, b.held, b.posted - b.held AS available

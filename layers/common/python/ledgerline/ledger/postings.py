@@ -77,35 +77,62 @@ def post_transaction(
     ``audit``: rows for the same transaction (``sql.audit_row``); ``ledger=True`` rows get
     the balances before/after and the entries as payloads.
     """
+    query, params = _post_call(
+        kind, legs, actor, audit, description, reference, metadata, allow_frozen, owner_id, credit_kinds, transaction_id
+    )
+    row = sql.call(cur, f"SELECT {query} AS t", params)
+    return Transaction.from_json(row["t"])
+
+
+def post_transaction_header(cur: Cursor, **kwargs: Any) -> tuple[UUID, Any]:
+    """``post_transaction`` for callers that know the legs already: returns only the new
+    transaction's id and time (the entries are not sent back and parsed)."""
+    query, params = _post_call(**kwargs)
+    row = sql.call(
+        cur, f"SELECT (t->>'id')::uuid AS id, (t->>'created_at')::timestamptz AS created_at FROM {query} t", params
+    )
+    return row["id"], row["created_at"]
+
+
+def _post_call(
+    kind: str,
+    legs: Sequence[Leg],
+    actor: Actor,
+    audit: Sequence[dict[str, Any]] = (),
+    description: str | None = None,
+    reference: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    allow_frozen: bool = False,
+    owner_id: UUID | None = None,
+    credit_kinds: Sequence[str] | None = None,
+    transaction_id: UUID | None = None,
+) -> tuple[str, tuple[Any, ...]]:
     check_legs(legs)
     counterparts = [leg.counterpart_id for leg in legs]
     if len(legs) == 2:
         counterparts = [counterparts[0] or legs[1].account_id, counterparts[1] or legs[0].account_id]
-    row = sql.call(
-        cur,
-        """
-        SELECT ledger_post_legs(%s, %s::uuid[], %s::text[], %s::numeric[], %s::text[], %s::uuid[], %s, %s,
-                                %s, %s, %s, NULL, %s, %s, %s::text[], %s) AS t
-        """,
-        (
-            kind,
-            [leg.account_id for leg in legs],
-            [leg.currency for leg in legs],
-            [leg.amount for leg in legs],
-            [leg.entry_type or kind for leg in legs],
-            counterparts,
-            sql.actor_json(actor),
-            sql.audit_rows(*audit) if audit else None,
-            description,
-            reference,
-            sql.jsonb(metadata) if metadata else None,
-            allow_frozen,
-            owner_id,
-            list(credit_kinds) if credit_kinds is not None else None,
-            transaction_id,
-        ),
+    query = (
+        "ledger_post_legs(%s, %s::uuid[], %s::text[], %s::numeric[], %s::text[], %s::uuid[], %s, %s,"
+        " %s, %s, %s, NULL, %s, %s, %s::text[], %s)"
     )
-    return Transaction.from_json(row["t"])
+    params = (
+        kind,
+        [leg.account_id for leg in legs],
+        [leg.currency for leg in legs],
+        [leg.amount for leg in legs],
+        [leg.entry_type or kind for leg in legs],
+        counterparts,
+        sql.actor_json(actor),
+        sql.audit_rows(*audit) if audit else None,
+        description,
+        reference,
+        sql.jsonb(metadata) if metadata else None,
+        allow_frozen,
+        owner_id,
+        list(credit_kinds) if credit_kinds is not None else None,
+        transaction_id,
+    )
+    return query, params
 
 
 def get_transaction(cur: Cursor, transaction_id: UUID | str) -> Transaction:

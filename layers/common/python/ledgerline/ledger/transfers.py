@@ -12,7 +12,7 @@ from ledgerline.audit import Actor
 from ledgerline.db import Cursor
 from ledgerline.ledger import sql
 from ledgerline.ledger.model import Transfer
-from ledgerline.ledger.postings import Leg, get_transaction, post_transaction
+from ledgerline.ledger.postings import Leg, get_transaction, post_transaction_header
 
 
 def transfer(
@@ -42,13 +42,20 @@ def transfer(
         )
     if amount <= 0:
         raise errors.ValidationFailed("amount must be greater than zero")
-    t = post_transaction(
+    request = {
+        "from_account_id": str(from_account_id),
+        "to_account_id": str(to_account_id),
+        "amount": str(amount),
+        "currency": currency,
+        "description": description,
+    }
+    transaction_id, created_at = post_transaction_header(
         cur,
         kind="transfer",
         legs=[Leg(from_account_id, -amount, currency), Leg(to_account_id, amount, currency)],
         actor=actor,
         audit=[
-            sql.audit_row("transfer.initiated", resource_type="transfer", after=_request(locals())),
+            sql.audit_row("transfer.initiated", resource_type="transfer", after=request),
             sql.audit_row("transfer.completed", resource_type="transfer", ledger=True),
         ],
         description=description,
@@ -57,7 +64,7 @@ def transfer(
         owner_id=owner_id,
         credit_kinds=credit_kinds,
     )
-    return Transfer.from_transaction(t)
+    return Transfer(transaction_id, from_account_id, to_account_id, amount, currency, description, created_at)
 
 
 def record_failure(cur: Cursor, actor: Actor, request: dict[str, Any], error: errors.DomainError | None) -> None:
@@ -88,13 +95,3 @@ def get_transfer(cur: Cursor, transfer_id: UUID | str, *, viewer_id: UUID | None
         if cur.fetchone() is None:
             raise errors.NotFound(f"transfer {transfer_id} not found")
     return Transfer.from_transaction(t)
-
-
-def _request(args: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "from_account_id": args["from_account_id"],
-        "to_account_id": args["to_account_id"],
-        "amount": args["amount"],
-        "currency": args["currency"],
-        "description": args["description"],
-    }

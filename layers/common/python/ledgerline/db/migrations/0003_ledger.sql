@@ -77,7 +77,7 @@ CREATE UNIQUE INDEX accounts_system_per_currency ON accounts (kind, currency)
 -- What an account is never changes; only its status, name and metadata do, and a closed
 -- account stays closed.
 CREATE FUNCTION ledger_account_guard() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
   IF (NEW.id, NEW.owner_id, NEW.kind, NEW.currency, NEW.may_go_negative, NEW.hot, NEW.created_at)
      IS DISTINCT FROM
@@ -88,6 +88,9 @@ BEGIN
   IF OLD.status = 'closed' AND NEW.status <> 'closed' THEN
     RAISE EXCEPTION 'account % is closed; a closed account is never reopened', OLD.id
       USING ERRCODE = 'LLST0';
+  END IF;
+  IF NEW.status <> OLD.status THEN
+    UPDATE balances SET status = NEW.status WHERE account_id = NEW.id;
   END IF;
   NEW.updated_at := now();
   RETURN NEW;
@@ -119,6 +122,9 @@ CREATE TABLE balances (
   held            numeric(19,4) NOT NULL DEFAULT 0 CHECK (held >= 0),
   -- Bumped by every change; entries of non-hot accounts record the version they made.
   version         bigint NOT NULL DEFAULT 0,
+  -- The account's status, kept equal by ledger_account_guard: a posting reads it from the
+  -- balance row it has just locked, so a freeze committed while it waited is seen.
+  status          text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'frozen', 'closed')),
   CONSTRAINT balances_account FOREIGN KEY (account_id, currency, hot, may_go_negative)
     REFERENCES accounts (id, currency, hot, may_go_negative),
   -- Invariant 6, for every writer and under any concurrency.
@@ -140,8 +146,8 @@ GRANT SELECT ON balances, balance_deltas TO ledgerline_app;
 CREATE FUNCTION ledger_account_opened() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
-  INSERT INTO balances (account_id, currency, hot, may_go_negative)
-  VALUES (NEW.id, NEW.currency, NEW.hot, NEW.may_go_negative);
+  INSERT INTO balances (account_id, currency, hot, may_go_negative, status)
+  VALUES (NEW.id, NEW.currency, NEW.hot, NEW.may_go_negative, NEW.status);
   RETURN NULL;
 END $$;
 
@@ -157,27 +163,30 @@ CREATE TABLE transactions (
   status      text NOT NULL DEFAULT 'posted' CHECK (status = 'posted'),
   description text CHECK (length(description) <= 500),
   -- An external reference (gateway reference, payout id): at most one transaction each.
-  reference   text UNIQUE CHECK (length(reference) BETWEEN 1 AND 200),
+  reference   text CHECK (length(reference) BETWEEN 1 AND 200),
   metadata    jsonb NOT NULL DEFAULT '{}'::jsonb,
   actor_id    uuid,
   actor_type  text NOT NULL,
-  -- A transaction is reversed at most once, by a new mirror transaction.
-  reverses    uuid UNIQUE REFERENCES transactions (id),
+  -- A transaction is reversed at most once, by a new mirror transaction (unique index below).
+  reverses    uuid REFERENCES transactions (id),
   created_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   -- The writing database transaction: entries may only join a transaction written in
   -- the same database transaction, so the deferred balance check sees all of them.
   created_xid xid8 NOT NULL DEFAULT pg_current_xact_id()
 );
 
-CREATE INDEX transactions_created ON transactions (created_at, id);
+-- Partial: most transactions have neither, and every index entry costs every posting.
+CREATE UNIQUE INDEX transactions_reference_key ON transactions (reference) WHERE reference IS NOT NULL;
+CREATE UNIQUE INDEX transactions_reverses_key ON transactions (reverses) WHERE reverses IS NOT NULL;
 
 CREATE TABLE entries (
   id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-  transaction_id  uuid NOT NULL REFERENCES transactions (id),
-  -- No foreign key to accounts on purpose: a foreign key check share-locks the account
-  -- row, and every posting to a hot system account would queue on multixacts of that one
-  -- row. ledger_entry_apply checks the account instead (accounts are never deleted and
-  -- their currency never changes, so the check cannot go stale).
+  -- No foreign keys on purpose: a foreign key check share-locks the referenced row, and
+  -- every posting to a hot system account would queue on multixacts of that one account
+  -- row. ledger_entry_apply checks both instead: the account exists in the entry's currency
+  -- and the transaction was written by the same database transaction. Accounts and
+  -- transactions are never deleted and those columns never change, so the checks hold.
+  transaction_id  uuid NOT NULL,
   account_id      uuid NOT NULL,
   currency        text NOT NULL,
   amount          numeric(19,4) NOT NULL CHECK (amount <> 0),
@@ -212,38 +221,53 @@ GRANT SELECT ON transactions, entries TO ledgerline_app;
 CREATE FUNCTION ledger_entry_apply() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
-  v_units    smallint;
-  v_hot      boolean;
-  v_currency text;
+  v_units            smallint;
+  v_hot              boolean;
+  v_currency         text;
+  v_same_transaction boolean;
 BEGIN
-  PERFORM 1 FROM transactions t WHERE t.id = NEW.transaction_id AND t.created_xid = pg_current_xact_id();
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'entry for transaction %: entries are only written together with their transaction',
-      NEW.transaction_id USING ERRCODE = 'check_violation';
-  END IF;
-  SELECT c.minor_units INTO v_units FROM currencies c WHERE c.code = NEW.currency;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'entry currency % is not a ledger currency', NEW.currency USING ERRCODE = 'check_violation';
-  END IF;
-  IF NEW.amount <> round(NEW.amount, v_units) THEN
-    RAISE EXCEPTION 'entry amount % has more decimal places than % allows (%)', NEW.amount, NEW.currency, v_units
-      USING ERRCODE = 'check_violation';
-  END IF;
-
+  -- The common case in one statement: a non-hot account in the entry's currency, an amount
+  -- within the currency's minor units, a transaction written by this database transaction.
   UPDATE balances b
      SET posted = b.posted + NEW.amount, version = b.version + 1
+    FROM currencies c, transactions t
    WHERE b.account_id = NEW.account_id AND b.currency = NEW.currency AND NOT b.hot
+     AND c.code = NEW.currency AND NEW.amount = round(NEW.amount, c.minor_units)
+     AND t.id = NEW.transaction_id AND t.created_xid = pg_current_xact_id()
   RETURNING b.posted, b.version INTO NEW.balance_after, NEW.account_version;
 
   IF NOT FOUND THEN
-    SELECT b.hot, b.currency INTO v_hot, v_currency FROM balances b WHERE b.account_id = NEW.account_id;
-    IF NOT FOUND THEN
+    SELECT b.hot, b.currency, c.minor_units,
+           EXISTS (SELECT 1 FROM transactions t
+                    WHERE t.id = NEW.transaction_id AND t.created_xid = pg_current_xact_id())
+      INTO v_hot, v_currency, v_units, v_same_transaction
+      FROM (SELECT 1) one
+      LEFT JOIN balances b ON b.account_id = NEW.account_id
+      LEFT JOIN currencies c ON c.code = NEW.currency;
+    -- Entries join a transaction written in this same database transaction only, so the
+    -- deferred zero-sum check on that transaction sees every entry it will ever have.
+    IF NOT v_same_transaction THEN
+      RAISE EXCEPTION 'entry for transaction %: entries are only written together with their transaction',
+        NEW.transaction_id USING ERRCODE = 'check_violation';
+    END IF;
+    IF v_units IS NULL THEN
+      RAISE EXCEPTION 'entry currency % is not a ledger currency', NEW.currency USING ERRCODE = 'check_violation';
+    END IF;
+    IF NEW.amount <> round(NEW.amount, v_units) THEN
+      RAISE EXCEPTION 'entry amount % has more decimal places than % allows (%)', NEW.amount, NEW.currency, v_units
+        USING ERRCODE = 'check_violation';
+    END IF;
+    IF v_currency IS NULL THEN
       RAISE EXCEPTION 'entry for account %: no such account', NEW.account_id USING ERRCODE = 'foreign_key_violation';
     END IF;
     IF v_currency <> NEW.currency THEN
       RAISE EXCEPTION 'entry currency % does not match account % currency %', NEW.currency, NEW.account_id, v_currency
         USING ERRCODE = 'check_violation', CONSTRAINT = 'entries_currency_matches_account';
     END IF;
+    IF NOT v_hot THEN  -- cannot happen: every check of the fast path passed
+      RAISE EXCEPTION 'entry for account % could not be applied', NEW.account_id USING ERRCODE = 'internal_error';
+    END IF;
+    -- A hot account: append a delta instead of updating (and locking) its balance row.
     NEW.balance_after := NULL;
     NEW.account_version := NULL;
     INSERT INTO balance_deltas (account_id, amount) VALUES (NEW.account_id, NEW.amount);
@@ -264,19 +288,20 @@ CREATE FUNCTION ledger_transaction_balanced() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
   v_count    bigint;
-  v_currency text;
-  v_sum      numeric;
+  v_currency text;  -- "<currency> <sum>" of the first unbalanced currency
 BEGIN
-  SELECT count(*) INTO v_count FROM entries e WHERE e.transaction_id = NEW.id;
-  IF v_count < 2 THEN
-    RAISE EXCEPTION 'transaction % has % entries; a transaction needs at least two', NEW.id, v_count
+  -- One pass: the entry count, and the first currency that does not sum to zero.
+  SELECT sum(c.n), min(c.currency || ' ' || c.total) FILTER (WHERE c.total <> 0)
+    INTO v_count, v_currency
+    FROM (SELECT e.currency, count(*) AS n, sum(e.amount) AS total
+            FROM entries e WHERE e.transaction_id = NEW.id GROUP BY e.currency) c;
+  IF coalesce(v_count, 0) < 2 THEN
+    RAISE EXCEPTION 'transaction % has % entries; a transaction needs at least two', NEW.id, coalesce(v_count, 0)
       USING ERRCODE = 'check_violation', CONSTRAINT = 'transactions_balanced';
   END IF;
-  SELECT e.currency, sum(e.amount) INTO v_currency, v_sum
-    FROM entries e WHERE e.transaction_id = NEW.id
-   GROUP BY e.currency HAVING sum(e.amount) <> 0 LIMIT 1;
-  IF FOUND THEN
-    RAISE EXCEPTION 'transaction % is unbalanced: its % entries sum to %, not zero', NEW.id, v_currency, v_sum
+  IF v_currency IS NOT NULL THEN
+    RAISE EXCEPTION 'transaction % is unbalanced: its % entries sum to %, not zero',
+      NEW.id, split_part(v_currency, ' ', 1), split_part(v_currency, ' ', 2)
       USING ERRCODE = 'check_violation', CONSTRAINT = 'transactions_balanced';
   END IF;
   IF NEW.reverses IS NOT NULL THEN
@@ -474,9 +499,12 @@ END $$;
 -- "resource_id"?, "before"?, "after"?, "ledger"?: true}. A row with "ledger" gets the
 -- posting's balances before and after and its entries as payloads.
 
+-- PL/pgSQL, not SQL: PostgreSQL 16 plans a SQL function's body on every call; PL/pgSQL
+-- caches the plan (this is on every money operation's path).
 CREATE FUNCTION ledger_audit(p_actor jsonb, p_rows jsonb, p_resource_id text, p_before jsonb, p_after jsonb)
 RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
   INSERT INTO audit_log (category, action, actor_id, actor_type, actor_ip, user_agent,
                          resource_type, resource_id, payload_before, payload_after, metadata, content_hash)
   SELECT r->>'category', r->>'action', (p_actor->>'id')::uuid, p_actor->>'type', (p_actor->>'ip')::inet,
@@ -486,7 +514,7 @@ LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
          CASE WHEN (r->>'ledger')::boolean THEN coalesce(r->'after', '{}'::jsonb) || p_after ELSE r->'after' END,
          coalesce(p_actor->'metadata', '{}'::jsonb) || coalesce(r->'metadata', '{}'::jsonb), ''
     FROM jsonb_array_elements(coalesce(p_rows, '[]'::jsonb)) AS r;
-$$;
+END $$;
 
 -- Post one balanced transaction of any number of legs, in one call: lock the non-hot
 -- balances it touches in account-id order (so concurrent postings over the same accounts
@@ -533,19 +561,24 @@ BEGIN
       USING ERRCODE = 'LLVL0';
   END IF;
 
-  PERFORM 1 FROM balances b WHERE b.account_id = ANY (p_accounts) AND NOT b.hot
-    ORDER BY b.account_id FOR UPDATE;
-
+  -- One statement locks the non-hot balances (in account-id order) and reads everything
+  -- to check. The locked rows are read as they are once locked, status included.
   FOR r IN
+    WITH locked AS MATERIALIZED (
+      SELECT b.account_id, b.posted, b.held, b.status FROM balances b
+       WHERE b.account_id = ANY (p_accounts) AND NOT b.hot
+       ORDER BY b.account_id FOR UPDATE
+    )
     SELECT l.account_id, l.currency AS leg_currency, l.currency_max AS leg_currency_max, l.net, l.debited,
-           a.id IS NOT NULL AS found, a.currency, a.status, a.kind, a.owner_id,
-           b.hot, b.may_go_negative, b.posted, b.held
+           a.id IS NOT NULL AS found, a.currency, coalesce(k.status, a.status) AS status, a.kind, a.owner_id,
+           a.hot, a.may_go_negative, coalesce(k.posted, hb.posted) AS posted, coalesce(k.held, hb.held) AS held
       FROM (SELECT u.account_id, min(u.currency) AS currency, max(u.currency) AS currency_max,
                    sum(u.amount) AS net, bool_or(u.amount < 0) AS debited
               FROM unnest(p_accounts, p_currencies, p_amounts) AS u(account_id, currency, amount)
              GROUP BY u.account_id) l
       LEFT JOIN accounts a ON a.id = l.account_id
-      LEFT JOIN balances b ON b.account_id = l.account_id
+      LEFT JOIN locked k ON k.account_id = l.account_id
+      LEFT JOIN balances hb ON hb.account_id = l.account_id AND hb.hot
   LOOP
     IF NOT r.found OR (p_owner IS NOT NULL AND r.debited AND r.owner_id IS DISTINCT FROM p_owner) THEN
       RAISE EXCEPTION 'account % not found', r.account_id USING ERRCODE = 'LLNF0';
