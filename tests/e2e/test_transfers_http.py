@@ -364,3 +364,36 @@ def test_failed_transfers_are_audited_as_initiated_and_failed(wallet, owner_conn
         rows = cur.fetchall()
     assert [r[0] for r in rows] == ["transfer.initiated", "transfer.failed"]
     assert rows[1][1]["error"]["code"] == "insufficient_funds"
+
+
+def test_a_crash_is_a_500_that_stores_nothing_and_is_audited(wallet, owner_conn, monkeypatch):
+    from ledgerline import ledger as ledger_module
+
+    alice, a = wallet("NGN", "50")
+    _, b = wallet("NGN")
+    key, description = str(uuid.uuid4()), f"crash-{uuid.uuid4().hex[:8]}"
+    body = {"from_account_id": a, "to_account_id": b, "amount": "5.00", "currency": "NGN", "description": description}
+    real_transfer = ledger_module.transfer
+
+    def crash_after_posting(cur, **kw):
+        real_transfer(cur, **kw)  # the money is written, then the function dies
+        raise RuntimeError("simulated crash: secret internals")
+
+    monkeypatch.setattr(ledger_module, "transfer", crash_after_posting)
+    crashed = send(alice, body, key=key)
+    problem = assert_problem(crashed, 500, "internal_error")
+    assert "secret" not in crashed.text and "Traceback" not in crashed.text
+    assert problem["detail"]
+    assert alice.get(f"/v1/accounts/{a}").json()["balance"]["posted"]["amount"] == "50.00"
+    with owner_conn.cursor() as cur:
+        cur.execute(
+            "SELECT action, payload_after->'error'->>'status' FROM audit_log"
+            " WHERE payload_after->'request'->>'description' = %s OR payload_after->>'description' = %s ORDER BY occurred_at",
+            (description, description),
+        )
+        assert cur.fetchall() == [("transfer.initiated", None), ("transfer.failed", "500")]
+
+    monkeypatch.setattr(ledger_module, "transfer", real_transfer)
+    retry = send(alice, body, key=key)  # the key was rolled back with the money: it runs now
+    assert retry.status_code == 201 and "Idempotent-Replayed" not in retry.headers
+    assert alice.get(f"/v1/accounts/{a}").json()["balance"]["posted"]["amount"] == "45.00"
