@@ -49,8 +49,9 @@ def translate(exc: psycopg2.Error) -> errors.DomainError | None:
     return None
 
 
-def call(cur: Cursor, query: str, params: Iterable[Any] | dict[str, Any]) -> dict[str, Any] | None:
-    """Execute one statement; return its first row; raise domain errors as such."""
+def call(cur: Cursor, query: str, params: Iterable[Any] | dict[str, Any]) -> dict[str, Any]:
+    """Execute one statement that returns a row (a function call, INSERT ... RETURNING);
+    return that row; raise refusals as domain errors."""
     try:
         cur.execute(query, params)
     except psycopg2.Error as exc:
@@ -58,7 +59,10 @@ def call(cur: Cursor, query: str, params: Iterable[Any] | dict[str, Any]) -> dic
         if domain is None:
             raise
         raise domain from exc
-    return cur.fetchone()
+    row = cur.fetchone()
+    if row is None:
+        raise LookupError(f"expected a row from: {query.strip().splitlines()[0]}")
+    return dict(row)
 
 
 def jsonb(value: Any) -> psycopg2.extras.Json:
