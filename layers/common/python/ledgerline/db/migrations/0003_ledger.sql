@@ -237,40 +237,43 @@ BEGIN
   RETURNING b.posted, b.version INTO NEW.balance_after, NEW.account_version;
 
   IF NOT FOUND THEN
-    SELECT b.hot, b.currency, c.minor_units,
-           EXISTS (SELECT 1 FROM transactions t
-                    WHERE t.id = NEW.transaction_id AND t.created_xid = pg_current_xact_id())
-      INTO v_hot, v_currency, v_units, v_same_transaction
-      FROM (SELECT 1) one
-      LEFT JOIN balances b ON b.account_id = NEW.account_id
-      LEFT JOIN currencies c ON c.code = NEW.currency;
-    -- Entries join a transaction written in this same database transaction only, so the
-    -- deferred zero-sum check on that transaction sees every entry it will ever have.
-    IF NOT v_same_transaction THEN
-      RAISE EXCEPTION 'entry for transaction %: entries are only written together with their transaction',
-        NEW.transaction_id USING ERRCODE = 'check_violation';
-    END IF;
-    IF v_units IS NULL THEN
-      RAISE EXCEPTION 'entry currency % is not a ledger currency', NEW.currency USING ERRCODE = 'check_violation';
-    END IF;
-    IF NEW.amount <> round(NEW.amount, v_units) THEN
-      RAISE EXCEPTION 'entry amount % has more decimal places than % allows (%)', NEW.amount, NEW.currency, v_units
-        USING ERRCODE = 'check_violation';
-    END IF;
-    IF v_currency IS NULL THEN
-      RAISE EXCEPTION 'entry for account %: no such account', NEW.account_id USING ERRCODE = 'foreign_key_violation';
-    END IF;
-    IF v_currency <> NEW.currency THEN
+    -- A hot account: append a delta instead of updating (and locking) its balance row,
+    -- with the same checks in the same statement.
+    INSERT INTO balance_deltas (account_id, amount)
+    SELECT b.account_id, NEW.amount
+      FROM balances b, currencies c, transactions t
+     WHERE b.account_id = NEW.account_id AND b.currency = NEW.currency AND b.hot
+       AND c.code = NEW.currency AND NEW.amount = round(NEW.amount, c.minor_units)
+       AND t.id = NEW.transaction_id AND t.created_xid = pg_current_xact_id();
+    IF NOT FOUND THEN
+      SELECT b.hot, b.currency, c.minor_units,
+             EXISTS (SELECT 1 FROM transactions t
+                      WHERE t.id = NEW.transaction_id AND t.created_xid = pg_current_xact_id())
+        INTO v_hot, v_currency, v_units, v_same_transaction
+        FROM (SELECT 1) one
+        LEFT JOIN balances b ON b.account_id = NEW.account_id
+        LEFT JOIN currencies c ON c.code = NEW.currency;
+      -- Entries join a transaction written in this same database transaction only, so the
+      -- deferred zero-sum check on that transaction sees every entry it will ever have.
+      IF NOT v_same_transaction THEN
+        RAISE EXCEPTION 'entry for transaction %: entries are only written together with their transaction',
+          NEW.transaction_id USING ERRCODE = 'check_violation';
+      END IF;
+      IF v_units IS NULL THEN
+        RAISE EXCEPTION 'entry currency % is not a ledger currency', NEW.currency USING ERRCODE = 'check_violation';
+      END IF;
+      IF NEW.amount <> round(NEW.amount, v_units) THEN
+        RAISE EXCEPTION 'entry amount % has more decimal places than % allows (%)', NEW.amount, NEW.currency, v_units
+          USING ERRCODE = 'check_violation';
+      END IF;
+      IF v_currency IS NULL THEN
+        RAISE EXCEPTION 'entry for account %: no such account', NEW.account_id USING ERRCODE = 'foreign_key_violation';
+      END IF;
       RAISE EXCEPTION 'entry currency % does not match account % currency %', NEW.currency, NEW.account_id, v_currency
         USING ERRCODE = 'check_violation', CONSTRAINT = 'entries_currency_matches_account';
     END IF;
-    IF NOT v_hot THEN  -- cannot happen: every check of the fast path passed
-      RAISE EXCEPTION 'entry for account % could not be applied', NEW.account_id USING ERRCODE = 'internal_error';
-    END IF;
-    -- A hot account: append a delta instead of updating (and locking) its balance row.
     NEW.balance_after := NULL;
     NEW.account_version := NULL;
-    INSERT INTO balance_deltas (account_id, amount) VALUES (NEW.account_id, NEW.amount);
   END IF;
   -- Taken after the balance row lock, so per account the entries' times follow the
   -- order in which their balance_after values were produced.
