@@ -22,12 +22,14 @@ run: $(STAMP)
 # pytest exits 5 when it collected nothing: that is a failure here, never a pass.
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy layers/common/python/ledgerline
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy layers/common/python/ledgerline
 
 synth: $(STAMP)
 	$(BIN)/python -m infra.synth

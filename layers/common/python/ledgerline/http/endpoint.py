@@ -286,7 +286,8 @@ class Endpoint:
         key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
         principal = request.require_principal()
         event = self._resolver().current_event
-        body = jsonutil.loads(event.decoded_body) if event.body else None
+        raw = event.decoded_body
+        body = jsonutil.loads(raw) if raw else None
         request_hash = idempotency.fingerprint(event.http_method, event.raw_path, body, event.raw_query_string or "")
         actor = request.actor
 
