@@ -66,8 +66,8 @@ def _read_latencies(account_id: Any, at: datetime | None, reads: int) -> list[fl
 
 def run(quick: bool) -> list[Figure]:
     database.fresh_database()
-    small_n, big_n = 1_000, (100_000 if quick else 1_000_000)
-    reads = 500 if quick else 3000
+    small_n, big_n = 1_000, (20_000 if quick else 1_000_000)
+    reads = 300 if quick else 3000
     small = _pair(10)
     big = _pair(10)
     _populate(*small, small_n)

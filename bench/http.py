@@ -76,7 +76,7 @@ def _client(base_url: str, users: list[dict[str, Any]], seconds: float, start_at
 def _http_run(base_url: str, users: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    start_at = time.time() + 3.0
+    start_at = time.time() + 2.0
     procs = [ctx.Process(target=_client, args=(base_url, users, seconds, start_at, out)) for _ in range(CLIENTS)]
     for p in procs:
         p.start()
@@ -96,13 +96,13 @@ def run(quick: bool) -> list[Figure]:
     from ledgerline.local import aws
     from ledgerline.local.gateway import GatewayProcesses, LocalGateway
 
-    seconds = 5.0 if quick else 20.0
+    seconds = 4.0 if quick else 20.0
     url = database.fresh_database()
     moto = aws.start(port=aws.free_port())
     try:
         aws.point_library_at(moto.endpoint_url)
         aws.bootstrap(moto.endpoint_url)
-        users = _users(50)
+        users = _users(20 if quick else 50)
         gateway = LocalGateway(port=0).start()
         try:
             _http_run(gateway.url, users, 2.0)  # warm-up: imports, connections, key caches
