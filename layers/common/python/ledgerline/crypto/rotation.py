@@ -150,7 +150,9 @@ def _start_or_resume(
               FROM crypto_key_generations
             RETURNING *
             """,
-            (int(time.time() * 1000), fc.provider.key_id, settle),
+            # One millisecond ahead: a data key made in the very millisecond the rotation
+            # starts (by any process) counts as older than the cut-off, never as newer.
+            (int(time.time() * 1000) + 1, fc.provider.key_id, settle),
         )
         gen = cur.fetchone()
         audit.record(
