@@ -89,3 +89,36 @@ def make_user(gateway) -> Callable[..., dict[str, Any]]:
         return {**user, "email": email, "password": password, "token": token, "client": Client(gateway.url, token)}
 
     return make
+
+
+@pytest.fixture(scope="module")
+def admin(api, make_user) -> Client:
+    """An administrator's client, enrolled in TOTP (admin routes require it) and logged
+    in with a recovery code (TOTP codes are single-use per 30 s step)."""
+    import pyotp
+
+    client = Client(api)
+    user = make_user("admin")
+    setup = client.post("/v1/auth/otp/setup", token=user["token"]).json()
+    client.post("/v1/auth/otp/verify", token=user["token"], json={"otp": pyotp.TOTP(setup["secret"]).now()})
+    login = client.post(
+        "/v1/auth/login", json={"email": user["email"], "password": user["password"], "otp": setup["recovery_codes"][0]}
+    )
+    assert login.status_code == 200, login.text
+    return client.as_user(login.json()["access_token"])
+
+
+@pytest.fixture(scope="module")
+def person(api, gateway) -> Callable[..., Client]:
+    """person(role) -> the client of a new user: a users row and a real signed access token
+    (no password, so no password hashing: for tests about money, not about logging in)."""
+    from ledgerline.auth import tokens
+    from ledgerline.db import transaction
+    from ledgerline.ledger.testing import create_user
+
+    def make(role: str = "user") -> Client:
+        user_id = transaction(lambda cur: create_user(cur, role))
+        token, _ = tokens.issue_access_token(user_id, role)
+        return Client(api, token)
+
+    return make

@@ -7,41 +7,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import pyotp
 import pytest
-
-from ledgerline.db import transaction
-
-PASSWORD = "correct horse battery staple 9"
-
-
-@pytest.fixture(scope="module")
-def admin(api, make_user):
-    from tests.e2e.conftest import Client
-
-    client = Client(api)
-    user = make_user("admin")
-    setup = client.post("/v1/auth/otp/setup", token=user["token"]).json()
-    client.post("/v1/auth/otp/verify", token=user["token"], json={"otp": pyotp.TOTP(setup["secret"]).now()})
-    login = client.post(
-        "/v1/auth/login", json={"email": user["email"], "password": PASSWORD, "otp": setup["recovery_codes"][0]}
-    )
-    assert login.status_code == 200, login.text
-    return client.as_user(login.json()["access_token"])
-
-
-@pytest.fixture(scope="module")
-def person(api, gateway):
-    from ledgerline.auth import tokens
-    from ledgerline.ledger.testing import create_user
-    from tests.e2e.conftest import Client
-
-    def make(role="user"):
-        user_id = transaction(lambda cur: create_user(cur, role))
-        token, _ = tokens.issue_access_token(user_id, role)
-        return Client(api, token)
-
-    return make
 
 
 @pytest.fixture(scope="module")

@@ -7,46 +7,11 @@ from __future__ import annotations
 import threading
 import uuid
 
-import pyotp
 import pytest
 
 from ledgerline import ledger
 from ledgerline.db import transaction
 from ledgerline.ledger.testing import TEST_ADMIN
-
-PASSWORD = "correct horse battery staple 9"
-
-
-@pytest.fixture(scope="module")
-def admin(api, make_user):
-    """An administrator's client, enrolled in TOTP (admin routes require it)."""
-    from tests.e2e.conftest import Client
-
-    client = Client(api)
-    user = make_user("admin")
-    setup = client.post("/v1/auth/otp/setup", token=user["token"]).json()
-    client.post("/v1/auth/otp/verify", token=user["token"], json={"otp": pyotp.TOTP(setup["secret"]).now()})
-    login = client.post(
-        "/v1/auth/login", json={"email": user["email"], "password": PASSWORD, "otp": setup["recovery_codes"][0]}
-    )
-    assert login.status_code == 200, login.text
-    return client.as_user(login.json()["access_token"])
-
-
-@pytest.fixture(scope="module")
-def person(api, gateway):
-    """A new user's client: a users row and a real signed access token (no password, so
-    no password hashing: these tests are about the ledger, not about logging in)."""
-    from ledgerline.auth import tokens
-    from ledgerline.ledger.testing import create_user
-    from tests.e2e.conftest import Client
-
-    def make(role="user"):
-        user_id = transaction(lambda cur: create_user(cur, role))
-        token, _ = tokens.issue_access_token(user_id, role)
-        return Client(api, token)
-
-    return make
 
 
 @pytest.fixture(scope="module")
