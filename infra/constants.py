@@ -7,6 +7,8 @@ import re
 from aws_cdk import Aws, Duration
 from aws_cdk import aws_logs as logs
 
+from ledgerline import metric_names
+
 APP_NAME = "ledgerline"
 POWERTOOLS_SERVICE = "ledgerline"
 METRICS_NAMESPACE = "Ledgerline"
@@ -63,8 +65,8 @@ AUDIT_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 # Metrics the application emits (powertools, default ``service`` dimension only).
-METRIC_RECON_DISCREPANCIES = "ReconciliationDiscrepancies"
-METRIC_LEDGER_IMBALANCE = "LedgerImbalance"
+METRIC_RECON_DISCREPANCIES = metric_names.RECONCILIATION_DISCREPANCIES
+METRIC_LEDGER_IMBALANCE = metric_names.LEDGER_IMBALANCE
 
 # Environment variables: the contract with ledgerline.config and ledgerline.aws.
 ENV_ENVIRONMENT = "LEDGERLINE_ENV"

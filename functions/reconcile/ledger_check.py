@@ -9,7 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from ledgerline import ledger
+from ledgerline import ledger, metric_names
 from ledgerline.db import transaction
 from ledgerline.observability import logger, metrics
 
@@ -17,7 +17,7 @@ from ledgerline.observability import logger, metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.set_correlation_id(event.get("id"))
     findings = transaction(ledger.check_invariants)
-    metrics.add_metric(name="LedgerInvariantFindings", unit=MetricUnit.Count, value=len(findings))
+    metrics.add_metric(name=metric_names.LEDGER_IMBALANCE, unit=MetricUnit.Count, value=len(findings))
     if metrics.metric_set:
         metrics.flush_metrics()
     if findings:
