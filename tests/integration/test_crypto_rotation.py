@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from ledgerline.crypto import blind, decrypt_field, encrypt_field, fields
+from ledgerline.crypto import decrypt_field, encrypt_field, fields
 from ledgerline.crypto.columns import EncryptedColumn
 from ledgerline.crypto.fields import FieldCipher, key_created_ms
 from ledgerline.crypto.keys import KmsKeyProvider
@@ -16,14 +16,6 @@ from ledgerline.crypto.rotation import RotationError, main, rotate, status
 from ledgerline.db import transaction
 
 ROWS = 23
-
-
-@pytest.fixture
-def crypto_env(aws_endpoint, database_url):
-    fields.reset()
-    blind.configure(None)
-    yield
-    fields.reset()
 
 
 @pytest.fixture

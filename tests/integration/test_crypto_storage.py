@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from ledgerline.crypto import DecryptionError, blind, blind_index, decrypt_field, encrypt_field, fields, mask
+from ledgerline.crypto import DecryptionError, blind_index, decrypt_field, encrypt_field, mask
 from ledgerline.db import transaction
 
 PEOPLE = [
@@ -15,14 +15,6 @@ PEOPLE = [
     ("Bayo Ade", "+234 805 987 6543", "9876543210"),
     ("Chi Eze", "+44 7700 900123", "GB29 NWBK 6016 1331 9268 19"),
 ]
-
-
-@pytest.fixture
-def crypto_env(aws_endpoint, database_url):
-    fields.reset()
-    blind.configure(None)
-    yield
-    fields.reset()
 
 
 @pytest.fixture
