@@ -53,7 +53,6 @@ def _client(database_url: str, setup: dict[str, Any], hot: bool, seconds: float,
     os.environ["DATABASE_URL"] = database_url
     from ledgerline import idempotency, ledger
     from ledgerline.audit import Actor
-    from ledgerline.db import transaction
 
     owners = setup["owners"]
     wallets = setup["wallets"]
@@ -81,15 +80,12 @@ def _client(database_url: str, setup: dict[str, Any], hot: bool, seconds: float,
             )
             return 201, t.to_json()
 
-        outcome = transaction(
-            lambda cur, body=body, work=work, actor=actor, owner=owner: idempotency.run(
-                cur,
-                scope=str(owner),
-                key=uuid.uuid4(),
-                request_hash=idempotency.fingerprint("POST", "/v1/transfers", body),
-                work=work,
-                actor=actor,
-            )
+        outcome = idempotency.execute(
+            scope=str(owner),
+            key=uuid.uuid4(),
+            request_hash=idempotency.fingerprint("POST", "/v1/transfers", body),
+            work=work,
+            actor=actor,
         )
         if outcome.status != 201:
             refused += 1

@@ -119,11 +119,7 @@ def test_same_idempotency_key_twenty_times_at_once_moves_money_once(database_url
         return 201, t.to_json()
 
     def send(i):
-        return transaction(
-            lambda cur: idempotency.run(
-                cur, scope=str(src.owner_id), key=key, request_hash=request_hash, work=work, actor=actor
-            )
-        )
+        return idempotency.execute(scope=str(src.owner_id), key=key, request_hash=request_hash, work=work, actor=actor)
 
     results = in_threads(20, send)
     assert all(isinstance(r, idempotency.Outcome) for r in results), [
@@ -153,6 +149,7 @@ from ledgerline.db.connection import get_connection
 src, dst, owner = (UUID(x) for x in sys.argv[1:4])
 conn = get_connection()
 cur = conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
+cur.execute("BEGIN")  # the connection is in autocommit mode; this transaction stays open
 cur.execute("SELECT pg_backend_pid() AS pid")
 print("pid", cur.fetchone()["pid"], flush=True)
 t = ledger.transfer(cur, from_account_id=src, to_account_id=dst, amount=Decimal(40), currency="NGN",

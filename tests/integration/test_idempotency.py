@@ -18,23 +18,19 @@ from ledgerline.ledger.testing import new_wallet, user_actor
 
 def attempt(scope, key, request_hash, work, *, on_failure=None, wait_ms=None):
     actor = user_actor(uuid.UUID(scope)) if len(scope) == 36 else user_actor(uuid.uuid4())
-    return transaction(
-        lambda cur: idempotency.run(
-            cur,
-            scope=scope,
-            key=key,
-            request_hash=request_hash,
-            work=work,
-            actor=actor,
-            on_failure=on_failure,
-            wait_ms=wait_ms,
-        )
+    return idempotency.execute(
+        scope=scope,
+        key=key,
+        request_hash=request_hash,
+        work=work,
+        actor=actor,
+        on_failure=on_failure,
+        wait_ms=wait_ms,
     )
 
 
 def transfer_work(src, dst, amount, calls):
     def work(cur):
-        calls.append(1)
         t = ledger.transfer(
             cur,
             from_account_id=src.id,
@@ -43,6 +39,9 @@ def transfer_work(src, dst, amount, calls):
             currency=src.currency,
             actor=user_actor(src.owner_id),
         )
+        # Counted once the transfer went through: a replay's claim fails with the work's
+        # first statement (they travel together), before this line.
+        calls.append(1)
         return 201, t.to_json()
 
     return work
@@ -184,6 +183,7 @@ def test_a_duplicate_waits_for_the_first_and_replays_it(database_url):
     results = {}
 
     def slow(cur):
+        cur.execute("SELECT 1")  # the claim travels with the work's first statement
         started.set()
         time.sleep(0.5)
         return transfer_work(src, dst, "10", calls)(cur)
@@ -205,6 +205,7 @@ def test_a_duplicate_that_cannot_wait_any_longer_gets_in_progress(database_url):
     started, release = threading.Event(), threading.Event()
 
     def holding(cur):
+        cur.execute("SELECT 1")  # the claim travels with the work's first statement
         started.set()
         release.wait(10)
         return 201, {"ok": True}
@@ -236,3 +237,22 @@ def test_expired_keys_are_purged_and_an_expired_key_is_claimed_afresh(database_u
         cur.execute("UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE scope = %s", (scope,))
     assert transaction(idempotency.purge_expired) >= 2
     assert key_row(scope, key) is None and key_row(scope, other) is None
+
+
+def test_a_refusal_stored_late_replays_whoever_took_the_key_meanwhile(database_url):
+    """A refusal is stored by a second transaction; if a retry with the same key ran and
+    committed in between, the refused caller is told that stored outcome, not its own."""
+    src, dst = new_wallet("NGN", 100), new_wallet("NGN")
+    scope, key, calls = str(src.owner_id), uuid.uuid4(), []
+
+    def refused_after_a_retry_won(cur):
+        # The retry runs to completion while this attempt (which has not touched the
+        # database yet, so holds no claim) is about to be refused.
+        threading.Thread(target=lambda: attempt(scope, key, "h", transfer_work(src, dst, "10", calls))).run()
+        raise errors.InsufficientFunds("refused on a stale view")
+
+    outcome = attempt(scope, key, "h", refused_after_a_retry_won)
+    assert (outcome.status, outcome.replayed) == (201, True)
+    assert calls == [1]
+    assert posted(src) == Decimal("90")
+    assert key_row(scope, key)["status_code"] == 201

@@ -90,32 +90,63 @@ def test_a_connection_lost_before_commit_is_retried_on_a_new_connection(owner_co
     assert not get_connection().closed
 
 
-class _CommitBreaks:
-    """A real connection whose COMMIT is lost on the wire."""
-
-    def __init__(self, conn):
-        self._conn = conn
-
-    def __getattr__(self, name):
-        return getattr(self._conn, name)
-
-    def commit(self):
-        self._conn.rollback()
-        raise psycopg2.OperationalError("server closed the connection unexpectedly")
-
-
 def test_nothing_is_retried_once_commit_was_sent(owner_conn):
+    """The backend dies while COMMIT runs (a deferred trigger ends its own session): the
+    caller learns that the outcome is unknown, and the work is not run again."""
+    with owner_conn.cursor() as cur:
+        cur.execute(
+            """
+            CREATE OR REPLACE FUNCTION tx_probe_die() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              PERFORM pg_terminate_backend(pg_backend_pid());
+              PERFORM pg_sleep(5);  -- the pending termination interrupts this at once
+              RETURN NULL;
+            END $$
+            """
+        )
+        cur.execute("DROP TRIGGER IF EXISTS tx_probe_die ON tx_probe")
+        cur.execute(
+            "CREATE CONSTRAINT TRIGGER tx_probe_die AFTER INSERT ON tx_probe DEFERRABLE INITIALLY DEFERRED"
+            " FOR EACH ROW WHEN (NEW.note = 'die-at-commit') EXECUTE FUNCTION tx_probe_die()"
+        )
     calls = []
-    conn = get_connection()
 
     def work(cur):
         calls.append(1)
-        cur.execute("INSERT INTO tx_probe (note) VALUES ('after-commit')")
+        cur.execute("INSERT INTO tx_probe (note) VALUES ('die-at-commit')")
 
     with pytest.raises(CommitOutcomeUnknown):
-        transaction(work, connection=lambda: _CommitBreaks(conn), sleep=lambda s: None)
+        transaction(work, sleep=lambda s: None)
 
     assert len(calls) == 1
+    assert not get_connection().closed  # the next unit of work gets a new connection
+
+
+def test_begin_and_commit_travel_with_other_statements(owner_conn):
+    """BEGIN goes out with the first statement and COMMIT with what the work deferred: a
+    deferred statement still runs inside the transaction, and still rolls back with it."""
+
+    def work(cur):
+        cur.execute("SELECT pg_current_xact_id_if_assigned() IS NULL AS fresh, now() = statement_timestamp() AS first")
+        row = cur.fetchone()
+        cur.defer("INSERT INTO tx_probe (note) VALUES ('deferred')")
+        return row
+
+    row = transaction(work)
+    assert row == {"fresh": True, "first": True}  # a transaction had begun with that statement
+    assert _count(owner_conn, "deferred") == 1
+
+    class Refused(Exception):
+        pass
+
+    def refused(cur):
+        cur.execute("INSERT INTO tx_probe (note) VALUES ('deferred-then-refused')")
+        cur.defer("INSERT INTO tx_probe (note) VALUES ('deferred-then-refused')")
+        raise Refused
+
+    with pytest.raises(Refused):
+        transaction(refused)
+    assert _count(owner_conn, "deferred-then-refused") == 0
 
 
 def test_domain_errors_roll_back_and_are_not_retried(owner_conn):

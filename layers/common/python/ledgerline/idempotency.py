@@ -10,7 +10,7 @@ response. Then:
   then replays its response (or, after ``wait_ms``, gets 409 ``idempotency_key_in_progress``);
 - a 5xx or a crash rolls the claim back with the money, so a retry runs it again;
 - deterministic refusals (400/404/409/422) are stored and replayed: the operation's own
-  writes are rolled back to a savepoint first, so the refusal is all that remains;
+  writes are rolled back first, so the refusal is all that remains;
 - keys expire after 24 h (``purge_expired``, the ``idempotency-expiry`` job).
 """
 
@@ -20,6 +20,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -29,13 +30,14 @@ import psycopg2.errors
 from ledgerline import audit, errors, jsonutil
 from ledgerline.audit import Actor
 from ledgerline.config import settings
-from ledgerline.db import Cursor
+from ledgerline.db import Cursor, transaction
 
 HEADER = "idempotency-key"  # request header, as the Endpoint sees it (lower case)
 REPLAYED_HEADER = "Idempotent-Replayed"
 STORED_STATUSES = frozenset({400, 404, 409, 422})
 JSON = "application/json"
 PROBLEM_JSON = "application/problem+json"
+_TAKEN = "LLIK0"  # idempotency_claim_fresh: the key is taken
 _UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 Work = Callable[[Cursor], tuple[int, Any]]
@@ -73,8 +75,7 @@ def fingerprint(method: str, path: str, body: Any, query: str = "") -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def run(
-    cur: Cursor,
+def execute(
     *,
     scope: str,
     key: UUID,
@@ -85,60 +86,138 @@ def run(
     wait_ms: int | None = None,
 ) -> Outcome:
     """Claim ``key`` for ``scope`` (the caller), run ``work`` and store its response, in
-    the caller's transaction; or return the stored response of an earlier run.
+    one database transaction; or return the stored response of an earlier run.
 
-    ``work(cur)`` returns ``(status, body)``. A DomainError with a stored status is
-    recorded (after ``on_failure(cur, error)``, e.g. a failure audit row) and returned
-    as a problem response; anything else propagates and the transaction rolls back.
+    ``work(cur)`` returns ``(status, body)``; it runs inside the transaction and must not
+    act outside the database (gateways are called after commit, through the outbox). A
+    DomainError with a stored status is recorded (after ``on_failure(cur, error)``, e.g.
+    a failure audit row) and returned as a problem response; anything else propagates
+    and nothing is stored.
+
+    The common case costs two round trips: BEGIN, the claim and the work's first statement
+    travel together, and the stored response travels with COMMIT. A claim that finds the
+    key taken fails that first trip; the stored response is then read in a transaction of
+    its own. A refusal rolls everything back and is stored by a second transaction, which
+    claims the key again (or replays whoever got it meanwhile): no savepoint on the common
+    path, and the stored outcome is always what the caller is told.
     """
     wait = wait_ms if wait_ms is not None else max(100, settings().statement_timeout_ms - 1000)
+    claim = Claim(scope, key, request_hash, wait)
+    for _ in range(3):
+        refusal: errors.DomainError | None = None
+        try:
+            return transaction(lambda cur: _first_run(cur, claim, work))
+        except errors.DomainError as err:
+            if err.status not in STORED_STATUSES:
+                raise
+            refusal = err
+        except _KeyTaken:
+            pass
+        settle = partial(_settle, claim=claim, actor=actor, refusal=refusal, on_failure=on_failure)
+        try:
+            return transaction(settle)
+        except _KeyGone:
+            continue  # the stored response expired and was purged meanwhile: run it afresh
+    raise errors.IdempotencyKeyInProgress("the request with this Idempotency-Key could not be settled; retry it")
+
+
+@dataclass(frozen=True)
+class Claim:
+    scope: str
+    key: UUID
+    request_hash: str
+    wait_ms: int
+
+
+class _KeyTaken(Exception):
+    """The key belongs to an earlier, committed run (or one that just committed)."""
+
+
+class _KeyGone(Exception):
+    """The key was free again when its stored response was to be read."""
+
+
+def _first_run(cur: Cursor, claim: Claim, work: Work) -> Outcome:
+    cur.defer(
+        "SELECT idempotency_claim_fresh(%s, %s, %s, %s)", (claim.scope, claim.key, claim.request_hash, claim.wait_ms)
+    )
     try:
-        cur.execute("SELECT * FROM idempotency_claim(%s, %s, %s, %s)", (scope, key, request_hash, wait))
+        status, body = work(cur)
+        cur.flush()  # a work that sent nothing still needs its claim before the response
+    except Exception as exc:
+        _raise_if_from_claim(exc)
+        raise
+    outcome = Outcome(status, jsonutil.dumps(body), JSON)
+    _store(cur, claim, outcome)
+    return outcome
+
+
+def _raise_if_from_claim(exc: BaseException) -> None:
+    """The claim travels with the work's first statement: tell its failures apart."""
+    cause = exc if isinstance(exc, psycopg2.Error) else exc.__cause__
+    if not isinstance(cause, psycopg2.Error):
+        return
+    if cause.pgcode == _TAKEN:
+        raise _KeyTaken from None
+    context = cause.diag.context or ""
+    if isinstance(cause, psycopg2.errors.LockNotAvailable) and "idempotency_claim" in context:
+        raise errors.IdempotencyKeyInProgress(
+            "a request with this Idempotency-Key is still being processed; retry it in a moment"
+        ) from None
+
+
+def _settle(
+    cur: Cursor, claim: Claim, actor: Actor, refusal: errors.DomainError | None, on_failure: FailureHook | None
+) -> Outcome:
+    """Store a refusal under the key, or replay what an earlier run stored there."""
+    try:
+        cur.execute(
+            "SELECT * FROM idempotency_claim(%s, %s, %s, %s)",
+            (claim.scope, claim.key, claim.request_hash, claim.wait_ms),
+        )
     except psycopg2.errors.LockNotAvailable:
         raise errors.IdempotencyKeyInProgress(
             "a request with this Idempotency-Key is still being processed; retry it in a moment"
         ) from None
-    claim = cur.fetchone()
-    if not claim["claimed"]:
-        return _replay(cur, claim, scope=scope, key=key, request_hash=request_hash, actor=actor)
+    row = cur.fetchone()
+    if not row["claimed"]:
+        return _replay(cur, row, claim, actor)
+    if refusal is None:
+        raise _KeyGone
+    if on_failure is not None:
+        on_failure(cur, refusal)
+    outcome = Outcome(refusal.status, jsonutil.dumps(refusal.problem()), PROBLEM_JSON)
+    _store(cur, claim, outcome)
+    return outcome
 
-    cur.execute("SAVEPOINT idempotent_work")
-    try:
-        status, body = work(cur)
-        outcome = Outcome(status, jsonutil.dumps(body), JSON)
-    except errors.DomainError as err:
-        if err.status not in STORED_STATUSES:
-            raise
-        cur.execute("ROLLBACK TO SAVEPOINT idempotent_work")
-        if on_failure is not None:
-            on_failure(cur, err)
-        outcome = Outcome(err.status, jsonutil.dumps(err.problem()), PROBLEM_JSON)
-    cur.execute(
+
+def _store(cur: Cursor, claim: Claim, outcome: Outcome) -> None:
+    """The response, written with COMMIT (nothing reads this statement's result)."""
+    cur.defer(
         """
         UPDATE idempotency_keys SET status_code = %s, response_body = %s, content_type = %s
          WHERE scope = %s AND key = %s
         """,
-        (outcome.status, outcome.body, outcome.content_type, scope, key),
+        (outcome.status, outcome.body, outcome.content_type, claim.scope, claim.key),
     )
-    return outcome
 
 
-def _replay(cur: Cursor, claim: dict[str, Any], *, scope: str, key: UUID, request_hash: str, actor: Actor) -> Outcome:
-    if claim["request_hash"] != request_hash:
+def _replay(cur: Cursor, row: dict[str, Any], claim: Claim, actor: Actor) -> Outcome:
+    if row["request_hash"] != claim.request_hash:
         raise errors.IdempotencyKeyReused(
             "this Idempotency-Key was already used for a different request; use a new key for a new operation"
         )
-    if claim["status_code"] is None:  # cannot happen: a committed claim always has its response
+    if row["status_code"] is None:  # cannot happen: a committed claim always has its response
         raise errors.IdempotencyKeyInProgress("the request with this Idempotency-Key has not finished; retry it")
     audit.record(
         cur,
         actor,
         "idempotency.replayed",
         "idempotency_key",
-        key,
-        metadata={"scope": scope, "status": claim["status_code"]},
+        claim.key,
+        metadata={"scope": claim.scope, "status": row["status_code"]},
     )
-    return Outcome(claim["status_code"], claim["response_body"], claim["content_type"], replayed=True)
+    return Outcome(row["status_code"], row["response_body"], row["content_type"], replayed=True)
 
 
 def purge_expired(cur: Cursor, *, limit: int = 10_000) -> int:

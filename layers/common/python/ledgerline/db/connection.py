@@ -102,10 +102,11 @@ def connect(url: str, *, autocommit: bool = False, application_name: str = "ledg
 
 
 def get_connection() -> Any:
-    """This thread's warm application connection, reconnecting if it was lost."""
+    """This thread's warm application connection, reconnecting if it was lost. It is in
+    autocommit mode: ``transaction`` sends BEGIN and COMMIT itself (``ledgerline.db.tx``)."""
     conn = getattr(_local, "conn", None)
     if conn is None or conn.closed:
-        conn = connect(app_url())
+        conn = connect(app_url(), autocommit=True)
         _local.conn = conn
     return conn
 

@@ -3,6 +3,11 @@
 Retried: serialization failures (40001), deadlocks (40P01) and a connection lost before
 COMMIT was sent. Never retried: anything once COMMIT was sent (the outcome is unknown, and
 a retry could move money twice; clients retry with the same Idempotency-Key instead).
+
+Round trips are the cost of a short transaction (PERFORMANCE.md): the connection stays in
+autocommit mode and ``transaction`` sends BEGIN with the work's first statement and COMMIT
+with whatever the work deferred to the end (``DeferringCursor.defer``), so a money
+operation of one function call costs two round trips, not four to six.
 """
 
 from __future__ import annotations
@@ -27,7 +32,39 @@ MAX_ATTEMPTS = 6
 BASE_DELAY = 0.005
 MAX_DELAY = 0.25
 
-Cursor = Any  # psycopg2 RealDictCursor; domain code only calls execute/fetch*
+Cursor = Any  # a DeferringCursor; domain code only calls execute/fetch*
+
+
+class DeferringCursor(psycopg2.extras.RealDictCursor):
+    """A dict-row cursor that holds back statements whose results nobody reads (BEGIN,
+    a claim that raises when it fails, a final UPDATE) and sends them in one query string
+    with the next statement. The server runs them in order and stops at the first error,
+    so the caller sees exactly what separate round trips would have shown."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deferred: list[bytes] = []
+
+    def defer(self, query: str, params: Any = None) -> None:
+        self.deferred.append(self.mogrify(query, params))
+
+    def execute(self, query: Any, vars: Any = None) -> None:
+        if not self.deferred:
+            return super().execute(query, vars)
+        text = b";\n".join([*self.deferred, self.mogrify(query, vars)])
+        self.deferred.clear()
+        return super().execute(text)
+
+    def executemany(self, query: Any, vars_list: Any) -> None:
+        self.flush()  # executemany bypasses execute(): send what waits first
+        return super().executemany(query, vars_list)
+
+    def flush(self) -> None:
+        """Send the deferred statements now (when what follows needs their effect)."""
+        if self.deferred:
+            text = b";\n".join(self.deferred)
+            self.deferred.clear()
+            super().execute(text)
 
 
 class CommitOutcomeUnknown(Exception):
@@ -60,10 +97,24 @@ def transaction(
     """
     for attempt in range(attempts):
         conn = connection()
+        if not conn.autocommit:
+            conn.autocommit = True  # BEGIN and COMMIT are sent here, with other statements
+        committing = False
         try:
-            with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            with conn.cursor(cursor_factory=DeferringCursor) as cur:
+                cur.defer("BEGIN")
                 result = work(cur)
+                if cur.deferred == [b"BEGIN"]:
+                    return result  # the work sent nothing: no transaction to end
+                committing = True
+                cur.execute("COMMIT")  # with what the work deferred to the end
         except BaseException as exc:
+            if committing and conn.closed:
+                # COMMIT went out and the connection died: it may or may not have committed.
+                discard_connection()
+                raise CommitOutcomeUnknown("connection lost during COMMIT") from exc
+            # Otherwise the server answered: whatever failed (the work, a deferred check at
+            # COMMIT), nothing was committed, so a retry is safe when the failure is transient.
             _rollback_quietly(conn)
             if _retryable(exc) and attempt + 1 < attempts:
                 if conn.closed:
@@ -74,31 +125,19 @@ def transaction(
             if conn.closed:
                 discard_connection()
             raise
-        try:
-            conn.commit()
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-            discard_connection()
-            if exc.pgcode in RETRYABLE_SQLSTATES and attempt + 1 < attempts:
-                # The server refused the commit (e.g. a deferred check found a
-                # serialization conflict): nothing was committed, so retrying is safe.
-                sleep(backoff(attempt))
-                continue
-            raise CommitOutcomeUnknown("connection lost during COMMIT") from exc
-        except psycopg2.Error as exc:
-            _rollback_quietly(conn)
-            if exc.pgcode in RETRYABLE_SQLSTATES and attempt + 1 < attempts:
-                sleep(backoff(attempt))
-                continue
-            raise
         return result
     raise AssertionError("unreachable: the last attempt either returns or raises")
 
 
 def _rollback_quietly(conn: Any) -> None:
+    """End whatever transaction is open (after an error, the server keeps it, aborted)."""
     if conn.closed:
         return
+    if conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+        return
     try:
-        conn.rollback()
+        with conn.cursor() as cur:
+            cur.execute("ROLLBACK")
     except psycopg2.Error:
         discard_connection()
 

@@ -273,12 +273,11 @@ class Endpoint:
         The key is claimed, ``work`` runs and its response (or its deterministic 4xx) is
         stored in one database transaction (``ledgerline.idempotency``); a retry with the
         same key and request gets the stored response with ``Idempotent-Replayed: true``.
-        ``on_failure(cursor, error)`` records a refusal (in that transaction, after the
-        operation's writes were undone) or, with ``error=None``, a crash (in a transaction
+        ``on_failure(cursor, error)`` records a refusal (in the transaction that stores it,
+        after the operation's writes were rolled back) or, with ``error=None``, a crash (in a transaction
         of its own, after the rollback).
         """
         from ledgerline import idempotency  # deferred: only money routes load it
-        from ledgerline.db import transaction
 
         if not self.route.money:
             raise RuntimeError(f"{self.route.handler}: Endpoint.money is for routes marked money=True")
@@ -291,9 +290,8 @@ class Endpoint:
         request_hash = idempotency.fingerprint(event.http_method, event.raw_path, body, event.raw_query_string or "")
         actor = request.actor
 
-        def unit(cur: Any) -> idempotency.Outcome:
-            return idempotency.run(
-                cur,
+        try:
+            outcome = idempotency.execute(
                 scope=str(principal.id),
                 key=key,
                 request_hash=request_hash,
@@ -301,9 +299,6 @@ class Endpoint:
                 actor=actor,
                 on_failure=on_failure,
             )
-
-        try:
-            outcome = transaction(unit)
         except errors.DomainError:
             raise
         except Exception:

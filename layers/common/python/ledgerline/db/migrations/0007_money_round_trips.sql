@@ -1,0 +1,28 @@
+-- Fewer round trips and less work per money operation (the Benchmarks issue).
+
+-- The first claim of a key travels in one query string with the operation's first
+-- statement (ledgerline.idempotency.execute), so it cannot hand back a row to look at: it
+-- raises LLIK0 when the key is taken instead, and the caller then reads the stored
+-- response in a transaction of its own (idempotency_claim). Like idempotency_claim, it
+-- waits at most p_wait_ms for a duplicate still running, then fails with lock_not_available.
+CREATE FUNCTION idempotency_claim_fresh(p_scope text, p_key uuid, p_request_hash text, p_wait_ms integer)
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_saved text := current_setting('lock_timeout');
+BEGIN
+  PERFORM set_config('lock_timeout', p_wait_ms || 'ms', true);
+  INSERT INTO idempotency_keys AS k (scope, key, request_hash)
+  VALUES (p_scope, p_key, p_request_hash)
+  ON CONFLICT (scope, key) DO UPDATE
+     SET request_hash = EXCLUDED.request_hash, status_code = NULL, response_body = NULL, content_type = NULL,
+         created_at = now(), expires_at = now() + interval '24 hours'
+   WHERE k.expires_at <= now();
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'idempotency key % is taken', p_key USING ERRCODE = 'LLIK0';
+  END IF;
+  PERFORM set_config('lock_timeout', v_saved, true);
+END $$;
+
+REVOKE ALL ON FUNCTION idempotency_claim_fresh(text, uuid, text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION idempotency_claim_fresh(text, uuid, text, integer) TO ledgerline_app;
