@@ -26,3 +26,11 @@ END $$;
 
 REVOKE ALL ON FUNCTION idempotency_claim_fresh(text, uuid, text, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION idempotency_claim_fresh(text, uuid, text, integer) TO ledgerline_app;
+
+-- Under concurrent load PostgreSQL kept choosing a custom plan for the posting function's
+-- lock-and-check query and so planned it again on every call: perf showed 14-16% of the
+-- server's CPU in BuildCachedPlan at 8 clients. Its generic plan (index probes on the
+-- legs' accounts) is the right one for any input, so the function always uses it.
+ALTER FUNCTION ledger_post_legs(text, uuid[], text[], numeric[], text[], uuid[], jsonb, jsonb, text, text, jsonb, uuid,
+                                boolean, uuid, text[], uuid)
+  SET plan_cache_mode = force_generic_plan;
