@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from bench import database
-from bench.harness import median_of
 
 
 def prepare(url: str, scale: int = 10) -> str:
@@ -19,17 +18,21 @@ def prepare(url: str, scale: int = 10) -> str:
     return bench_url
 
 
-def tpcb_tps(bench_url: str, clients: int, seconds: int, runs: int) -> tuple[float, list[float]]:
-    def once() -> float:
-        out = database.pgbench(
-            bench_url, "-b", "tpcb-like", "-c", str(clients), "-j", str(clients), "-T", str(seconds), "-n"
-        )
-        m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out)
-        if not m:
-            raise RuntimeError(f"unexpected pgbench output:\n{out}")
-        return float(m.group(1))
+def tpcb_tps(bench_url: str, clients: int, seconds: int) -> float:
+    """One pgbench run: TPS without the connection time."""
+    out = database.pgbench(
+        bench_url, "-b", "tpcb-like", "-c", str(clients), "-j", str(clients), "-T", str(seconds), "-n"
+    )
+    m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out)
+    if not m:
+        raise RuntimeError(f"unexpected pgbench output:\n{out}")
+    return float(m.group(1))
 
-    return median_of(runs, once, warmup=0)
+
+def checkpoint(url: str) -> None:
+    """Start every measured run from the same state: no dirty buffers, no pending
+    full-page images (each side of a comparison would otherwise pay for the other's)."""
+    database.run_sql(url, "CHECKPOINT")
 
 
 def drop(bench_url: str) -> None:

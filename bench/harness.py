@@ -48,6 +48,24 @@ def median_of(runs: int, measure: Callable[[], float], warmup: int = 1) -> tuple
     return statistics.median(values), values
 
 
+def interleaved(
+    sides: dict[str, Callable[[], Any]], rounds: int, *, before: Callable[[], None] | None = None, warmup: bool = True
+) -> dict[str, list[Any]]:
+    """Measure every side once per round, round after round, so that slow drift on a small
+    shared machine (checkpoints, autovacuum, tables growing) weighs on each side alike;
+    ``before`` runs ahead of every measurement (e.g. a CHECKPOINT). An optional warm-up
+    round is measured and dropped."""
+    results: dict[str, list[Any]] = {name: [] for name in sides}
+    for index in range(rounds + int(warmup)):
+        for name, measure in sides.items():
+            if before is not None:
+                before()
+            value = measure()
+            if index >= int(warmup):
+                results[name].append(value)
+    return results
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")

@@ -11,13 +11,15 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import random
+import statistics
+import threading
 import time
 import uuid
 from decimal import Decimal
 from typing import Any
 
 from bench import baseline, database
-from bench.harness import Figure, percentile
+from bench.harness import Figure, interleaved, percentile
 
 WALLETS = 1000
 AMOUNT = Decimal("1.00")
@@ -93,7 +95,9 @@ def _client(database_url: str, setup: dict[str, Any], hot: bool, seconds: float,
     out.put({"count": len(latencies), "refused": refused, "latencies": latencies})
 
 
-def _run(database_url: str, setup: dict[str, Any], clients: int, seconds: float, hot: bool) -> dict[str, Any]:
+def _run(
+    database_url: str, setup: dict[str, Any], clients: int, seconds: float, hot: bool, waits: bool = False
+) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     start_at = time.time() + 2.0  # after every process has imported and connected
@@ -102,6 +106,7 @@ def _run(database_url: str, setup: dict[str, Any], clients: int, seconds: float,
     ]
     for p in procs:
         p.start()
+    sampler = WaitSampler(database_url, start_at, seconds) if waits else None
     results = [out.get(timeout=seconds + 120) for _ in procs]
     for p in procs:
         p.join()
@@ -112,49 +117,96 @@ def _run(database_url: str, setup: dict[str, Any], clients: int, seconds: float,
         "p50_ms": percentile(latencies, 50) * 1000,
         "p99_ms": percentile(latencies, 99) * 1000,
         "refused": sum(r["refused"] for r in results),
+        "backend_waits": sampler.shares() if sampler else None,
     }
 
 
-def _median_run(database_url: str, setup: dict[str, Any], clients: int, seconds: float, hot: bool, runs: int) -> dict:
-    if runs > 1:
-        _run(database_url, setup, clients, 3.0, hot)  # warm-up (quick runs skip it)
-    results = sorted((_run(database_url, setup, clients, seconds, hot) for _ in range(runs)), key=lambda r: r["tps"])
-    median = results[len(results) // 2]
-    return {**median, "runs": [round(r["tps"], 1) for r in results]}
+class WaitSampler:
+    """What the clients' server processes are doing during a run, sampled from
+    pg_stat_activity every 10 ms: running, waiting for the client (Python) to send the
+    next statement, for the WAL, for a lock. Says where a run's time goes."""
+
+    def __init__(self, database_url: str, start_at: float, seconds: float) -> None:
+        self.counts: dict[str, int] = {}
+        self._thread = threading.Thread(target=self._sample, args=(database_url, start_at, seconds), daemon=True)
+        self._thread.start()
+
+    def _sample(self, database_url: str, start_at: float, seconds: float) -> None:
+        from ledgerline.db.connection import APP_ROLE, connect
+
+        conn = connect(database_url, autocommit=True, application_name="bench-sampler")
+        try:
+            with conn.cursor() as cur:
+                while time.time() < start_at + 0.5:
+                    time.sleep(0.01)
+                while time.time() < start_at + seconds - 0.5:
+                    cur.execute(
+                        """
+                        SELECT CASE WHEN wait_event_type = 'Client' THEN 'waiting for the client'
+                                    WHEN wait_event_type IS NULL THEN 'running'
+                                    WHEN wait_event IN ('WALWrite', 'WALSync', 'WALInsert') THEN 'waiting for the WAL'
+                                    WHEN wait_event_type = 'Lock' THEN 'waiting for a lock'
+                                    ELSE 'waiting: ' || wait_event_type || '/' || wait_event END
+                          FROM pg_stat_activity WHERE usename = %s AND backend_type = 'client backend'
+                        """,
+                        (APP_ROLE,),
+                    )
+                    for (state,) in cur.fetchall():
+                        self.counts[state] = self.counts.get(state, 0) + 1
+                    time.sleep(0.01)
+        finally:
+            conn.close()
+
+    def shares(self) -> dict[str, float]:
+        self._thread.join()
+        total = sum(self.counts.values()) or 1
+        return {k: round(v / total, 3) for k, v in sorted(self.counts.items(), key=lambda kv: -kv[1])}
 
 
 def run(quick: bool) -> list[Figure]:
-    seconds, runs = (4.0, 1) if quick else (20.0, 3)
-    client_counts = (4, 8)
+    seconds, rounds = (4.0, 1) if quick else (20.0, 3)
     url = database.fresh_database()
     setup = _setup(200 if quick else WALLETS)
     pgbench_url = baseline.prepare(url, scale=10)
+    server = database.server_url()
     figures: list[Figure] = []
     try:
-        uniform_8 = None
-        for clients in client_counts:
-            tpcb, tpcb_runs = baseline.tpcb_tps(pgbench_url, clients, int(seconds), runs)
-            uniform = _median_run(url, setup, clients, seconds, hot=False, runs=runs)
+        for clients in (4, 8):
+            sides: dict[str, Any] = {
+                "pgbench": lambda c=clients: baseline.tpcb_tps(pgbench_url, c, int(seconds)),
+                "uniform": lambda c=clients: _run(url, setup, c, seconds, hot=False, waits=c == 8),
+            }
             if clients == 8:
-                uniform_8 = uniform
+                sides["hot"] = lambda: _run(url, setup, 8, seconds, hot=True)
+            # Side by side, round after round, each run after a CHECKPOINT (quick runs
+            # skip the warm-up round).
+            results = interleaved(sides, rounds, before=lambda: baseline.checkpoint(server), warmup=not quick)
+            tpcb = statistics.median(results["pgbench"])
+            uniform = _median(results["uniform"])
             figures.append(
                 Figure(
                     "transfers", f"transfers/s, {clients} clients, random wallets", uniform["tps"], "tx/s",
                     baseline=tpcb, baseline_name=f"pgbench tpcb-like {clients}c", goal="ratio ≥ 0.5",
-                    runs=uniform["runs"],
+                    runs=[round(r["tps"], 1) for r in results["uniform"]],
                     extra={"p50_ms": round(uniform["p50_ms"], 2), "p99_ms": round(uniform["p99_ms"], 2),
-                           "pgbench_runs": tpcb_runs, "refused": uniform["refused"]},
+                           "pgbench_runs": results["pgbench"], "refused": uniform["refused"],
+                           "backend_waits": uniform["backend_waits"]},
                 )
             )  # fmt: skip
-        hot = _median_run(url, setup, 8, seconds, hot=True, runs=runs)
-        assert uniform_8 is not None
-        figures.append(
-            Figure(
-                "hot account", "transfers/s, 8 clients, all credit one system account", hot["tps"], "tx/s",
-                baseline=uniform_8["tps"], baseline_name="random wallets 8c", goal="ratio ≥ 0.8",
-                runs=hot["runs"], extra={"p50_ms": round(hot["p50_ms"], 2), "p99_ms": round(hot["p99_ms"], 2)},
-            )
-        )  # fmt: skip
+            if clients == 8:
+                hot = _median(results["hot"])
+                figures.append(
+                    Figure(
+                        "hot account", "transfers/s, 8 clients, all credit one system account", hot["tps"], "tx/s",
+                        baseline=uniform["tps"], baseline_name="random wallets 8c", goal="ratio ≥ 0.8",
+                        runs=[round(r["tps"], 1) for r in results["hot"]],
+                        extra={"p50_ms": round(hot["p50_ms"], 2), "p99_ms": round(hot["p99_ms"], 2)},
+                    )
+                )  # fmt: skip
     finally:
         baseline.drop(pgbench_url)
     return figures
+
+
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return sorted(runs, key=lambda r: r["tps"])[len(runs) // 2]
