@@ -256,3 +256,38 @@ def test_a_refusal_stored_late_replays_whoever_took_the_key_meanwhile(database_u
     assert calls == [1]
     assert posted(src) == Decimal("90")
     assert key_row(scope, key)["status_code"] == 201
+
+
+def test_in_progress_is_never_stored_as_the_outcome(database_url):
+    """A duplicate told 409 in-progress leaves the key alone: once the first run crashes
+    (and rolls back), a retry runs the operation instead of replaying that 409."""
+    scope, key = str(uuid.uuid4()), uuid.uuid4()
+    started, release = threading.Event(), threading.Event()
+
+    def crashing(cur):
+        cur.execute("SELECT 1")  # the claim travels with the work's first statement
+        started.set()
+        release.wait(10)
+        raise RuntimeError("lambda timed out")
+
+    crashes = []
+
+    def first_run():
+        try:
+            attempt(scope, key, "h", crashing)
+        except RuntimeError as exc:
+            crashes.append(exc)
+
+    first = threading.Thread(target=first_run)
+    first.start()
+    try:
+        assert started.wait(5)
+        with pytest.raises(errors.IdempotencyKeyInProgress):
+            attempt(scope, key, "h", lambda cur: (201, {}), wait_ms=150)
+    finally:
+        release.set()
+        first.join()
+    assert len(crashes) == 1
+    assert key_row(scope, key) is None
+    retry = attempt(scope, key, "h", lambda cur: (201, {"ran": True}))
+    assert (retry.status, retry.replayed, retry.body) == (201, False, '{"ran":true}')

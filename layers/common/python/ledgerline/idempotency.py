@@ -2,7 +2,7 @@
 money route runs through (``Endpoint.money``).
 
 In ONE database transaction: claim the caller's key, run the operation, store the
-response. Then:
+response (a refusal is stored by a second one, after the operation's rollback). Then:
 
 - the same key with the same request replays the stored response; nothing moves again;
 - the same key with a different request is refused (422 ``idempotency_key_reused``);
@@ -107,6 +107,8 @@ def execute(
         refusal: errors.DomainError | None = None
         try:
             return transaction(lambda cur: _first_run(cur, claim, work))
+        except errors.IdempotencyKeyInProgress:
+            raise  # about the key, not the operation: never stored as its outcome
         except errors.DomainError as err:
             if err.status not in STORED_STATUSES:
                 raise
