@@ -186,3 +186,21 @@ def test_statement_timeout_is_set_on_application_connections():
         return cur.fetchone()["statement_timeout"]
 
     assert transaction(work) not in ("0", "")
+
+
+def test_single_statement_work_runs_without_begin_and_refuses_a_second_statement(owner_conn):
+    def one(cur):
+        cur.execute("INSERT INTO tx_probe (note) VALUES ('single') RETURNING now() = statement_timestamp() AS alone")
+        return cur.fetchone()["alone"]
+
+    assert transaction(one, single_statement=True) is True
+    assert _count(owner_conn, "single") == 1
+
+    def two(cur):
+        cur.execute("INSERT INTO tx_probe (note) VALUES ('single-twice')")
+        cur.execute("INSERT INTO tx_probe (note) VALUES ('single-twice')")
+
+    with pytest.raises(RuntimeError, match="second statement"):
+        transaction(two, single_statement=True)
+    assert _count(owner_conn, "single-twice") == 1  # the first ran, as its own transaction
+    assert get_connection().info.transaction_status == 0  # idle: nothing left open

@@ -71,4 +71,5 @@ def authenticate(claims: dict[str, Any]) -> Principal:
     by API Gateway's JWT authorizer, or by the local gateway)."""
     from ledgerline.db import transaction
 
-    return transaction(lambda cur: principal_state(cur, claims))
+    # One SELECT, a transaction by itself: one round trip on every authenticated request.
+    return transaction(lambda cur: principal_state(cur, claims), single_statement=True)

@@ -44,11 +44,16 @@ class DeferringCursor(psycopg2.extras.RealDictCursor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.deferred: list[bytes] = []
+        self.statements_left: int | None = None  # a limit, for single-statement work
 
     def defer(self, query: str, params: Any = None) -> None:
         self.deferred.append(self.mogrify(query, params))
 
     def execute(self, query: Any, vars: Any = None) -> None:
+        if self.statements_left is not None:
+            if self.statements_left == 0:
+                raise RuntimeError("single-statement work sent a second statement; use a transaction")
+            self.statements_left -= 1
         if not self.deferred:
             return super().execute(query, vars)
         text = b";\n".join([*self.deferred, self.mogrify(query, vars)])
@@ -89,11 +94,16 @@ def transaction(
     connection: Callable[[], Any] = get_connection,
     attempts: int = MAX_ATTEMPTS,
     sleep: Callable[[float], None] = time.sleep,
+    single_statement: bool = False,
 ) -> T:
     """Run ``work(cursor)`` in one transaction and commit once; retry it whole when safe.
 
     ``work`` must only touch the database through the cursor it is given (it may run more
     than once). Domain errors raised by ``work`` roll back and propagate unchanged.
+    ``single_statement``: the work sends one statement, which is a transaction by itself:
+    no BEGIN or COMMIT, one round trip (a second statement is a bug and raises). A lost
+    connection is retried even though the statement may have run: only for reads and
+    idempotent writes.
     """
     for attempt in range(attempts):
         conn = connection()
@@ -102,6 +112,9 @@ def transaction(
         committing = False
         try:
             with conn.cursor(cursor_factory=DeferringCursor) as cur:
+                if single_statement:
+                    cur.statements_left = 1
+                    return work(cur)
                 cur.defer("BEGIN")
                 result = work(cur)
                 if cur.deferred == [b"BEGIN"]:
