@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import platform
-import statistics
 import subprocess
 import time
 from collections.abc import Callable
@@ -39,13 +38,6 @@ class Figure:
         out = asdict(self)
         out["ratio"] = None if self.ratio is None else round(self.ratio, 3)
         return out
-
-
-def median_of(runs: int, measure: Callable[[], float], warmup: int = 1) -> tuple[float, list[float]]:
-    for _ in range(warmup):
-        measure()
-    values = [measure() for _ in range(runs)]
-    return statistics.median(values), values
 
 
 def interleaved(
