@@ -114,7 +114,10 @@ def transaction(
             with conn.cursor(cursor_factory=DeferringCursor) as cur:
                 if single_statement:
                     cur.statements_left = 1
-                    return work(cur)
+                    result = work(cur)
+                    if cur.deferred:  # nothing would send them: a bug in the work
+                        raise RuntimeError("single-statement work deferred a statement; use a transaction")
+                    return result
                 cur.defer("BEGIN")
                 result = work(cur)
                 if cur.deferred == [b"BEGIN"]:
