@@ -131,11 +131,13 @@ def test_a_currency_that_does_not_match_the_accounts_is_refused(wallet):
         "validation_error",
     )
     assert "holds NGN, not USD" in problem["detail"]
-    assert_problem(
+    # Someone else's account: refused without saying what currency it holds.
+    foreign = assert_problem(
         send(alice, {"from_account_id": a, "to_account_id": usd, "amount": "1.00", "currency": "NGN"}),
-        422,
-        "validation_error",
+        409,
+        "conflict",
     )
+    assert foreign["detail"] == f"account {usd} cannot receive this transfer"
     assert state(alice, a) == before
 
 
@@ -171,10 +173,11 @@ def test_frozen_and_closed_accounts_are_refused_with_409(wallet, admin):
     problem = assert_problem(
         send(alice, {"from_account_id": a, "to_account_id": b, "amount": "1.00", "currency": "NGN"}), 409, "conflict"
     )
-    assert "frozen" in problem["detail"]
-    assert_problem(
+    assert problem["detail"] == f"account {b} cannot receive this transfer"  # not bob's status
+    own = assert_problem(
         send(bob, {"from_account_id": b, "to_account_id": a, "amount": "1.00", "currency": "NGN"}), 409, "conflict"
     )
+    assert "frozen" in own["detail"]  # bob's own account: the detail stays
     assert admin.post(f"/v1/admin/accounts/{b}/unfreeze").status_code == 200
     _, c = wallet("NGN")
     transaction(lambda cur: ledger.close(cur, c, actor=TEST_ADMIN, reason="closed by the customer"))

@@ -138,8 +138,9 @@ def test_transfer_to_an_unknown_account_is_not_found(database_url):
 def test_users_cannot_pay_into_system_accounts(database_url):
     src = new_wallet("NGN", 10)
     fees = tx(lambda cur: ledger.system_account(cur, "fees_revenue", "NGN"))
-    with pytest.raises(errors.NotFound, match="cannot receive"):
+    with pytest.raises(errors.NotFound) as caught:
         pay(src, fees, "1", owner_id=src.owner_id, credit_kinds=USER_CREDITABLE_KINDS)
+    assert caught.value.detail == f"account {fees.id} not found"  # exactly as if it did not exist
 
 
 @pytest.mark.parametrize("status", ["frozen", "closed"])
