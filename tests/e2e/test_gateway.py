@@ -1,5 +1,8 @@
 """The local API Gateway emulator, over real HTTP."""
 
+import io
+import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -60,3 +63,64 @@ def test_sixteen_concurrent_requests_are_served_at_once(api):
         statuses = list(pool.map(health, range(64)))
 
     assert statuses == [200] * 64
+
+
+def _logged(read, needle: str, timeout: float = 5.0) -> str:
+    """The first log line holding ``needle``: the access line is written after the
+    response has gone out, so it may come a moment after the client has its answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = next((line for line in read() if needle in line), None)
+        if line is not None:
+            return line
+        time.sleep(0.02)
+    raise AssertionError(f"no log line with {needle!r} in {read()}")
+
+
+def test_the_access_log_masks_query_values(client, caplog):
+    caplog.set_level(logging.INFO, logger="ledgerline.gateway")
+
+    client.get("/v1/health?email=someone@example.com&access%5Ftoken=s3cr3tvalue&phone=08031234567&page=2")
+
+    line = _logged(lambda: [r.getMessage() for r in caplog.records if r.name == "ledgerline.gateway"], "/v1/health")
+    for leaked in ("someone", "s3cr3tvalue", "08031234567"):
+        assert leaked not in line, line
+    assert "email=s****@example.com" in line
+    assert "access_token=****" in line and "phone=****4567" in line and "page=2" in line
+
+
+def test_the_access_log_escapes_control_characters_in_the_path(client, caplog):
+    caplog.set_level(logging.INFO, logger="ledgerline.gateway")
+
+    client.get("/v1/health?note=%1b[31mred%0aFAKE LINE")
+
+    line = _logged(lambda: [r.getMessage() for r in caplog.records if r.name == "ledgerline.gateway"], "note=")
+    assert "\x1b" not in line and "\n" not in line, repr(line)  # no terminal escapes, no forged lines
+    assert r"\x1b[31mred\x0aFAKE LINE" in line
+
+
+def test_the_local_stack_logs_through_the_masking_filter(client, caplog):
+    from ledgerline.local.stack import configure_logging
+
+    caplog.set_level(logging.INFO, logger="ledgerline")  # the tests run the service logger at WARNING
+
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    root.handlers.clear()  # as in a fresh `ledgerline dev up` process, where basicConfig acts
+    stream = io.StringIO()
+    try:
+        configure_logging(stream=stream)
+        client.get("/v1/health?email=someone@example.com")
+        logging.getLogger("ledgerline.scheduler").info("reminder sent to email=%s", "ada@example.com")
+        logging.getLogger("ledgerline.gateway").info("GET %s 200 1.0ms", "/v1/health?email=grace@example.com")
+        _logged(lambda: stream.getvalue().splitlines(), "/v1/health?email=s")
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    output = stream.getvalue()
+    for leaked in ("someone@", "ada@", "grace@"):
+        assert leaked not in output, output
+    assert "email=s****@example.com" in output
+    assert "email=a****@example.com" in output and "email=g****@example.com" in output

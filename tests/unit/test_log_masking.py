@@ -11,7 +11,17 @@ import pytest
 from aws_lambda_powertools import Logger
 
 from ledgerline.crypto import mask
-from ledgerline.crypto.masking import IDENTIFIER, SECRET, SensitiveDataFilter, classify, install, scrub, scrub_text
+from ledgerline.crypto.masking import (
+    EMAIL,
+    IDENTIFIER,
+    SECRET,
+    SensitiveDataFilter,
+    classify,
+    install,
+    mask_email,
+    scrub,
+    scrub_text,
+)
 
 ACCOUNT = "0123456789"
 PHONE = "+2348031234567"
@@ -20,7 +30,8 @@ NIN = "12345678901"
 OTP = "493817"
 PASSWORD = "correct horse battery staple"
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJlLXZhbHVl"
-SENSITIVE = [ACCOUNT, PHONE, "8031234567", PAN, NIN, OTP, PASSWORD, TOKEN, "hunter2"]
+EMAIL_ADDRESS = "ada@example.com"
+SENSITIVE = [ACCOUNT, PHONE, "8031234567", PAN, NIN, OTP, PASSWORD, TOKEN, "hunter2", EMAIL_ADDRESS]
 
 
 @pytest.mark.parametrize(
@@ -63,6 +74,17 @@ def test_mask_keeps_none_and_does_not_mask_twice():
         ("government_id", IDENTIFIER),
         ("bvn", IDENTIFIER),
         ("card_number", IDENTIFIER),
+        ("email", EMAIL),
+        ("emailAddress", EMAIL),
+        ("contact_emails", EMAIL),
+        ("e-mail", EMAIL),
+        ("E_Mail", EMAIL),
+        ("mail", EMAIL),
+        ("reply_to_mail", EMAIL),
+        ("email_token", SECRET),
+        ("email_otp", SECRET),
+        ("mailbox", None),
+        ("emailer", None),
         ("idempotency_key", None),
         ("key_id", None),
         ("request_id", None),
@@ -90,7 +112,7 @@ def test_free_text_loses_numbers_tokens_and_sensitive_pairs():
 def test_structures_are_masked_by_field_name_at_any_depth():
     out = scrub(
         {
-            "user": {"phone": PHONE, "email": "ada@example.com", "bank": {"account_number": ACCOUNT, "bank": "058"}},
+            "user": {"phone": PHONE, "email": EMAIL_ADDRESS, "bank": {"account_number": ACCOUNT, "bank": "058"}},
             "headers": {"Authorization": f"Bearer {TOKEN}", "x-request-id": "r-1"},
             "otp_codes": ["111111", "222222"],
             "amount": "12.50",
@@ -99,10 +121,69 @@ def test_structures_are_masked_by_field_name_at_any_depth():
     )
     assert out["user"]["phone"] == "****4567"
     assert out["user"]["bank"]["account_number"] == "****6789"
-    assert out["user"]["email"] == "ada@example.com"
+    assert out["user"]["email"] == "a****@example.com"
     assert out["headers"]["Authorization"] == "****"
     assert out["otp_codes"] == ["****", "****"]
     assert out["amount"] == "12.50" and out["count"] == 3
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("jo@example.com", "j****@example.com"),
+        ("Ada.Lovelace+ledger@mail.example.co.uk", "A****@mail.example.co.uk"),
+        ("j****@example.com", "j****@example.com"),  # masking twice changes nothing
+        ("not an address", "****"),
+        ("ada@localhost", "****"),
+        ("@example.com", "****"),
+        ("ada@", "****"),
+        ("Ada <ada@example.com>", "****"),
+        ("", "****"),
+    ],
+)
+def test_mask_email_shows_the_first_letter_and_the_domain(value, shown):
+    assert mask_email(value) == shown
+
+
+def test_mask_email_keeps_none():
+    assert mask_email(None) is None
+
+
+def test_email_fields_are_masked_in_structures():
+    out = scrub({"email": "jo@example.com", "emails": ["a@x.org", "b@y.org"], "e-mail": 42, "email_verified": True})
+    assert out == {
+        "email": "j****@example.com",
+        "emails": ["a****@x.org", "b****@y.org"],
+        "e-mail": "****",
+        "email_verified": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("login failed for email=jo@example.com twice", "login failed for email=j****@example.com twice"),
+        ("{'email': 'jo@example.com'}", "{'email': 'j****@example.com'}"),
+        ('{"contactEmail": "jo@example.com"}', '{"contactEmail": "j****@example.com"}'),
+        ("GET /v1/users?e-mail=jo@example.com&page=2", "GET /v1/users?e-mail=j****@example.com&page=2"),
+        ("mail: jo%40example.com", "mail: ****"),
+    ],
+)
+def test_email_pairs_are_masked_in_free_text(text, shown):
+    assert scrub_text(text) == shown
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("GET /v1/users?email=jo@example.com 200 1.2ms", "GET /v1/users?email=j****@example.com 200 1.2ms"),
+        ("GET /v1/users?phone=****4567 200 1.2ms", "GET /v1/users?phone=****4567 200 1.2ms"),
+        ("GET /v1/users?token=abc 200 1.2ms", "GET /v1/users?token=**** 200 1.2ms"),
+        ("pin=1234abcd then", "pin=**** then"),
+    ],
+)
+def test_a_masked_value_keeps_the_text_after_it(text, shown):
+    assert scrub_text(text) == shown
 
 
 def _capture(service: str) -> tuple[Logger, io.StringIO]:
@@ -117,7 +198,7 @@ def test_a_powertools_logger_never_prints_sensitive_values():
     logger.append_keys(session_token=TOKEN)
     logger.info("transfer to %s from card %s", ACCOUNT, PAN, extra={"phone": PHONE, "government_id": NIN})
     logger.info({"event": "otp.sent", "otp": OTP, "to": PHONE})
-    logger.info("login", extra={"body": {"email": "ada@example.com", "password": PASSWORD}})
+    logger.info("login", extra={"body": {"email": EMAIL_ADDRESS, "password": PASSWORD}})
     try:
         raise ValueError(f"bank rejected account {ACCOUNT} for {PHONE}")
     except ValueError:
@@ -129,7 +210,7 @@ def test_a_powertools_logger_never_prints_sensitive_values():
     assert len(lines) == 4  # nothing dropped
     assert lines[0]["phone"] == "****4567" and lines[0]["government_id"] == "****8901"
     assert lines[0]["session_token"] == "****"
-    assert lines[2]["body"]["email"] == "ada@example.com"
+    assert lines[2]["body"]["email"] == "a****@example.com"
     assert "ValueError" in lines[3]["exception"]
 
 

@@ -1,9 +1,11 @@
 """Masking: what a person or a log may see of a sensitive value.
 
-``mask`` gives the display form of an identifier (``****6789``). The log filter applies the
-same rule to every log record: a field whose name marks it sensitive is replaced (secrets
-entirely, identifiers down to their last digits), and free text is scanned for values that
-look like card, account or phone numbers and for tokens. It errs towards hiding.
+``mask`` gives the display form of an identifier (``****6789``), ``mask_email`` that of an
+e-mail address (``j****@example.com``). The log filter applies the same rules to every log
+record: a field whose name marks it sensitive is replaced (secrets entirely, identifiers
+down to their last digits, e-mail addresses down to their first letter and domain), and
+free text is scanned for values that look like card, account or phone numbers and for
+tokens. It errs towards hiding.
 """
 
 from __future__ import annotations
@@ -66,8 +68,12 @@ IDENTIFIER_PHRASES = (
     ("date", "of", "birth"),
 )
 
+# Personal data, not a credential: the domain stays visible ("which provider bounces?").
+EMAIL_WORDS = frozenset({"email", "mail"})  # "e-mail" and "e_mail" split into "e", "mail"
+
 SECRET = "secret"  # noqa: S105 - a category name, not a password
 IDENTIFIER = "identifier"
+EMAIL = "email"
 
 
 def mask(value: str | None, visible: int = 4) -> str | None:
@@ -79,6 +85,19 @@ def mask(value: str | None, visible: int = 4) -> str | None:
         return str(value)  # already masked: masking twice must not hide more
     shown = min(visible, len(compact) // 2)
     return REDACTED + (compact[-shown:] if shown > 0 else "")
+
+
+_ADDRESS = re.compile(r"([^\s@<>]+)@([\w-]+(?:\.[\w-]+)+)")
+
+
+def mask_email(value: str | None) -> str | None:
+    """``"jo@example.com"`` → ``"j****@example.com"``; anything that is not an address → ``"****"``."""
+    if value is None:
+        return None
+    address = _ADDRESS.fullmatch(str(value).strip())
+    if address is None:
+        return REDACTED
+    return address[1][0] + REDACTED + "@" + address[2]
 
 
 def _words(key: str) -> list[str]:
@@ -93,7 +112,7 @@ def _contains(words: list[str], phrase: tuple[str, ...]) -> bool:
 
 
 def classify(key: Any) -> str | None:
-    """SECRET, IDENTIFIER or None for a field name."""
+    """SECRET, IDENTIFIER, EMAIL or None for a field name."""
     if not isinstance(key, str) or not key:
         return None
     words = _words(key)
@@ -101,6 +120,8 @@ def classify(key: Any) -> str | None:
         return SECRET
     if IDENTIFIER_WORDS.intersection(words) or any(_contains(words, p) for p in IDENTIFIER_PHRASES):
         return IDENTIFIER
+    if EMAIL_WORDS.intersection(words):
+        return EMAIL
     return None
 
 
@@ -116,13 +137,22 @@ _JWT = r"eyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*"
 _BEARER = r"(?i:bearer|basic)\s+[\w\-.~+/]+=*"
 _KEY_VALUE = (
     r"(?P<kq>[\"']?)(?P<key>[A-Za-z_][\w\-]*)(?P=kq)(?P<sep>\s*[=:]\s*)"
-    # A value runs to the next space, quote or separator, plus any space-separated digit
-    # groups after it ("+234 803 123 4567").
-    r"(?P<vq>[\"']?)(?P<value>[^\s\"',;&}\]]+(?: \d+)*)"
+    # A value runs to the next space, quote or separator; a number also takes the
+    # space-separated digit groups after it ("+234 803 123 4567"), other values do not
+    # ("email=j****@example.com 200" keeps the 200).
+    r"(?P<vq>[\"']?)(?P<value>\+?\d+(?: \d+)*(?=[\s\"',;&}\]]|$)|[^\s\"',;&}\]]+)"
 )
 _TEXT = re.compile(
     rf"(?P<skip>{_UUID}|{_TIMESTAMP}|{_DECIMAL})|(?P<jwt>{_JWT})|(?P<bearer>{_BEARER})|(?P<kv>{_KEY_VALUE})|(?P<num>{_NUMBER})"
 )
+
+
+def _masked(value: str, kind: str) -> str:
+    if kind == IDENTIFIER:
+        return str(mask(value))
+    if kind == EMAIL:
+        return str(mask_email(value))
+    return REDACTED
 
 
 def _replace(m: re.Match[str]) -> str:
@@ -138,8 +168,7 @@ def _replace(m: re.Match[str]) -> str:
             # Not a sensitive name: still scan the value for numbers.
             head = m.group(0)[: m.start("value") - m.start(0)]
             return head + scrub_text(m.group("value"))
-        shown = REDACTED if kind == SECRET else mask(m.group("value"))
-        return m.group(0)[: m.start("value") - m.start(0)] + str(shown)
+        return m.group(0)[: m.start("value") - m.start(0)] + _masked(m.group("value"), kind)
     return str(mask(m.group("num")))
 
 
@@ -164,10 +193,8 @@ def scrub(value: Any, key: Any = None, *, _kind: str | None = None, _depth: int 
         return {k: scrub(v, k, _kind=kind, _depth=_depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [scrub(v, key, _kind=kind, _depth=_depth + 1) for v in value]
-    if kind == SECRET:
-        return REDACTED
-    if kind == IDENTIFIER:
-        return mask(str(value))
+    if kind is not None:
+        return _masked(str(value), kind)
     if isinstance(value, str):
         return scrub_text(value)
     if isinstance(value, (int, float, Decimal, UUID)):

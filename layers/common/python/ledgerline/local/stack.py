@@ -13,9 +13,10 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 from ledgerline import config
+from ledgerline.crypto import masking
 
 logger = logging.getLogger("ledgerline.stack")
 
@@ -84,8 +85,15 @@ def _gateway(stack: Stack, port: int) -> str:
     return gw.url
 
 
+def configure_logging(level: int = logging.INFO, stream: IO[str] | None = None) -> None:
+    """Log to stderr, masked like the Lambdas' own logs: gateway, worker and scheduler lines
+    carry request paths, payload fields and exception text too."""
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(message)s", stream=stream or sys.stderr)
+    masking.install(logging.getLogger())
+
+
 def run(port: int | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    configure_logging()
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     cfg = config.settings()
