@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from ledgerline import errors, idempotency, routes
-from ledgerline.ledger import paging
+from ledgerline import pagination as paging
 from ledgerline.ledger.access import read_scope
 from ledgerline.ledger.model import Balance, Transfer
 from ledgerline.ledger.postings import Leg, check_legs

@@ -130,6 +130,12 @@ class PayloadTooLarge(DomainError):
     title = "Payload too large"
 
 
+class UnsupportedMediaType(DomainError):
+    status = 415
+    code = "unsupported_media_type"
+    title = "Unsupported media type"
+
+
 class AccountLocked(DomainError):
     status = 423
     code = "account_locked"

@@ -38,7 +38,7 @@ STORED_STATUSES = frozenset({400, 404, 409, 422})
 JSON = "application/json"
 PROBLEM_JSON = "application/problem+json"
 _TAKEN = "LLIK0"  # idempotency_claim_fresh: the key is taken
-_UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+_UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 Work = Callable[[Cursor], tuple[int, Any]]
 FailureHook = Callable[[Cursor, errors.DomainError | None], None]
@@ -61,7 +61,7 @@ def parse_key(value: str | None) -> UUID:
             "send an Idempotency-Key header with a new UUID v4 for each operation, and the same one when retrying it"
         )
     text = value.strip().lower()
-    if not _UUID4.match(text):
+    if not _UUID4.fullmatch(text):
         raise errors.IdempotencyKeyInvalid(
             "Idempotency-Key must be a UUID v4 such as 3f0c6d2e-8b1a-4c5d-9e7f-0a1b2c3d4e5f"
         )

@@ -22,7 +22,7 @@ CURRENCIES: dict[str, int] = {
 
 # NUMERIC(19,4): 15 digits before the point.
 MAX_INTEGER_DIGITS = 15
-_AMOUNT = re.compile(r"^(0|[1-9][0-9]*)(\.[0-9]+)?$")
+_AMOUNT = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def parse_amount(value: Any, currency: str, field: str = "amount", *, allow_zero
 
     if not isinstance(value, str):
         raise fail('send the amount as a string, e.g. "150.00", not as a JSON number')
-    m = _AMOUNT.match(value)
+    m = _AMOUNT.fullmatch(value)
     if not m:
         raise fail(f'{value!r} is not a plain decimal amount like "150.00" (no sign, exponent or spaces)')
     if len(m.group(1)) > MAX_INTEGER_DIGITS:

@@ -284,7 +284,7 @@ def _compiled() -> tuple[tuple[re.Pattern[str], Route], ...]:
     out = []
     for route in ROUTES:
         pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", re.escape(route.path).replace(r"\{", "{").replace(r"\}", "}"))
-        out.append((re.compile(f"^{pattern}$"), route))
+        out.append((re.compile(pattern), route))
     return tuple(out)
 
 
@@ -296,7 +296,7 @@ def match(method: str, path: str) -> tuple[Route | None, dict[str, str], list[st
     """
     allowed: list[str] = []
     for pattern, route in _compiled():
-        m = pattern.match(path)
+        m = pattern.fullmatch(path)
         if m:
             allowed.append(route.method)
             if route.method == method.upper():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+_IDENT = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class EncryptedColumn:
 
     def __post_init__(self) -> None:
         for name in (self.table, self.column, self.id_column):
-            if not _IDENT.match(name):
+            if not _IDENT.fullmatch(name):
                 raise ValueError(f"{name!r} is not a plain lower-case SQL identifier")
 
 

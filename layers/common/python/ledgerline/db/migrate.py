@@ -19,7 +19,7 @@ import psycopg2
 from ledgerline.db.connection import APP_ROLE, OWNER_ROLE, connect, database_name, owner_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_FILE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 _LOCK_KEY = 0x4C45444745524C  # "LEDGERL": one migrator at a time per database
 
 
@@ -41,7 +41,7 @@ class Migration:
 def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     found = []
     for path in sorted(directory.glob("*.sql")):
-        m = _FILE.match(path.name)
+        m = _FILE.fullmatch(path.name)
         if not m:
             raise MigrationError(f"{path.name}: migration files are named NNNN_lower_snake.sql")
         found.append(Migration(int(m.group(1)), m.group(2), path.read_text()))

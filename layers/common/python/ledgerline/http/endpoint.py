@@ -10,14 +10,14 @@ A handler module reads::
 
     handler = api.handler
 
-The Endpoint owns everything every route shares: body limit, authentication, role
-checks, request validation (powertools + pydantic), Decimal JSON, and the mapping of
-every error to one ``application/problem+json`` shape. A 500 never leaks internals.
+The Endpoint owns everything every route shares: the input gate (``http/gate.py``:
+media type, UTF-8, size, depth, NUL), authentication, role checks, request validation
+(powertools + pydantic), Decimal JSON, and the mapping of every error to one
+``application/problem+json`` shape. A 500 never leaks internals.
 """
 
 from __future__ import annotations
 
-import base64
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,9 +30,9 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 
 from ledgerline import errors, jsonutil, routes
 from ledgerline.audit import Actor
+from ledgerline.http import gate
 from ledgerline.observability import logger, metrics
 
-MAX_BODY_BYTES = 64 * 1024
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -41,6 +41,8 @@ class Principal:
     id: UUID
     role: str
     claims: dict[str, Any] = field(default_factory=dict)
+    # The role needs a second factor this login did not prove: only the enrolment routes.
+    enrolment_only: bool = False
 
     @property
     def is_admin(self) -> bool:
@@ -56,6 +58,7 @@ class Request:
     user_agent: str | None
     headers: dict[str, str]
     principal: Principal | None
+    body: Any = None  # the JSON body as the input gate parsed it (Decimal fractions)
 
     @property
     def actor(self) -> Actor:
@@ -100,6 +103,21 @@ def database_principal(claims: dict[str, Any]) -> Principal:
 
 
 _authenticator: list[Authenticator] = [database_principal]
+
+
+def _authenticate(claims: dict[str, Any] | None, ip: str | None) -> Principal:
+    """The caller, or 401; failures are counted per IP, and an IP over its budget gets
+    429 before anything is checked (``ledgerline.auth.failures``)."""
+    from ledgerline.auth import failures  # deferred like the authenticator
+
+    if not claims:
+        raise errors.Unauthorized("send a valid access token: Authorization: Bearer <token>")
+    failures.refuse_if_blocked(ip)
+    try:
+        return _authenticator[0](claims)
+    except errors.Unauthorized as refused:
+        raise failures.count(ip, refused) from None
+
 
 # Guards run after authentication and before the route (rate limits, velocity checks);
 # they raise a DomainError to refuse the request.
@@ -194,10 +212,11 @@ class Endpoint:
 
     def _resolver(self) -> APIGatewayHttpResolver:
         # Powertools keeps the current event on the resolver; the local gateway runs
-        # handlers on many threads, so each thread gets its own resolver.
+        # handlers on many threads, so each thread gets its own resolver. The body was
+        # parsed by the input gate: powertools takes that parse instead of its own.
         app = getattr(self._local, "app", None)
         if app is None:
-            app = build_resolver()
+            app = build_resolver(json_body=lambda _text: self.request.body)
             self.register(app)
             self._local.app = app
         return app
@@ -226,25 +245,22 @@ class Endpoint:
         return result
 
     def _prepare(self, event: dict[str, Any], ctx: dict[str, Any], request_id: str) -> Request:
-        raw = event.get("body") or ""
-        size = len(base64.b64decode(raw)) if event.get("isBase64Encoded") else len(raw.encode())
-        if size > MAX_BODY_BYTES:
-            raise errors.PayloadTooLarge(f"the request body is {size} bytes; the limit is {MAX_BODY_BYTES}")
+        body = gate.check(event)
         headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
         http = ctx.get("http") or {}
+        ip = http.get("sourceIp")
         principal = None
         if not self.route.public:
             claims = ((ctx.get("authorizer") or {}).get("jwt") or {}).get("claims")
-            if not claims:
-                raise errors.Unauthorized("send a valid access token: Authorization: Bearer <token>")
-            principal = _authenticator[0](claims)
+            principal = _authenticate(claims, ip)
             self._authorize(principal)
         request = Request(
             request_id=request_id,
-            ip=http.get("sourceIp"),
+            ip=ip,
             user_agent=http.get("userAgent"),
             headers=headers,
             principal=principal,
+            body=body,
         )
         for guard in _guards:
             guard(self.route, request)
@@ -285,9 +301,9 @@ class Endpoint:
         key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
         principal = request.require_principal()
         event = self._resolver().current_event
-        raw = event.decoded_body
-        body = jsonutil.loads(raw) if raw else None
-        request_hash = idempotency.fingerprint(event.http_method, event.raw_path, body, event.raw_query_string or "")
+        request_hash = idempotency.fingerprint(
+            event.http_method, event.raw_path, request.body, event.raw_query_string or ""
+        )
         actor = request.actor
 
         try:
@@ -319,11 +335,11 @@ class Endpoint:
             logger.exception("could not record the failed operation")
 
 
-def build_resolver() -> APIGatewayHttpResolver:
+def build_resolver(json_body: Callable[[str], Any] | None = None) -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(
         enable_validation=True,
         serializer=jsonutil.dumps,
-        json_body_deserializer=partial(jsonutil.loads),
+        json_body_deserializer=json_body or partial(jsonutil.loads),
     )
 
     @app.exception_handler(errors.DomainError)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import json
 from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
-from ledgerline import jsonutil, routes
-from ledgerline.http.endpoint import build_resolver
+from ledgerline import routes
+from ledgerline.http.endpoint import PROBLEM_JSON, build_resolver
 
 PROBLEM_SCHEMA = {
     "type": "object",
@@ -39,10 +40,23 @@ def document() -> dict[str, Any]:
         description="Money movement on an immutable double-entry ledger. Errors are application/problem+json.",
         security_schemes={"bearerAuth": HTTPBearer(bearerFormat="JWT")},
     )
-    doc = jsonutil.loads(schema)
-    doc.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    # Plain floats here: the document's numbers are schema bounds (maximum 200), and
+    # Decimal would serialise them as strings, which is not OpenAPI.
+    doc = json.loads(schema)
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = PROBLEM_SCHEMA
+    # Every error is a problem+json body (validation included), never powertools' own
+    # 422 shape: the document says what the API answers.
+    for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        schemas.pop(unused, None)
+    problem = {
+        "description": "A problem (RFC 9457) with a stable code",
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
     for route in routes.ROUTES:
         op = doc["paths"][route.path][route.method.lower()]
+        op["responses"].pop("422", None)
+        op["responses"].update({"4XX": problem, "5XX": problem})
         op["x-ledgerline-access"] = route.access.value
         if route.money:
             op.setdefault("parameters", []).append(

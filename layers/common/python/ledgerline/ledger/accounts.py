@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from ledgerline import audit, errors, money
+from ledgerline import audit, errors, money, pagination
 from ledgerline.audit import Actor
 from ledgerline.db import Cursor
-from ledgerline.ledger import paging, sql
+from ledgerline.ledger import sql
 from ledgerline.ledger.model import SYSTEM_KINDS, Account
 
 # posted includes a hot account's unfolded deltas: a read is exact without a lock.
@@ -57,8 +57,8 @@ def list_accounts(
     cur: Cursor, *, owner_id: UUID, limit: int | None = None, cursor: str | None = None
 ) -> tuple[list[Account], str | None]:
     """The owner's accounts, oldest first, a page at a time."""
-    limit = paging.check_limit(limit)
-    after = paging.decode(cursor)
+    limit = pagination.check_limit(limit)
+    after = pagination.decode(cursor)
     if after:
         cur.execute(
             _SELECT + " WHERE a.owner_id = %s AND (a.created_at, a.id) > (%s, %s) ORDER BY a.created_at, a.id LIMIT %s",
@@ -68,7 +68,7 @@ def list_accounts(
         cur.execute(_SELECT + " WHERE a.owner_id = %s ORDER BY a.created_at, a.id LIMIT %s", (owner_id, limit + 1))
     rows = [Account.from_row(r) for r in cur.fetchall()]
     page = rows[:limit]
-    next_cursor = paging.encode(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    next_cursor = pagination.encode(page[-1].created_at, page[-1].id) if len(rows) > limit else None
     return page, next_cursor
 
 

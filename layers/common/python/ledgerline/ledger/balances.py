@@ -12,10 +12,9 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from ledgerline import audit, errors
+from ledgerline import audit, errors, pagination
 from ledgerline.audit import Actor
 from ledgerline.db import Cursor
-from ledgerline.ledger import paging
 from ledgerline.ledger.accounts import get_account
 from ledgerline.ledger.model import Account, Entry, money_json
 
@@ -74,8 +73,8 @@ def list_entries(
 ) -> tuple[list[Entry], str | None]:
     """The account's entries, newest first, a page at a time."""
     account = get_account(cur, account_id, owner_id=owner_id)
-    limit = paging.check_limit(limit)
-    before = paging.decode(cursor)
+    limit = pagination.check_limit(limit)
+    before = pagination.decode(cursor)
     columns = "id, transaction_id, account_id, currency, amount, entry_type, counterpart_id, balance_after, created_at"
     if before:
         cur.execute(
@@ -93,7 +92,7 @@ def list_entries(
         )
     rows = [Entry.from_row(r) for r in cur.fetchall()]
     page = rows[:limit]
-    next_cursor = paging.encode(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    next_cursor = pagination.encode(page[-1].created_at, page[-1].id) if len(rows) > limit else None
     return page, next_cursor
 
 
