@@ -24,7 +24,7 @@ CLIENTS = 8
 
 def _users(n: int) -> list[dict[str, Any]]:
     from ledgerline.audit import Actor
-    from ledgerline.auth import tokens, users
+    from ledgerline.auth import sessions, users
     from ledgerline.db import transaction
     from ledgerline.ledger.accounts import open_account
     from ledgerline.ledger.corrections import adjust
@@ -44,7 +44,9 @@ def _users(n: int) -> list[dict[str, Any]]:
             return {"id": user["id"], "account": str(account.id)}
 
         user = transaction(work)
-        user["token"] = tokens.issue_access_token(user["id"], "user")[0]
+        user["token"] = transaction(
+            lambda cur, uid=user["id"]: sessions.start(cur, uid, "user", sessions.Client(), amr=["pwd"])
+        )["access_token"]
         out.append(user)
     return out
 

@@ -15,7 +15,7 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
 # Load and concurrency tests must not trip the limits; the tests of the limits set the
 # defaults back explicitly.
-os.environ.setdefault("LEDGERLINE_RATE_LIMITS", "login=off;otp=off;money=off;default=off")
+os.environ.setdefault("LEDGERLINE_RATE_LIMITS", "login=off;otp=off;money=off;default=off;auth=off")
 os.environ.setdefault("LEDGERLINE_VELOCITY", "off")
 
 # AWS stand-ins (moto server + the stack's resources) for tests that need them.

@@ -18,10 +18,14 @@ def _email_of(user_id: str) -> str | None:
 def consume(event: dict[str, Any], context: Any, provider: notifications.Provider | None = None) -> dict[str, Any]:
     provider = provider or notifications.default_provider()
 
-    def deliver(record: SQSRecord) -> str:
+    def deliver(record: SQSRecord) -> str | None:
         outbox_id = (record.raw_event.get("messageAttributes", {}).get("outbox_id") or {}).get("stringValue")
         try:
-            message = notifications.render(loads(record.body), email_of=_email_of)
+            event = notifications.prepare(loads(record.body), run=transaction)
+            if event is None:
+                logger.info("notification not needed", extra={"message_id": record.message_id, "outbox_id": outbox_id})
+                return None
+            message = notifications.render(event, email_of=_email_of)
             delivered = provider.deliver(message, message_id=record.message_id, outbox_id=outbox_id)
         except Exception as exc:
             # Never the payload: it may carry a reset token.

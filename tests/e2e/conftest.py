@@ -68,14 +68,24 @@ def client(api) -> Client:
     return Client(api)
 
 
+def session_token(user_id: Any, role: str) -> str:
+    """An access token of a new session of the user, as a password login opens one
+    (amr pwd: administrators and auditors get the enrolment routes only)."""
+    from ledgerline.auth import sessions
+    from ledgerline.db import transaction
+
+    started = transaction(lambda cur: sessions.start(cur, user_id, role, sessions.Client(), amr=["pwd"]))
+    return started["access_token"]
+
+
 @pytest.fixture(scope="session")
 def make_user(gateway) -> Callable[..., dict[str, Any]]:
-    """Create a user directly in the database and mint an access token for it.
+    """Create a user directly in the database and open a session for it.
 
     Returns ``{"id", "email", "role", "token", "client"}``.
     """
     from ledgerline.audit import Actor
-    from ledgerline.auth import tokens, users
+    from ledgerline.auth import users
     from ledgerline.db import transaction
 
     def make(role: str = "user", *, password: str = "correct horse battery staple 9") -> dict[str, Any]:
@@ -85,7 +95,7 @@ def make_user(gateway) -> Callable[..., dict[str, Any]]:
                 cur, email=email, password=password, full_name=f"Test {role}", role=role, actor=Actor.system("tests")
             )
         )
-        token, _ = tokens.issue_access_token(user["id"], role)
+        token = session_token(user["id"], role)
         return {**user, "email": email, "password": password, "token": token, "client": Client(gateway.url, token)}
 
     return make
@@ -110,15 +120,14 @@ def admin(api, make_user) -> Client:
 
 @pytest.fixture(scope="module")
 def person(api, gateway) -> Callable[..., Client]:
-    """person(role) -> the client of a new user: a users row and a real signed access token
-    (no password, so no password hashing: for tests about money, not about logging in)."""
-    from ledgerline.auth import tokens
+    """person(role) -> the client of a new user: a users row and a session's real signed
+    access token (no password, so no password hashing: for tests about money, not about
+    logging in)."""
     from ledgerline.db import transaction
     from ledgerline.ledger.testing import create_user
 
     def make(role: str = "user") -> Client:
         user_id = transaction(lambda cur: create_user(cur, role))
-        token, _ = tokens.issue_access_token(user_id, role)
-        return Client(api, token)
+        return Client(api, session_token(user_id, role))
 
     return make

@@ -30,6 +30,19 @@ def create(role="user"):
     )
 
 
+def mailed_reset_token(email):
+    """A reset request and the notification worker's preparation of its mail."""
+    from ledgerline import notifications
+
+    def request(cur):
+        resets.request_reset(cur, email, CLIENT.actor())
+        cur.execute("SELECT payload->>'reset_id' AS reset_id FROM outbox ORDER BY outbox.id DESC LIMIT 1")
+        return cur.fetchone()["reset_id"]
+
+    prepared = notifications.prepare({"type": resets.EVENT, "reset_id": transaction(request)}, run=transaction)
+    return prepared and prepared["token"]
+
+
 def expect(exc_type, fn, *args):
     with pytest.raises(exc_type):
         fn(*args)
@@ -83,11 +96,9 @@ def test_every_auth_event_is_written_to_the_audit_trail(owner_conn, monkeypatch)
                 "UPDATE login_throttle SET last_failed_at = now() - interval '5 minutes' WHERE subject = %s",
                 (limits.login_subject(alice["email"]),),
             )
-    # auth.password_reset_requested / completed / failed (the reset also unlocks)
-    transaction(lambda cur: resets.request_reset(cur, alice["email"], CLIENT.actor()))
-    with owner_conn.cursor() as cur:
-        cur.execute("SELECT payload->>'token' FROM outbox WHERE payload->>'email' = %s", (alice["email"],))
-        token = cur.fetchone()[0]
+    # auth.password_reset_requested / sent / skipped / completed / failed (the reset also unlocks)
+    token = mailed_reset_token(alice["email"])
+    assert mailed_reset_token(f"nobody-{uuid.uuid4().hex[:8]}@example.test") is None
     resets.confirm_reset(token, "a new and long passphrase", CLIENT.actor())
     expect(errors.BadRequest, resets.confirm_reset, token, "a new and long passphrase", CLIENT.actor())
     # auth.otp_setup_started / otp_enabled / otp_failed / recovery_code_used
@@ -135,4 +146,4 @@ def test_every_auth_event_is_written_to_the_audit_trail(owner_conn, monkeypatch)
     missing = sorted(set(events.ALL) - set(seen))
     assert missing == [], f"auth events without an audit row: {missing}"
     assert {seen[a] for a in events.ALL} == {"auth"}
-    assert len(events.ALL) == 27
+    assert len(events.ALL) == 29

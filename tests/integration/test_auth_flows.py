@@ -60,6 +60,30 @@ def claims_of(result):
     return tokens.verify_access_token(result["access_token"])
 
 
+def session_claims(user, role_claim=None):
+    """The claims of an access token of a new session of ``user`` (the token may claim
+    another role than the user has: a stale or forged claim)."""
+    session_id, _ = transaction(lambda cur: sessions.create_session(cur, user["id"], CLIENT, amr=["pwd"]))
+    token, _ = tokens.issue_access_token(user["id"], role_claim or user["role"], session_id=session_id)
+    return tokens.verify_access_token(token)
+
+
+def mailed_reset_token(email):
+    """Ask for a reset of ``email`` and let the notification worker prepare the mail:
+    the token it would send (None: it sends nothing)."""
+    from ledgerline import notifications
+
+    reset_id = transaction(lambda cur: _request_and_find(cur, email))
+    prepared = notifications.prepare({"type": resets.EVENT, "reset_id": str(reset_id)}, run=transaction)
+    return None if prepared is None else prepared["token"]
+
+
+def _request_and_find(cur, email):
+    resets.request_reset(cur, email, SYSTEM)
+    cur.execute("SELECT payload->>'reset_id' AS reset_id FROM outbox ORDER BY outbox.id DESC LIMIT 1")
+    return cur.fetchone()["reset_id"]
+
+
 # -- registration ---------------------------------------------------------------------------
 
 
@@ -196,15 +220,8 @@ def test_a_password_reset_by_email_lifts_the_lock_and_ends_every_session(owner_c
     with pytest.raises(errors.AccountLocked):
         sessions.login(email, PASSWORD, None, CLIENT)
 
-    transaction(lambda cur: resets.request_reset(cur, email, SYSTEM))
-    with owner_conn.cursor() as cur:
-        cur.execute(
-            "SELECT payload FROM outbox WHERE queue = 'notifications' AND payload->>'type' = 'auth.password_reset' "
-            "AND payload->>'email' = %s",
-            (email,),
-        )
-        [(payload,)] = cur.fetchall()
-    resets.confirm_reset(payload["token"], "a brand new passphrase 7", SYSTEM)
+    token = mailed_reset_token(email)
+    resets.confirm_reset(token, "a brand new passphrase 7", SYSTEM)
 
     assert sessions.login(email, "a brand new passphrase 7", None, CLIENT)["access_token"]
     with pytest.raises(errors.Unauthorized):  # the old password is gone
@@ -212,18 +229,79 @@ def test_a_password_reset_by_email_lifts_the_lock_and_ends_every_session(owner_c
     with pytest.raises(errors.Unauthorized):  # the session from before the reset ended
         principal.authenticate(claims_of(first))
     with pytest.raises(errors.BadRequest):  # the token works once
-        resets.confirm_reset(payload["token"], "another passphrase 8", SYSTEM)
+        resets.confirm_reset(token, "another passphrase 8", SYSTEM)
     assert audit_rows(owner_conn, events.PASSWORD_RESET_COMPLETED, user["id"])
 
 
 def test_a_reset_request_for_an_unknown_email_looks_the_same_and_sends_nothing(owner_conn):
     email = f"nobody-{uuid.uuid4().hex[:8]}@example.test"
 
-    transaction(lambda cur: resets.request_reset(cur, email, SYSTEM))
+    assert mailed_reset_token(email) is None
 
+    [row] = [r for r in audit_rows(owner_conn, events.PASSWORD_RESET_SKIPPED) if r["resource_id"] is None][-1:]
+    assert row["metadata"]["reason"] == "unknown"
+
+
+def test_a_reset_request_writes_the_same_rows_for_known_and_unknown_addresses(owner_conn):
+    known = new_user()["email"]
+    unknown = f"nobody-{uuid.uuid4().hex[:8]}@example.test"
+
+    def rows_written_by_a_request(email):
+        counts = {}
+        with owner_conn.cursor() as cur:
+            for table in ("password_resets", "outbox", "audit_log"):
+                cur.execute(f"SELECT count(*) FROM {table}")
+                counts[table] = cur.fetchone()[0]
+        transaction(lambda cur: resets.request_reset(cur, email, SYSTEM))
+        with owner_conn.cursor() as cur:
+            for table in counts:
+                cur.execute(f"SELECT count(*) FROM {table}")
+                counts[table] = cur.fetchone()[0] - counts[table]
+        return counts
+
+    assert (
+        rows_written_by_a_request(known)
+        == rows_written_by_a_request(unknown)
+        == {
+            "password_resets": 1,
+            "outbox": 1,
+            "audit_log": 1,
+        }
+    )
+
+
+def test_no_reset_token_is_ever_in_the_outbox_and_only_the_newest_mailed_token_works(owner_conn):
+    user = new_user()
+
+    first = mailed_reset_token(user["email"])
     with owner_conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM outbox WHERE payload->>'email' = %s", (email,))
+        cur.execute("SELECT payload FROM outbox WHERE payload->>'type' = %s", (resets.EVENT,))
+        payloads = [r[0] for r in cur.fetchall()]
+    # a redelivery of the same message mints a fresh token; the first one dies
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT id FROM password_resets WHERE user_id = %s", (user["id"],))
+        [(reset_id,)] = cur.fetchall()
+    from ledgerline import notifications
+
+    again = notifications.prepare({"type": resets.EVENT, "reset_id": str(reset_id)}, run=transaction)["token"]
+
+    assert payloads and all(set(p) == {"type", "reset_id"} for p in payloads)
+    assert first.startswith(resets.TOKEN_PREFIX) and again != first
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM outbox WHERE payload::text LIKE %s", (f"%{resets.TOKEN_PREFIX}%",))
         assert cur.fetchone()[0] == 0
+    with pytest.raises(errors.BadRequest):
+        resets.confirm_reset(first, "a brand new passphrase 7", SYSTEM)
+    resets.confirm_reset(again, "a brand new passphrase 7", SYSTEM)
+
+
+def test_a_second_reset_within_a_minute_is_not_mailed(owner_conn):
+    user = new_user()
+
+    assert mailed_reset_token(user["email"]) is not None
+    assert mailed_reset_token(user["email"]) is None
+    [row] = audit_rows(owner_conn, events.PASSWORD_RESET_SKIPPED, user["id"])
+    assert row["metadata"]["reason"] == "recent"
 
 
 # -- refresh tokens ----------------------------------------------------------------------------
@@ -235,6 +313,11 @@ def test_refresh_rotates_and_a_reused_token_revokes_the_whole_family(owner_conn)
     second = sessions.refresh(first["refresh_token"], CLIENT)
     assert second["refresh_token"] != first["refresh_token"]
     assert principal.authenticate(claims_of(second)).id == user["id"]
+    with owner_conn.cursor() as cur:  # the thief comes later than any honest retry would
+        cur.execute(
+            "UPDATE refresh_tokens SET rotated_at = rotated_at - interval '1 minute' WHERE session_id = %s",
+            (claims_of(first)["sid"],),
+        )
 
     with pytest.raises(errors.Unauthorized, match="already used"):
         sessions.refresh(first["refresh_token"], CLIENT)  # the stolen copy
@@ -267,6 +350,31 @@ def test_two_concurrent_refreshes_with_one_token_cannot_both_win():
     assert sorted(outcomes) == ["ok", "refused"]
 
 
+def test_ten_parallel_refreshes_with_one_token_leave_the_winners_new_token_alive():
+    user = new_user()
+    token = sessions.login(user["email"], PASSWORD, None, CLIENT)["refresh_token"]
+    won, refused = [], []
+    barrier = threading.Barrier(10)
+
+    def use():
+        barrier.wait()
+        try:
+            won.append(sessions.refresh(token, CLIENT))
+        except errors.Unauthorized as err:
+            refused.append(err.detail)
+
+    threads = [threading.Thread(target=use) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert len(won) == 1 and len(refused) == 9
+    assert all("just used" in detail for detail in refused)
+    assert principal.authenticate(claims_of(won[0])).id == user["id"]
+    assert sessions.refresh(won[0]["refresh_token"], CLIENT)["access_token"]
+
+
 def test_garbage_and_unknown_refresh_tokens_are_refused():
     for token in ("", "nope", "rt1_" + "A" * 43):
         with pytest.raises(errors.Unauthorized):
@@ -278,16 +386,22 @@ def test_garbage_and_unknown_refresh_tokens_are_refused():
 
 def test_the_role_comes_from_the_database_not_the_token():
     user = new_user()
-    token, _ = tokens.issue_access_token(user["id"], "admin")  # a stale or forged role claim
 
-    assert principal.authenticate(tokens.verify_access_token(token)).role == "user"
+    assert principal.authenticate(session_claims(user, role_claim="admin")).role == "user"
+
+
+def test_an_access_token_without_a_session_is_refused():
+    user = new_user()
+    token, _ = tokens.issue_access_token(user["id"], "user")
+
+    with pytest.raises(errors.Unauthorized):
+        principal.authenticate(tokens.verify_access_token(token))
 
 
 def test_a_suspended_users_tokens_stop_at_once_and_work_again_after_reactivation(owner_conn):
     admin = new_user("admin")
     user = new_user()
-    token, _ = tokens.issue_access_token(user["id"], "user")
-    claims = tokens.verify_access_token(token)
+    claims = session_claims(user)
     session = sessions.login(user["email"], PASSWORD, None, CLIENT)
     admin_actor = Actor(id=admin["id"], type="admin")
 
@@ -298,9 +412,11 @@ def test_a_suspended_users_tokens_stop_at_once_and_work_again_after_reactivation
     with pytest.raises(errors.Forbidden):
         sessions.login(user["email"], PASSWORD, None, CLIENT)
     transaction(lambda cur: users.update_user(cur, user["id"], status="active", actor=admin_actor))
-    assert principal.authenticate(claims).id == user["id"]
     with pytest.raises(errors.Unauthorized):  # sessions ended by the suspension stay ended
+        principal.authenticate(claims)
+    with pytest.raises(errors.Unauthorized):
         principal.authenticate(claims_of(session))
+    assert principal.authenticate(claims_of(sessions.login(user["email"], PASSWORD, None, CLIENT))).id == user["id"]
     [row] = audit_rows(owner_conn, events.USER_SUSPENDED, user["id"])
     assert row["actor_id"] == admin["id"]
 

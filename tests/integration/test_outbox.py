@@ -44,9 +44,9 @@ def app(outbox_db):
     owner = db_connection.connect(outbox_db, autocommit=True)
     with owner.cursor() as cur:
         # Each test starts with an empty outbox (the owner may; the app role may not).
-        cur.execute("ALTER TABLE outbox DISABLE TRIGGER outbox_guard")
+        cur.execute("ALTER TABLE outbox DISABLE TRIGGER USER")
         cur.execute("DELETE FROM outbox")
-        cur.execute("ALTER TABLE outbox ENABLE TRIGGER outbox_guard")
+        cur.execute("ALTER TABLE outbox ENABLE TRIGGER USER")
     owner.close()
 
 
@@ -177,6 +177,25 @@ def test_the_application_role_cannot_edit_or_delete_outbox_rows(app):
         with pytest.raises(error):
             transaction(lambda cur, sql=sql: cur.execute(sql, (outbox_id,)), connection=app)
     assert _row(app, outbox_id)["payload"] == {"kind": "test", "n": 0}
+
+
+def test_only_rows_relayed_long_ago_are_purged(app, outbox_db):
+    old, recent, pending = _enqueue(app, 3)
+    outbox.relay(send=RecordingSender(fail_ids={pending}), connection=app)
+    owner = db_connection.connect(outbox_db, autocommit=True)
+    with owner.cursor() as cur:  # time passes for the first row only
+        cur.execute("ALTER TABLE outbox DISABLE TRIGGER outbox_guard")
+        cur.execute("UPDATE outbox SET relayed_at = now() - interval '8 days' WHERE id = %s", (old,))
+        cur.execute("ALTER TABLE outbox ENABLE TRIGGER outbox_guard")
+    owner.close()
+
+    assert transaction(outbox.purge_relayed, connection=app) == 1
+
+    assert _row(app, old) is None
+    assert _row(app, recent)["relayed_at"] is not None and _row(app, pending)["relayed_at"] is None
+    for row_id in (recent, pending):  # the database itself keeps them, whatever the caller asks
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            transaction(lambda cur, i=row_id: cur.execute("DELETE FROM outbox WHERE id = %s", (i,)), connection=app)
 
 
 def test_enqueue_refuses_unknown_queues_and_oversized_payloads(app):

@@ -61,16 +61,19 @@ def local_mailbox(database_url, tmp_path, monkeypatch):
     config.settings.cache_clear()
 
 
-def test_a_password_reset_travels_from_the_outbox_to_the_local_mailbox(aws_endpoint, local_mailbox):
-    # Given a password-reset event committed with its change
-    token = "rst_" + uuid.uuid4().hex
-    outbox_id = transaction(
-        lambda cur: outbox.enqueue(
-            cur,
-            "notifications",
-            {"type": "auth.password_reset", "channel": "email", "email": "ada@example.com", "token": token},
-        )
-    )
+def test_a_password_reset_travels_from_the_outbox_to_the_local_mailbox(aws_endpoint, local_mailbox, user):
+    from ledgerline.audit import Actor
+    from ledgerline.auth import resets
+
+    # Given a reset request committed with its outbox event (an id, no secret)
+    def request(cur):
+        resets.request_reset(cur, user["email"], Actor.system("tests"))
+        cur.execute("SELECT id, payload FROM outbox ORDER BY id DESC LIMIT 1")
+        return cur.fetchone()
+
+    row = transaction(request)
+    outbox_id = row["id"]
+    assert set(row["payload"]) == {"type", "reset_id"}
     # When the relay runs and the local workers poll the notifications queue
     assert outbox.relay().relayed >= 1
     pool = workers.start()
@@ -82,14 +85,15 @@ def test_a_password_reset_travels_from_the_outbox_to_the_local_mailbox(aws_endpo
             time.sleep(0.1)
     finally:
         pool.stop()
-    # Then the e-mail is in the mailbox, with the token, once
+    # Then the e-mail is in the mailbox, once, with a token the worker minted, which works
     assert len(mine) == 1, "the reset e-mail never reached the mailbox"
     [mail] = mine
-    assert mail["to"] == "ada@example.com"
+    token = mail["payload"]["token"]
+    assert mail["to"] == user["email"]
     assert mail["subject"] == "Reset your Ledgerline password"
-    assert token in mail["text"]
-    assert mail["payload"]["token"] == token
+    assert token.startswith(resets.TOKEN_PREFIX) and token in mail["text"]
     assert local_mailbox.stat().st_mode & 0o777 == 0o600
+    resets.confirm_reset(token, "a brand new passphrase 7", Actor.system("tests"))
 
 
 def test_pending_notifications_can_be_delivered_on_demand(aws_endpoint, local_mailbox, user):
@@ -125,15 +129,27 @@ def test_the_recipient_is_looked_up_from_the_user_id(user, tmp_path):
 def test_an_undeliverable_event_fails_alone_and_the_rest_is_delivered(tmp_path):
     box = notifications.Mailbox(tmp_path / "box.jsonl")
     event = _event(
-        {"type": "auth.password_reset", "email": "ok@example.com", "token": "rst_1"},
-        {"type": "auth.password_reset", "token": "rst_2"},  # no recipient at all
+        {"type": "auth.account_locked", "email": "ok@example.com"},
+        {"type": "auth.account_locked"},  # no recipient at all
         {"type": "marketing.newsletter", "email": "x@example.com"},  # no template, no text
-        {"type": "auth.password_reset", "email": "sms@example.com", "token": "rst_3", "channel": "sms"},
+        {"type": "auth.account_locked", "email": "sms@example.com", "channel": "sms"},
     )
     result = consumer.consume(event, None, box)
     failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
     assert failed == {r["messageId"] for r in event["Records"][1:]}
     assert [m["to"] for m in box.read()] == ["ok@example.com"]
+
+
+def test_a_reset_event_without_a_request_id_is_dropped_never_mailed(database_url, tmp_path):
+    # An event of the old format carried the token itself: it is not delivered.
+    box = notifications.Mailbox(tmp_path / "box.jsonl")
+
+    result = consumer.consume(
+        _event({"type": "auth.password_reset", "email": "ada@example.com", "token": "prt1_old"}), None, box
+    )
+
+    assert result == {"batchItemFailures": []}
+    assert box.read() == []
 
 
 def test_a_generic_event_with_its_own_subject_and_message_is_delivered(tmp_path):
@@ -165,9 +181,7 @@ def test_in_aws_notifications_go_through_ses(aws_endpoint, monkeypatch):
         provider = notifications.default_provider()
         assert isinstance(provider, notifications.SesProvider)
         before = _sent_count()
-        result = consumer.consume(
-            _event({"type": "auth.password_reset", "email": "ada@example.com", "token": "rst_ses"}), None, provider
-        )
+        result = consumer.consume(_event({"type": "auth.account_locked", "email": "ada@example.com"}), None, provider)
         assert result == {"batchItemFailures": []}
         assert _sent_count() == before + 1
     finally:
@@ -177,7 +191,7 @@ def test_in_aws_notifications_go_through_ses(aws_endpoint, monkeypatch):
 
 def test_ses_refusing_the_sender_fails_the_record_instead_of_dropping_it(aws_endpoint, monkeypatch):
     monkeypatch.setenv("LEDGERLINE_EMAIL_FROM", "unverified@nowhere.example")
-    event = _event({"type": "auth.password_reset", "email": "ada@example.com", "token": "rst_x"})
+    event = _event({"type": "auth.account_locked", "email": "ada@example.com"})
     before = _sent_count()
     result = consumer.consume(event, None, notifications.SesProvider())
     assert result == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}

@@ -58,7 +58,20 @@ def test_a_bad_threshold_is_a_configuration_error(monkeypatch):
         otp.step_up_thresholds.cache_clear()
 
 
-def test_the_guard_and_the_token_issuer_agree_on_the_enrolment_scope():
-    from ledgerline.auth import tokens
+@pytest.mark.parametrize(
+    ("role", "amr", "enrolment_only"),
+    [
+        ("admin", ["pwd"], True),
+        ("auditor", ["pwd"], True),
+        ("admin", ["pwd", "otp"], False),
+        ("auditor", ["pwd", "otp"], False),
+        ("user", ["pwd"], False),
+        ("merchant", ["pwd"], False),
+        ("admin", None, True),
+    ],
+)
+def test_privileged_roles_without_a_second_factor_reach_only_enrolment(role, amr, enrolment_only):
+    from ledgerline.auth import second_factor
 
-    assert limits.SCOPE_OTP_ENROLMENT == tokens.SCOPE_OTP_ENROLMENT
+    assert second_factor.enrolment_only(role, amr) is enrolment_only
+    assert (second_factor.scope(role, amr) == second_factor.SCOPE_OTP_ENROLMENT) is enrolment_only

@@ -17,7 +17,7 @@ from pathlib import Path
 _HERE = Path(__file__).resolve()
 PROJECT_ROOT = _HERE.parents[4] if len(_HERE.parents) > 4 else _HERE.parent
 
-DEFAULT_RATE_LIMITS = "login=5/minute;otp=3/minute;money=10/minute;default=50/hour"
+DEFAULT_RATE_LIMITS = "login=5/minute;otp=3/minute;money=10/minute;default=50/hour;auth=20/minute"
 DEFAULT_VELOCITY = "20/60s"
 _PERIODS = {"s": 1, "second": 1, "m": 60, "minute": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
 
@@ -62,6 +62,9 @@ class Settings:
     resource_prefix: str  # names of queues, bucket, secrets, key aliases
     rate_limits: dict[str, Limit | None] = field(default_factory=dict)
     velocity: Limit | None = None
+    # CloudFront-Viewer-Country/-City are believed only when a CloudFront distribution
+    # is in front of the API (any client can send the headers otherwise).
+    trust_cloudfront: bool = False
 
     @property
     def local(self) -> bool:
@@ -87,4 +90,5 @@ def settings() -> Settings:
         resource_prefix=env.get("LEDGERLINE_RESOURCE_PREFIX", "ledgerline"),
         rate_limits=rate_limits,
         velocity=parse_limit(env.get("LEDGERLINE_VELOCITY", DEFAULT_VELOCITY)),
+        trust_cloudfront=env.get("LEDGERLINE_TRUST_CLOUDFRONT", "false").strip().lower() in ("1", "true", "yes"),
     )

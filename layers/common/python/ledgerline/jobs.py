@@ -55,6 +55,12 @@ SCHEDULES: tuple[Schedule, ...] = (
         "Purge idempotency keys older than 24 h",
     ),
     Schedule(
+        "auth-purge",
+        "rate(1 hour)",
+        "functions.auth.purge",
+        "Drop expired revocations, one-time tokens, reset requests and old throttles",
+    ),
+    Schedule(
         "balance-fold", "rate(1 minute)", "functions.jobs.balance_fold", "Fold hot-account deltas into cached balances"
     ),
     Schedule(

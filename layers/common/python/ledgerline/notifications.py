@@ -70,6 +70,18 @@ def _account_locked(p: Mapping[str, Any]) -> tuple[str, str]:
     return "Sign-in to your Ledgerline account was locked", str(text) + "\n"
 
 
+def prepare(payload: Any, *, run: Callable[[Callable[[Cursor], Any]], Any]) -> Any:
+    """The event with the secret its message carries, minted now by this worker; None
+    when there is nothing to send. Outbox rows and queue messages carry ids only (a
+    secret there would be readable by the application role and kept), so an event that
+    needs a secret gets it here, in a transaction (``run``) that stores only its digest."""
+    if isinstance(payload, Mapping) and payload.get("type") == "auth.password_reset":
+        from ledgerline.auth import resets
+
+        return run(lambda cur: resets.prepare_delivery(cur, payload))
+    return payload
+
+
 TEMPLATES: dict[str, Callable[[Mapping[str, Any]], tuple[str, str]]] = {
     "auth.password_reset": _password_reset,
     "auth.account_locked": _account_locked,

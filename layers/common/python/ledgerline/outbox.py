@@ -27,6 +27,7 @@ from ledgerline.observability import logger
 MAX_PAYLOAD_BYTES = 256 * 1024  # what one SQS message may carry
 MAX_BACKOFF_SECONDS = 3600
 ERROR_TEXT_LIMIT = 1000
+KEEP_RELAYED_DAYS = 7  # relayed rows stay this long for an operator's questions, then go
 
 # (queue, [Outgoing]) → BatchResult; ``ledgerline.aws.queues.send_batch`` in production.
 Sender = Callable[[str, Sequence[Any]], Any]
@@ -155,6 +156,19 @@ def relay(
         # A short batch means nothing more is due (failed rows now wait for their backoff).
         if result.relayed + result.failed < batch or time.monotonic() >= deadline:
             return total
+
+
+def purge_relayed(cur: Cursor, *, keep_days: int = KEEP_RELAYED_DAYS, limit: int = 10_000) -> int:
+    """Delete up to ``limit`` rows relayed more than ``keep_days`` ago; return how many.
+    (The database refuses to delete a pending row or one relayed less than a day ago.)"""
+    cur.execute(
+        """
+        DELETE FROM outbox WHERE id IN (
+          SELECT id FROM outbox WHERE relayed_at < now() - make_interval(days => %s) ORDER BY relayed_at LIMIT %s)
+        """,
+        (max(1, keep_days), limit),
+    )
+    return int(cur.rowcount)
 
 
 def pending(cur: Cursor) -> dict[str, int]:

@@ -12,13 +12,15 @@ import secrets
 from typing import Any
 from uuid import UUID
 
-from ledgerline import audit, errors
+from ledgerline import audit, errors, pagination
 from ledgerline.audit import Actor
-from ledgerline.auth import events, pagination
+from ledgerline.auth import events
 
 KEY_PREFIX = "llk_"
 MAX_ACTIVE_KEYS = 20
-ROLES_ALLOWED = ("merchant",)
+KEY_ROLE = "merchant"  # the reach of every key, whatever its owner's role becomes
+ROLES_ALLOWED = (KEY_ROLE,)
+LAST_USED_RESOLUTION = "1 minute"  # last_used_at is written at most this often per key
 TYP = "api_key"  # the ``typ`` of an API key's claims, beside access tokens' "access"
 # Route areas a key can never reach: its owner's identity, sessions, 2FA and keys.
 _PERSONAL_AREAS = frozenset({"auth", "me", "api-keys", "otp_enrolment", "system", "jwks", "admin"})
@@ -126,18 +128,26 @@ def revoke(cur: Any, principal: Any, key_id: UUID, actor: Actor) -> None:
 
 
 def authenticate_key(cur: Any, key: str) -> dict[str, Any] | None:
-    """The claims of an active key of an active user, else None (and the key's last use
-    is recorded). The shape matches access-token claims where the Endpoint reads them."""
+    """The claims of an active key of an active merchant, else None. The shape matches
+    access-token claims where the Endpoint reads them.
+
+    One statement, and a write only for a real key whose last use is older than
+    ``LAST_USED_RESOLUTION``: a made-up key costs an index probe, never an UPDATE.
+    """
     if not isinstance(key, str) or not key.startswith(KEY_PREFIX) or len(key) > 200:
         return None
     cur.execute(
-        """
-        UPDATE api_keys k SET last_used_at = now()
-          FROM users u
-         WHERE k.secret_hash = %s AND k.revoked_at IS NULL AND u.id = k.user_id AND u.status = 'active'
-        RETURNING k.id, k.user_id, u.role, k.scopes
+        f"""
+        WITH found AS (
+          SELECT k.id, k.user_id, k.scopes, k.last_used_at FROM api_keys k JOIN users u ON u.id = k.user_id
+           WHERE k.secret_hash = %s AND k.revoked_at IS NULL AND u.status = 'active' AND u.role = %s
+        ), used AS (
+          UPDATE api_keys k SET last_used_at = now() FROM found f
+           WHERE k.id = f.id AND (f.last_used_at IS NULL OR f.last_used_at < now() - interval '{LAST_USED_RESOLUTION}')
+        )
+        SELECT id, user_id, scopes FROM found
         """,
-        (_digest(key),),
+        (_digest(key), KEY_ROLE),
     )
     row = cur.fetchone()
     if row is None:
@@ -145,10 +155,26 @@ def authenticate_key(cur: Any, key: str) -> dict[str, Any] | None:
     return {
         "typ": TYP,
         "sub": str(row["user_id"]),
-        "role": row["role"],
+        "role": KEY_ROLE,
         "api_key_id": str(row["id"]),
         "scope": " ".join(row["scopes"]),
     }
+
+
+def revoke_all(cur: Any, user_id: UUID, actor: Actor, *, reason: str) -> int:
+    """Revoke every active key of a user (their role changed); each is audited."""
+    cur.execute(
+        "UPDATE api_keys SET revoked_at = now() WHERE user_id = %s AND revoked_at IS NULL RETURNING id, prefix",
+        (user_id,),
+    )
+    rows = cur.fetchall()
+    for row in rows:
+        audit.record(
+            cur, actor, events.API_KEY_REVOKED, "api_key", row["id"],
+            before={"revoked": False}, after={"revoked": True, "prefix": KEY_PREFIX + row["prefix"]},
+            metadata={"reason": reason},
+        )  # fmt: skip
+    return len(rows)
 
 
 def authorize(key: str) -> dict[str, Any]:
@@ -156,7 +182,7 @@ def authorize(key: str) -> dict[str, Any]:
     valid key, else ``Unauthorized``."""
     from ledgerline.db import transaction
 
-    claims = transaction(lambda cur: authenticate_key(cur, key))
+    claims = transaction(lambda cur: authenticate_key(cur, key), single_statement=True)
     if claims is None:
         raise errors.Unauthorized("the API key is not valid or was revoked")
     return claims

@@ -41,9 +41,6 @@ LOCK_AFTER = 10
 LOCK_SECONDS = 30 * 60
 
 EXEMPT_TAGS = frozenset({"system", "jwks"})  # health, OpenAPI, JWKS: never refused
-# tokens.SCOPE_OTP_ENROLMENT, named here so the guard does not import jwt/cryptography
-# into every function's cold start.
-SCOPE_OTP_ENROLMENT = "otp_enrolment"
 
 
 @dataclass(frozen=True)
@@ -133,11 +130,10 @@ def _scope_guard(route: Route, request: Request) -> None:
 
         check_scope(route, principal.claims)
         return
-    restricted = principal is not None and principal.claims.get("scope") == SCOPE_OTP_ENROLMENT
-    if restricted and "otp_enrolment" not in route.tags:
+    if principal is not None and principal.enrolment_only and "otp_enrolment" not in route.tags:
         raise errors.Forbidden(
-            "administrators must enrol two-factor authentication first: POST /v1/auth/otp/setup, "
-            "then POST /v1/auth/otp/verify, then log in again with the code"
+            "administrators and auditors must sign in with two-factor authentication: enrol with "
+            "POST /v1/auth/otp/setup and POST /v1/auth/otp/verify if not done yet, then log in again with the code"
         )
 
 

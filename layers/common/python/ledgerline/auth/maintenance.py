@@ -19,8 +19,9 @@ _PURGES = {
     # Rotated or expired refresh tokens past their expiry cannot be used or reused.
     "refresh_tokens": "DELETE FROM refresh_tokens WHERE ctid IN "
     f"(SELECT ctid FROM refresh_tokens WHERE expires_at < now() - interval '{GRACE}' LIMIT %(limit)s)",
-    "password_reset_tokens": "DELETE FROM password_reset_tokens WHERE ctid IN "
-    f"(SELECT ctid FROM password_reset_tokens WHERE expires_at < now() - interval '{GRACE}' LIMIT %(limit)s)",
+    # A reset link lives 30 minutes after the worker mints it (minutes after the request).
+    "password_resets": "DELETE FROM password_resets WHERE ctid IN (SELECT ctid FROM password_resets "
+    f"WHERE requested_at < now() - interval '{GRACE}' - interval '{GRACE}' LIMIT %(limit)s)",
     "login_throttle": "DELETE FROM login_throttle WHERE ctid IN (SELECT ctid FROM login_throttle "
     f"WHERE COALESCE(locked_until, last_failed_at) < now() - interval '{GRACE}' LIMIT %(limit)s)",
     "rate_limit_buckets": "DELETE FROM rate_limit_buckets WHERE ctid IN "

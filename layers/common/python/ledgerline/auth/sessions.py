@@ -10,20 +10,27 @@ as their SHA-256 digest only.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from ledgerline import audit, errors
+from ledgerline import audit, errors, pagination
 from ledgerline.audit import Actor
-from ledgerline.auth import events, limits, pagination, passwords, tokens
+from ledgerline.auth import events, limits, passwords, second_factor, tokens
 from ledgerline.auth import users as users_mod
 
 SESSION_TTL_DAYS = 30  # absolute: log in again after this, however active
 REFRESH_TTL_DAYS = 14  # idle: a refresh token unused this long expires
 REFRESH_PREFIX = "rt1_"
+# A client that sends its refresh token twice at once (two tabs, a retry after a lost
+# response) is not a thief: a second use this soon after the rotation is refused without
+# ending the session. Later reuse is theft, and ends it.
+REUSE_GRACE_SECONDS = 10
+_COUNTRY = re.compile(r"[A-Z]{2}")
+_CITY_MARKUP = frozenset("<>\"'&")
 
 Runner = Callable[[Callable[[Any], Any]], Any]
 
@@ -40,13 +47,23 @@ class Client:
 
     @classmethod
     def from_request(cls, request: Any) -> Client:
+        """CloudFront's viewer headers are believed only when the deployment says a
+        CloudFront distribution is in front (any client can send them otherwise)."""
+        from ledgerline.config import settings
+
         headers = request.headers or {}
+        country = city = None
+        if settings().trust_cloudfront:
+            country = headers.get("cloudfront-viewer-country") or None
+            country = country if country and _COUNTRY.fullmatch(country) else None
+            city = headers.get("cloudfront-viewer-city") or None
+            city = city[:100] if city and city.isprintable() and not _CITY_MARKUP.intersection(city) else None
         return cls(
             ip=request.ip,
             user_agent=(request.user_agent or "")[:500] or None,
             request_id=request.request_id,
-            country=headers.get("cloudfront-viewer-country"),
-            city=headers.get("cloudfront-viewer-city"),
+            country=country,
+            city=city,
         )
 
     def actor(self, user_id: UUID | None = None, role: str = "anonymous") -> Actor:
@@ -72,6 +89,15 @@ def token_response(access: str, expires_in: int, refresh: str) -> dict[str, Any]
 
 
 # -- sessions ----------------------------------------------------------------------------
+
+
+def start(cur: Any, user_id: UUID, role: str, client: Client, *, amr: list[str]) -> dict[str, Any]:
+    """Open a session for a proven login and sign its first access token; the token
+    pair (without audit: the caller records how the login was proven)."""
+    scope = second_factor.scope(role, amr)
+    session_id, refresh = create_session(cur, user_id, client, amr=amr, scope=scope)
+    access, expires_in = tokens.issue_access_token(user_id, role, session_id=session_id, amr=amr, scope=scope)
+    return {**token_response(access, expires_in, refresh), "session_id": session_id, "scope": scope}
 
 
 def create_session(
@@ -188,7 +214,6 @@ def login(email: str, password: str, otp: str | None, client: Client, *, run: Ru
         )  # fmt: skip
         raise errors.Forbidden("this account is suspended; contact support")
 
-    scope = None
     amr = ["pwd"]
     if account.otp_enabled:
         if not otp:
@@ -197,10 +222,8 @@ def login(email: str, password: str, otp: str | None, client: Client, *, run: Ru
                 "authenticator app (or a recovery code)"
             )
         amr = ["pwd", "otp"]
-    elif account.role == "admin":
-        # Administrators must have a second factor; until they enrol one, their session
-        # reaches only the enrolment routes.
-        scope = tokens.SCOPE_OTP_ENROLMENT
+    # Without a second factor an administrator's or auditor's session reaches only the
+    # enrolment routes (second_factor), here and on every request.
 
     def succeed(cur: Any) -> dict[str, Any] | None:
         from ledgerline.auth import otp as otp_mod
@@ -215,15 +238,12 @@ def login(email: str, password: str, otp: str | None, client: Client, *, run: Ru
                 (passwords.hash_password(password), account.id),
             )
             audit.record(cur, who, events.USER_PASSWORD_REHASHED, "user", account.id)
-        session_id, refresh = create_session(cur, account.id, client, amr=amr, scope=scope)
+        started = start(cur, account.id, account.role, client, amr=amr)
         audit.record(
-            cur, who, events.LOGIN_SUCCEEDED, "session", session_id,
-            metadata={"user_id": str(account.id), "amr": amr, "scope": scope},
+            cur, who, events.LOGIN_SUCCEEDED, "session", started["session_id"],
+            metadata={"user_id": str(account.id), "amr": amr, "scope": started["scope"]},
         )  # fmt: skip
-        access, expires_in = tokens.issue_access_token(
-            account.id, account.role, session_id=session_id, amr=amr, scope=scope
-        )
-        return token_response(access, expires_in, refresh)
+        return token_response(started["access_token"], started["expires_in"], started["refresh_token"])
 
     result = run(succeed)
     if result is None:
@@ -303,21 +323,23 @@ def refresh(token: str, client: Client, *, run: Runner | None = None) -> dict[st
         if claimed is None:
             cur.execute(
                 """
-                SELECT rt.session_id, rt.rotated_at, s.user_id, u.role
+                SELECT rt.session_id, rt.rotated_at, s.user_id, u.role,
+                       rt.rotated_at > now() - make_interval(secs => %s) AS just_rotated
                   FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id JOIN users u ON u.id = s.user_id
                  WHERE rt.token_hash = %s
                 """,
-                (token_hash,),
+                (REUSE_GRACE_SECONDS, token_hash),
             )
             old = cur.fetchone()
             if old is None or old["rotated_at"] is None:
                 return "invalid", None
-            revoked = _revoke_session(cur, old["session_id"], "refresh_token_reused")
+            revoked = not old["just_rotated"] and _revoke_session(cur, old["session_id"], "refresh_token_reused")
             audit.record(
                 cur, client.actor(old["user_id"], old["role"]), events.REFRESH_TOKEN_REUSED, "session",
-                old["session_id"], metadata={"family_revoked": revoked, "rotated_at": old["rotated_at"]},
+                old["session_id"],
+                metadata={"family_revoked": revoked, "rotated_at": old["rotated_at"], "within_grace": old["just_rotated"]},
             )  # fmt: skip
-            return "reused", None
+            return "raced" if old["just_rotated"] else "reused", None
         cur.execute(
             """
             SELECT s.id, s.user_id, s.amr, s.scope, u.role, u.status,
@@ -331,21 +353,25 @@ def refresh(token: str, client: Client, *, run: Runner | None = None) -> dict[st
         if session["ended"] or session["status"] != "active":
             return "invalid", None
         refresh_token = _issue_refresh(cur, session["id"])
+        # The scope follows the role the user has now, not the one the session began with.
+        scope = second_factor.scope(session["role"], session["amr"])
         cur.execute(
-            "UPDATE sessions SET last_seen_at = now(), ip = COALESCE(%s, ip) WHERE id = %s",
-            (client.ip, session["id"]),
+            "UPDATE sessions SET last_seen_at = now(), ip = COALESCE(%s, ip), scope = %s WHERE id = %s",
+            (client.ip, scope, session["id"]),
         )
         audit.record(
             cur, client.actor(session["user_id"], session["role"]), events.TOKEN_REFRESHED, "session", session["id"]
         )
         access, expires_in = tokens.issue_access_token(
-            session["user_id"], session["role"], session_id=session["id"], amr=session["amr"], scope=session["scope"]
+            session["user_id"], session["role"], session_id=session["id"], amr=session["amr"], scope=scope
         )
         return "ok", token_response(access, expires_in, refresh_token)
 
     outcome, result = run(work)
     if outcome == "reused":
         raise errors.Unauthorized("this refresh token was already used; the session has been ended, log in again")
+    if outcome == "raced":
+        raise errors.Unauthorized("this refresh token was just used by another request; use the newest refresh token")
     if result is None:
         raise errors.Unauthorized("the refresh token is not valid or has expired; log in again")
     return result

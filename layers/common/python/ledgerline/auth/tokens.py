@@ -20,7 +20,7 @@ from uuid import UUID
 import jwt
 
 from ledgerline import errors
-from ledgerline.auth import keys
+from ledgerline.auth import keys, second_factor
 from ledgerline.config import settings
 
 ACCESS_TOKEN_TTL = 15 * 60
@@ -30,9 +30,9 @@ HEADER_TYP = "at+jwt"
 CLAIM_TYP = "access"
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "iat", "nbf", "exp", "jti", "typ")
 
-# Scopes narrower than full access: an administrator who has not enrolled 2FA yet gets
-# a token that only reaches the enrolment routes.
-SCOPE_OTP_ENROLMENT = "otp_enrolment"
+# Scopes narrower than full access: a privileged role's login without a second factor
+# reaches only the enrolment routes (``second_factor``).
+SCOPE_OTP_ENROLMENT = second_factor.SCOPE_OTP_ENROLMENT
 
 
 def _segment(value: dict[str, Any]) -> str:

@@ -3,30 +3,39 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 from uuid import UUID
 
-from ledgerline import audit, errors
+from ledgerline import audit, errors, pagination
 from ledgerline.audit import Actor
-from ledgerline.auth import events, pagination, passwords
+from ledgerline.auth import events, passwords
 
 ROLES = ("user", "merchant", "admin", "auditor")
 STATUSES = ("active", "suspended")
 SELF_SERVICE_ROLES = ("user", "merchant")
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-_PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")  # E.164
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
+_PHONE = re.compile(r"\+[1-9][0-9]{6,14}")  # E.164
 
 _PUBLIC_COLUMNS = "id, email, full_name, role, status, phone_last4, created_at, updated_at"
 
 
 def normalise_email(email: str) -> str:
-    return email.strip().lower()
+    """The one form of an address that uniqueness, login and lookups compare.
+
+    NFKC folds look-alike forms (fullwidth letters); format characters (zero-width
+    space and joiners, the BOM, direction marks: Unicode category Cf) are invisible and
+    dropped, so "ada@example.com" followed by a zero-width space is the same address.
+    """
+    folded = unicodedata.normalize("NFKC", email)
+    visible = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
+    return visible.strip().lower()
 
 
 def check_email(email: str) -> str:
     normalised = normalise_email(email)
-    if len(normalised) > 254 or not _EMAIL.match(normalised):
+    if len(normalised) > 254 or not _EMAIL.fullmatch(normalised) or not normalised.isprintable():
         raise errors.ValidationFailed(
             "email is not a valid address", errors=[errors.FieldError("email", "use an address like name@example.com")]
         )
@@ -45,7 +54,7 @@ def check_full_name(full_name: str) -> str:
 
 def check_phone(phone: str) -> str:
     compact = re.sub(r"[\s\-()]", "", phone)
-    if not _PHONE.match(compact):
+    if not _PHONE.fullmatch(compact):
         raise errors.ValidationFailed(
             "phone must be in international format",
             errors=[errors.FieldError("phone", "use E.164, e.g. +2348031234567")],
@@ -216,7 +225,10 @@ def update_user(
     """An administrator changes a user's role and/or status; audited with before/after.
 
     Suspending ends every session at once (and the user's access tokens stop working on
-    their next request, since every request checks the status).
+    their next request, since every request checks the status). A role change ends every
+    session and revokes every API key: what was granted under the old role does not
+    carry over, and the new role starts from a fresh login under its own rules (a
+    second factor for administrators and auditors).
     """
     if role is None and status is None:
         raise errors.ValidationFailed(
@@ -244,9 +256,14 @@ def update_user(
     )
     after = cur.fetchone()
     if new_role != before["role"]:
+        from ledgerline.auth import apikeys, sessions
+
+        ended = sessions.revoke_all(cur, user_id, reason="role_changed")
+        keys = apikeys.revoke_all(cur, user_id, actor, reason="role_changed")
         audit.record(
             cur, actor, events.USER_ROLE_CHANGED, "user", user_id,
             before={"role": before["role"]}, after={"role": new_role},
+            metadata={"sessions_ended": ended, "api_keys_revoked": keys},
         )  # fmt: skip
     if new_status != before["status"]:
         action = events.USER_SUSPENDED if new_status == "suspended" else events.USER_REACTIVATED
