@@ -1,6 +1,7 @@
 """POST /v1/auth/password-reset/confirm: set a new password; every session ends."""
 
-from ledgerline.auth import resets
+from ledgerline import errors
+from ledgerline.auth import failures, resets
 from ledgerline.auth.schemas import ResetConfirmBody
 from ledgerline.http import Endpoint, Response
 
@@ -9,7 +10,13 @@ api = Endpoint(__name__)
 
 @api
 def password_reset_confirm(body: ResetConfirmBody):
-    resets.confirm_reset(body.token, body.new_password, api.request.actor)
+    request = api.request
+    # Guessing reset tokens is guessing credentials: counted per IP like them.
+    failures.counted(
+        request.ip,
+        lambda: resets.confirm_reset(body.token, body.new_password, request.actor),
+        refusals=(errors.BadRequest,),
+    )
     return Response(status_code=204)
 
 

@@ -1,6 +1,6 @@
 """POST /v1/auth/refresh: rotate a refresh token (reuse ends the session)."""
 
-from ledgerline.auth import sessions
+from ledgerline.auth import failures, sessions
 from ledgerline.auth.schemas import RefreshBody
 from ledgerline.http import Endpoint, json_response
 
@@ -9,7 +9,11 @@ api = Endpoint(__name__)
 
 @api
 def refresh(body: RefreshBody):
-    result = sessions.refresh(body.refresh_token, sessions.Client.from_request(api.request))
+    request = api.request
+    # A refused refresh token counts against the caller's IP like any refused credential.
+    result = failures.counted(
+        request.ip, lambda: sessions.refresh(body.refresh_token, sessions.Client.from_request(request))
+    )
     return json_response(result, headers={"Cache-Control": "no-store"})
 
 

@@ -266,3 +266,16 @@ def test_a_blocked_ip_is_refused_before_any_credential_is_checked(client, gatewa
     r = client.get("/v1/accounts", token="llk_deadbeef_" + "z" * 43)
 
     assert r.status_code == 429 and checked == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/auth/refresh", {"refresh_token": "rt1_" + "A" * 43}),
+        ("/v1/auth/password-reset/confirm", {"token": "prt1_" + "A" * 43, "new_password": "a long new passphrase"}),
+    ],
+)
+def test_guessing_refresh_or_reset_tokens_is_limited_like_any_credential(client, auth_limit, path, body):
+    statuses = [client.post(path, json=body).status_code for _ in range(auth_limit + 5)]
+
+    assert set(statuses[:auth_limit]) <= {400, 401} and set(statuses[auth_limit:]) == {429}

@@ -53,3 +53,25 @@ def test_path_parameters_are_extracted(monkeypatch):
 
     assert route == extra
     assert params == {"id": "abc", "part_id": "42"}
+
+
+def test_every_function_module_is_wired_to_a_route_a_schedule_or_a_queue():
+    """A handler that no table names never runs (the auth purge job once sat unscheduled)."""
+    from pathlib import Path
+
+    from ledgerline.jobs import QUEUES, SCHEDULES
+
+    root = Path(__file__).resolve().parents[2]
+    modules = {
+        ".".join(p.relative_to(root).with_suffix("").parts)
+        for p in (root / "functions").glob("*/*.py")
+        if p.name != "__init__.py"
+    }
+    wired = (
+        {r.handler for r in routes.ROUTES}
+        | {s.handler for s in SCHEDULES}
+        | {q.consumer for q in QUEUES}
+        | {"functions.system.migrate"}  # the CloudFormation custom resource (infra/components/migration.py)
+    )
+
+    assert modules - wired == set()

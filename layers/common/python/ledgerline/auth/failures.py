@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from ledgerline import audit, errors
 from ledgerline.audit import Actor
@@ -19,9 +21,22 @@ from ledgerline.auth import events
 from ledgerline.config import settings
 
 LIMIT_NAME = "auth"
+T = TypeVar("T")
 
 _blocked: dict[str, float] = {}  # ip → monotonic time its block ends
 _lock = threading.Lock()
+
+
+def counted(
+    ip: str | None, check: Callable[[], T], *, refusals: tuple[type[errors.DomainError], ...] = (errors.Unauthorized,)
+) -> T:
+    """Run ``check`` (a credential check) for ``ip``: refused at once when the IP is over
+    its budget, and a refusal of one of ``refusals`` counted against it."""
+    refuse_if_blocked(ip)
+    try:
+        return check()
+    except refusals as refused:
+        raise count(ip, refused) from None
 
 
 def refuse_if_blocked(ip: str | None) -> None:

@@ -112,11 +112,7 @@ def _authenticate(claims: dict[str, Any] | None, ip: str | None) -> Principal:
 
     if not claims:
         raise errors.Unauthorized("send a valid access token: Authorization: Bearer <token>")
-    failures.refuse_if_blocked(ip)
-    try:
-        return _authenticator[0](claims)
-    except errors.Unauthorized as refused:
-        raise failures.count(ip, refused) from None
+    return failures.counted(ip, lambda: _authenticator[0](claims))
 
 
 # Guards run after authentication and before the route (rate limits, velocity checks);

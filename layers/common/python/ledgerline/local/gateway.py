@@ -393,12 +393,7 @@ class _Handler(BaseHTTPRequestHandler):
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise errors.Unauthorized("send a valid access token: Authorization: Bearer <token>")
-        ip = self.client_address[0]
-        failures.refuse_if_blocked(ip)
-        try:
-            return self.server.authorizer(token.strip())
-        except errors.Unauthorized as refused:
-            raise failures.count(ip, refused) from None
+        return failures.counted(self.client_address[0], lambda: self.server.authorizer(token.strip()))
 
     def _write_result(self, result: dict[str, Any]) -> int:
         status = int(result.get("statusCode", 200))
