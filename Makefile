@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint synth bench bench-quick clean
+.PHONY: run test test-pgbouncer lint synth bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,20 @@ test: $(STAMP)
 	$(BIN)/mypy layers/common/python/ledgerline
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+	@$(MAKE) --no-print-directory test-pgbouncer
+
+# The e2e tier once more, every application connection through PgBouncer in transaction
+# pooling mode: what RDS Proxy refuses (startup options) or loses (session state between
+# transactions) fails here too. Skipped, saying so, where pgbouncer is not installed.
+test-pgbouncer: $(STAMP)
+	@pgb=$$(command -v pgbouncer || { [ -x /usr/sbin/pgbouncer ] && echo /usr/sbin/pgbouncer; }); \
+	if [ -z "$$pgb" ]; then \
+	  echo "SKIPPED the PgBouncer tier: pgbouncer is not installed (apt-get install pgbouncer; .ci/run does)"; \
+	else \
+	  echo "e2e tier through PgBouncer ($$pgb)"; \
+	  LEDGERLINE_TEST_PGBOUNCER=$$pgb $(BIN)/python -m pytest tests/e2e --ignore=tests/e2e/test_dev_up.py -q; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

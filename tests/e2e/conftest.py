@@ -1,13 +1,27 @@
-"""End-to-end fixtures: the local API gateway on a free port, over real HTTP."""
+"""End-to-end fixtures: the local API gateway on a free port, over real HTTP.
+
+With ``LEDGERLINE_TEST_PGBOUNCER`` (``make test`` sets it when pgbouncer is installed)
+every application connection goes through PgBouncer in transaction pooling mode, the
+stand-in for RDS Proxy's restrictions (``tests/pgbouncer.py``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import requests
+
+from tests import pgbouncer
+
+
+def pytest_report_header(config: Any) -> str:
+    through = "PgBouncer, transaction pooling" if os.environ.get(pgbouncer.ENV) else "direct"
+    return f"e2e application connections: {through}"
 
 
 class Client:
@@ -52,9 +66,36 @@ def gateway(database_url, request):
     # Tokens need the KMS stand-in once identity is installed.
     if "aws_endpoint" in request.fixturenames or request.config.pluginmanager.hasplugin("tests.fixtures_aws"):
         request.getfixturevalue("aws_endpoint")
-    gw = LocalGateway(port=0).start()
-    yield gw
-    gw.stop()
+    with _application_connections():
+        gw = LocalGateway(port=0).start()
+        yield gw
+        gw.stop()
+
+
+@contextlib.contextmanager
+def _application_connections() -> Iterator[None]:
+    """Point the application role's connections at PgBouncer when asked to."""
+    executable = os.environ.get(pgbouncer.ENV)
+    if not executable:
+        yield
+        return
+    from ledgerline import config
+    from ledgerline.db import connection
+
+    with pgbouncer.running(connection.app_url(), executable) as url:
+        saved = os.environ.get("LEDGERLINE_APP_DATABASE_URL")
+        os.environ["LEDGERLINE_APP_DATABASE_URL"] = url
+        config.settings.cache_clear()
+        connection.reset_urls()
+        try:
+            yield
+        finally:
+            if saved is None:
+                os.environ.pop("LEDGERLINE_APP_DATABASE_URL", None)
+            else:
+                os.environ["LEDGERLINE_APP_DATABASE_URL"] = saved
+            config.settings.cache_clear()
+            connection.reset_urls()
 
 
 @pytest.fixture(scope="session")

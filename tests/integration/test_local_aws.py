@@ -143,28 +143,6 @@ def test_dev_secrets_are_refused_outside_the_local_stack(monkeypatch, tmp_path):
         config.settings.cache_clear()
 
 
-def test_database_url_is_built_from_an_rds_style_secret(aws_endpoint, monkeypatch):
-    from ledgerline.aws import clients, secrets
-
-    arn = clients.client("secretsmanager").create_secret(
-        Name=f"test/db-{time.time_ns()}",
-        SecretString=json.dumps(
-            {"username": "ledgerline_app", "password": "p@ss/word", "host": "db.internal", "port": 5432, "dbname": "ll"}
-        ),
-    )["ARN"]
-    monkeypatch.setenv("LEDGERLINE_TEST_DB_SECRET_ARN", arn)
-    monkeypatch.delenv("LEDGERLINE_DB_HOST", raising=False)
-    assert secrets.database_url("LEDGERLINE_TEST_DB_SECRET_ARN") == (
-        "postgresql://ledgerline_app:p%40ss%2Fword@db.internal:5432/ll?sslmode=require"
-    )
-
-    # In AWS, functions reach the database through RDS Proxy only.
-    monkeypatch.setenv("LEDGERLINE_DB_HOST", "proxy.internal")
-    assert secrets.database_url("LEDGERLINE_TEST_DB_SECRET_ARN") == (
-        "postgresql://ledgerline_app:p%40ss%2Fword@proxy.internal:5432/ll?sslmode=require"
-    )
-
-
 def test_port_in_use_is_refused_clearly(aws_endpoint):
     port = int(aws_endpoint.rsplit(":", 1)[1])
     with pytest.raises(RuntimeError, match="already in use"):

@@ -54,7 +54,7 @@ class Settings:
     app_database_url: str | None  # application-role connection; derived when None
     data_dir: Path
     api_port: int
-    statement_timeout_ms: int
+    statement_timeout_ms: int  # the application role's, set on the role by the migrator
     jwt_issuer: str
     jwt_audience: str
     aws_endpoint_url: str | None  # moto server locally; None in AWS
@@ -65,6 +65,19 @@ class Settings:
     # CloudFront-Viewer-Country/-City are believed only when a CloudFront distribution
     # is in front of the API (any client can send the headers otherwise).
     trust_cloudfront: bool = False
+    # In AWS the functions reach the database through RDS Proxy with IAM authentication
+    # (a token signed per connection, no password anywhere) and verify its certificate.
+    db_host: str | None = None  # the proxy endpoint
+    db_port: int = 5432
+    db_name: str = "ledgerline"
+    db_user: str = "ledgerline_app"
+    db_owner_user: str | None = None  # the migrator's login (the cluster's master user)
+    db_iam_auth: bool = False
+    db_sslrootcert: str | None = None  # CA bundle; default: botocore's (Amazon Root CAs)
+    db_tunnel: str | None = None  # "127.0.0.1:15432": an operator's port forward to the proxy
+    # Migrations may rewrite big tables, but must not queue behind live traffic for long.
+    migration_statement_timeout_ms: int = 15 * 60 * 1000
+    migration_lock_timeout_ms: int = 10_000
 
     @property
     def local(self) -> bool:
@@ -90,5 +103,19 @@ def settings() -> Settings:
         resource_prefix=env.get("LEDGERLINE_RESOURCE_PREFIX", "ledgerline"),
         rate_limits=rate_limits,
         velocity=parse_limit(env.get("LEDGERLINE_VELOCITY", DEFAULT_VELOCITY)),
-        trust_cloudfront=env.get("LEDGERLINE_TRUST_CLOUDFRONT", "false").strip().lower() in ("1", "true", "yes"),
+        trust_cloudfront=_flag(env.get("LEDGERLINE_TRUST_CLOUDFRONT")),
+        db_host=env.get("LEDGERLINE_DB_HOST") or None,
+        db_port=int(env.get("LEDGERLINE_DB_PORT", "5432")),
+        db_name=env.get("LEDGERLINE_DB_NAME", "ledgerline"),
+        db_user=env.get("LEDGERLINE_DB_USER", "ledgerline_app"),
+        db_owner_user=env.get("LEDGERLINE_DB_OWNER_USER") or None,
+        db_iam_auth=_flag(env.get("LEDGERLINE_DB_IAM_AUTH")),
+        db_sslrootcert=env.get("LEDGERLINE_DB_SSLROOTCERT") or None,
+        db_tunnel=env.get("LEDGERLINE_DB_TUNNEL") or None,
+        migration_statement_timeout_ms=int(env.get("LEDGERLINE_MIGRATION_STATEMENT_TIMEOUT_MS", str(15 * 60 * 1000))),
+        migration_lock_timeout_ms=int(env.get("LEDGERLINE_MIGRATION_LOCK_TIMEOUT_MS", "10000")),
     )
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes")

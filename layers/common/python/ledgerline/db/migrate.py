@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg2
 
+from ledgerline.config import settings
 from ledgerline.db.connection import APP_ROLE, OWNER_ROLE, connect, database_name, owner_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -59,8 +60,20 @@ def fingerprint(migrations: list[Migration] | None = None) -> str:
     return h.hexdigest()[:16]
 
 
-def migrate(url: str | None = None, *, app_password: str | None = None, directory: Path = MIGRATIONS_DIR) -> list[str]:
-    """Bring the database up to date; return the names of the migrations applied now."""
+def migrate(
+    url: str | None = None,
+    *,
+    app_password: str | None = None,
+    directory: Path = MIGRATIONS_DIR,
+    allow_newer_database: bool = False,
+) -> list[str]:
+    """Bring the database up to date; return the names of the migrations applied now.
+
+    ``allow_newer_database``: a database that already has migrations this code does not
+    know is accepted as it is (nothing applied), instead of refused. Migrations are
+    forward-only and additive, so older code runs on a newer schema; this is what a
+    deployment that rolls back to the previous code meets.
+    """
     url = url or owner_url()
     migrations = discover(directory)
     conn = connect(url, autocommit=True, application_name="ledgerline-migrate")
@@ -70,7 +83,7 @@ def migrate(url: str | None = None, *, app_password: str | None = None, director
             try:
                 _bootstrap_roles(cur, database_name(url), app_password)
                 applied = _applied(cur)
-                _check_history(migrations, applied)
+                _check_history(migrations, applied, allow_newer_database=allow_newer_database)
                 return [_apply(conn, m) for m in migrations if m.version not in applied]
             finally:
                 cur.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
@@ -121,6 +134,21 @@ def _bootstrap_roles(cur: Any, database: str, app_password: str | None) -> None:
     )
     if app_password:
         cur.execute(f"ALTER ROLE {APP_ROLE} PASSWORD %s", (app_password,))
+    _session_defaults(cur, database)
+
+
+def _session_defaults(cur: Any, database: str) -> None:
+    """What every backend of the application role starts with. Set here, on the role,
+    because nothing may be sent at connect (RDS Proxy refuses startup options) and a
+    transaction-pooling proxy keeps no SET between transactions."""
+    timeout = settings().statement_timeout_ms
+    # A statement that runs longer than this is a bug or an attack; a session idle inside
+    # a transaction would hold row locks on money.
+    cur.execute(f"ALTER ROLE {APP_ROLE} SET statement_timeout = %s", (f"{timeout}ms",))
+    cur.execute(f"ALTER ROLE {APP_ROLE} SET idle_in_transaction_session_timeout = %s", (f"{timeout * 6}ms",))
+    cur.execute(f"ALTER ROLE {APP_ROLE} SET TimeZone = 'UTC'")
+    # And UTC for every other role in this database (the migrator, operators' sessions).
+    cur.execute(f"ALTER DATABASE \"{database}\" SET TimeZone = 'UTC'")
 
 
 def _has_table(cur: Any) -> bool:
@@ -147,11 +175,19 @@ def _applied(cur: Any) -> dict[int, str]:
     return dict(cur.fetchall())
 
 
-def _check_history(migrations: list[Migration], applied: dict[int, str]) -> None:
+def _check_history(migrations: list[Migration], applied: dict[int, str], *, allow_newer_database: bool = False) -> None:
     known = {m.version: m for m in migrations}
+    unknown = sorted(v for v in applied if v not in known)
+    if unknown and not allow_newer_database:
+        raise MigrationError(f"database has migration {unknown[0]:04d} that this code does not know")
+    if unknown and any(v > unknown[0] for v in known):
+        # Older code may meet a newer schema, but not a history with holes in it.
+        raise MigrationError(
+            f"database has migration {unknown[0]:04d}, which this code does not know, before later ones it does"
+        )
     for version, checksum in sorted(applied.items()):
         if version not in known:
-            raise MigrationError(f"database has migration {version:04d} that this code does not know")
+            continue
         if known[version].checksum != checksum:
             raise MigrationError(
                 f"migration {version:04d}_{known[version].name} was edited after it was applied "
@@ -161,9 +197,14 @@ def _check_history(migrations: list[Migration], applied: dict[int, str]) -> None
 
 
 def _apply(conn: Any, migration: Migration) -> str:
+    cfg = settings()
     conn.autocommit = False
     try:
         with conn.cursor() as cur:
+            # Longer than the application's 5 s, but never queued behind live traffic for
+            # long: a migration that cannot take its locks fails the deploy instead.
+            cur.execute("SET LOCAL statement_timeout = %s", (f"{cfg.migration_statement_timeout_ms}ms",))
+            cur.execute("SET LOCAL lock_timeout = %s", (f"{cfg.migration_lock_timeout_ms}ms",))
             cur.execute(f"SET LOCAL ROLE {OWNER_ROLE}")
             cur.execute(migration.sql)
             cur.execute(

@@ -44,7 +44,11 @@ def create_test_database(server_url: str) -> str:
                 cur.execute("SELECT pg_advisory_unlock(%s)", (_TEMPLATE_LOCK,))
     finally:
         admin.close()
-    return with_database(server_url, name)
+    url = with_database(server_url, name)
+    # Nothing to apply, but the role and database settings (not cloned, and the roles'
+    # are cluster-wide) are set as a deploy sets them.
+    migrate.migrate(url)
+    return url
 
 
 def drop_database(url: str) -> None:
