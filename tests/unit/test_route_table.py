@@ -72,6 +72,7 @@ def test_every_function_module_is_wired_to_a_route_a_schedule_or_a_queue():
         | {s.handler for s in SCHEDULES}
         | {q.consumer for q in QUEUES}
         | {"functions.system.migrate"}  # the CloudFormation custom resource (infra/components/migration.py)
+        | {"functions.auth.authorizer"}  # the API's Lambda authorizer (infra/components/http_api.py)
     )
 
     assert modules - wired == set()

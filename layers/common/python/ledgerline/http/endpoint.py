@@ -18,7 +18,9 @@ media type, UTF-8, size, depth, NUL), authentication, role checks, request valid
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -83,9 +85,9 @@ class Request:
 
 
 # The default authenticator is identity's database check (ledgerline.auth.principal):
-# API Gateway's JWT authorizer has verified the signature, the database says whether the
-# token still stands (revoked jti or session, suspended user) and which role the user
-# has now. ``claims_principal`` trusts the claims alone (unit tests of the edge).
+# the authorizer (ledgerline.auth.authorizer) has verified the credential, the database
+# says whether it still stands (revoked jti, session or key, suspended user) and which
+# role the user has now. ``claims_principal`` trusts the claims alone (unit tests of the edge).
 Authenticator = Callable[[dict[str, Any]], Principal]
 
 
@@ -103,6 +105,32 @@ def database_principal(claims: dict[str, Any]) -> Principal:
 
 
 _authenticator: list[Authenticator] = [database_principal]
+
+# ``ledgerline.auth.tokens.LEEWAY_SECONDS`` (not imported here: that loads pyjwt).
+EXPIRY_LEEWAY_SECONDS = 5
+
+
+def authorizer_claims(ctx: dict[str, Any]) -> dict[str, Any] | None:
+    """The claims the authorizer verified: the Lambda authorizer's context in AWS
+    (``requestContext.authorizer.lambda``), or the JWT-authorizer shape the local
+    gateway builds (``requestContext.authorizer.jwt.claims``).
+
+    API Gateway caches an allow for minutes per Authorization header, which can outlive
+    an access token: a token past its ``exp`` is refused here, as the verifier would.
+    API keys (``typ`` api_key) do not expire; revocation of either is checked in the
+    database by the authenticator."""
+    authorizer = ctx.get("authorizer") or {}
+    claims = authorizer.get("lambda") or (authorizer.get("jwt") or {}).get("claims")
+    if isinstance(claims, dict) and claims.get("typ") == "access":
+        try:
+            expires = float(claims["exp"])
+        except (KeyError, TypeError, ValueError):
+            expires = math.nan
+        if not math.isfinite(expires):
+            raise errors.Unauthorized("the access token is not valid; log in again")
+        if expires <= time.time() - EXPIRY_LEEWAY_SECONDS:
+            raise errors.Unauthorized("the access token has expired; refresh it")
+    return claims
 
 
 def _authenticate(claims: dict[str, Any] | None, ip: str | None) -> Principal:
@@ -247,7 +275,7 @@ class Endpoint:
         ip = http.get("sourceIp")
         principal = None
         if not self.route.public:
-            claims = ((ctx.get("authorizer") or {}).get("jwt") or {}).get("claims")
+            claims = authorizer_claims(ctx)
             principal = _authenticate(claims, ip)
             self._authorize(principal)
         request = Request(

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ledgerline import errors, jsonutil, routes
+from ledgerline.auth.authorizer import authorize_bearer, verify_credential
 from ledgerline.crypto import masking
 from ledgerline.http.endpoint import PROBLEM_JSON
 
@@ -37,19 +38,8 @@ _TEXT_TYPES = ("application/json", "application/problem+json", "application/x-ww
 Authorizer = Callable[[str], dict[str, Any]]
 
 
-API_KEY_PREFIX = "llk_"
-
-
-def default_authorizer(token: str) -> dict[str, Any]:
-    """Verify a bearer credential the way the deployed authorizers do: merchant API keys
-    (``llk_...``) against their stored hashes, anything else as an RS256 access token."""
-    if token.startswith(API_KEY_PREFIX):
-        from ledgerline.auth.apikeys import authorize
-
-        return authorize(token)
-    from ledgerline.auth.tokens import verify_access_token
-
-    return verify_access_token(token)
+# The decision API Gateway's Lambda authorizer makes in AWS: API keys and access tokens.
+default_authorizer: Authorizer = verify_credential
 
 
 @dataclass
@@ -386,14 +376,8 @@ class _Handler(BaseHTTPRequestHandler):
         return data
 
     def _authorize(self, headers: dict[str, str]) -> dict[str, Any]:
-        """The authorizer's claims; a refused credential counts against the caller's IP,
-        and an IP over its budget is refused before any credential is checked."""
-        from ledgerline.auth import failures
-
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise errors.Unauthorized("send a valid access token: Authorization: Bearer <token>")
-        return failures.counted(self.client_address[0], lambda: self.server.authorizer(token.strip()))
+        """The authorizer's claims, decided as the Lambda authorizer decides in AWS."""
+        return authorize_bearer(headers.get("authorization"), self.client_address[0], verify=self.server.authorizer)
 
     def _write_result(self, result: dict[str, Any]) -> int:
         status = int(result.get("statusCode", 200))
