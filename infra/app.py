@@ -17,6 +17,7 @@ from aws_cdk import App, Stack, Tags
 from infra import constants as c
 from infra import nag
 from infra.assets import PROJECT_ROOT, AssetPaths, prepare_assets
+from infra.components.http_api import AUTHORIZER_NAME
 from infra.components.monitoring import MonitoredFunction
 from infra.settings import InfraSettings
 from infra.stacks.api import ApiStack
@@ -77,7 +78,7 @@ def build_app(
     tables = tables or Tables()
     assets = assets or prepare_assets(project_root)
     names = c.Names(settings.resource_prefix)
-    routes = [r for r in tables.routes if r.public] if settings.api_public_routes_only else list(tables.routes)
+    routes = list(tables.routes)
     environment = common_environment(settings)
 
     network = NetworkStack(app, c.NETWORK_STACK, settings=settings)
@@ -94,7 +95,7 @@ def build_app(
         min_capacity=settings.db_min_capacity,
         max_capacity=settings.db_max_capacity,
     )
-    audit = AuditStack(app, c.AUDIT_STACK, names=names, security=security, data=data, settings=settings)
+    audit = AuditStack(app, c.AUDIT_STACK, names=names, security=security, settings=settings)
     api = ApiStack(
         app,
         c.API_STACK,
@@ -118,7 +119,6 @@ def build_app(
         network=network,
         security=security,
         data=data,
-        audit=audit,
         environment=environment | {c.ENV_JWT_ISSUER: api.issuer},
         assets=assets,
         email_from=settings.email_from,
@@ -129,12 +129,12 @@ def build_app(
         names=names,
         api=api.http.api,
         functions=monitored_functions(names, routes, tables),
-        dead_letter_queues=[names.queue(q.dlq_name) for q in tables.queues],
+        dead_letter_queues=[*(names.queue(q.dlq_name) for q in tables.queues), names.jobs_dlq()],
         alarm_email=settings.alarm_email,
     )
     # Addressed by fixed name, not by reference: the order has to be stated.
-    api.add_stack_dependency(audit, "functions read the audit bucket by name")
-    jobs.add_stack_dependency(audit, "the audit shipper writes the audit bucket by name")
+    api.add_stack_dependency(audit, "functions read the audit bucket by name, its key by alias")
+    jobs.add_stack_dependency(audit, "the audit shipper writes the audit bucket by name, its key by alias")
     observability.add_stack_dependency(jobs, "alarms name the jobs stack's functions and queues")
     # The proxy target group's CloudFormation type takes no tags.
     Tags.of(app).add("app", c.APP_NAME, exclude_resource_types=["AWS::RDS::DBProxyTargetGroup"])
@@ -159,6 +159,8 @@ def monitored_functions(names: c.Names, routes: Sequence[Route], tables: Tables)
         *(MonitoredFunction(names.consumer_function(q.name), reserved=False) for q in tables.queues),
         *(MonitoredFunction(names.job_function(s.name), reserved=True) for s in tables.schedules),
         MonitoredFunction(names.migration_function(), reserved=False),
+        # An authorizer error is a 500 for every route it guards.
+        MonitoredFunction(names.route_function(AUTHORIZER_NAME), reserved=False),
     ]
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from constructs import Node
 
+from infra.constants import INTERFACE_ENDPOINTS
+
 # context key → field name; every field can be overridden with ``-c <key>=<value>``.
 _CONTEXT_KEYS = {
     "resourcePrefix": "resource_prefix",
@@ -24,9 +26,14 @@ _CONTEXT_KEYS = {
     "dbMaxCapacity": "db_max_capacity",
     "athenaBytesScannedCutoff": "athena_bytes_scanned_cutoff",
     "alarmEmail": "alarm_email",
-    "apiPublicRoutesOnly": "api_public_routes_only",
     "bastion": "bastion",
     "emailFrom": "email_from",
+    "interfaceEndpoints": "interface_endpoints",
+}
+# Keys that no longer do anything: refused with what to do instead, not silently ignored.
+_REMOVED_KEYS = {
+    "apiPublicRoutesOnly": "the API deploys in one step now (a Lambda authorizer reads no discovery "
+    "document): drop -c apiPublicRoutesOnly and run `cdk deploy --all`",
 }
 
 
@@ -34,7 +41,8 @@ _CONTEXT_KEYS = {
 class InfraSettings:
     resource_prefix: str = "ledgerline"
     audit_retention_days: int = 400
-    # None: the API's own execute-api URL (it serves /.well-known/openid-configuration).
+    # None: the API's own execute-api URL. Only compared with tokens' iss; nothing is
+    # fetched from it at deploy time (the Lambda authorizer holds no discovery document).
     jwt_issuer: str | None = None
     jwt_audience: str = "ledgerline-api"
     nat_gateways: int = 1
@@ -50,14 +58,16 @@ class InfraSettings:
     alarm_email: str | None = None
     # The verified SES identity notifications are sent from (functions with grant ses:send).
     email_from: str | None = None
-    # First deploy on a fresh account: create only the public routes so that the
-    # API serves its OIDC discovery document before the JWT authorizer is created.
-    api_public_routes_only: bool = False
     # An SSM-only host in the app subnets for operator database access (README, "Deploy to AWS").
     bastion: bool = False
+    # Interface VPC endpoints (service short names, "kms,sqs"); drop one a region lacks.
+    interface_endpoints: tuple[str, ...] = INTERFACE_ENDPOINTS
 
     @classmethod
     def from_context(cls, node: Node) -> InfraSettings:
+        for key, instead in _REMOVED_KEYS.items():
+            if node.try_get_context(key) is not None:
+                raise ValueError(f"context {key} was removed: {instead}")
         values: dict[str, Any] = {}
         types = {f.name: f.type for f in fields(cls)}
         for key, name in _CONTEXT_KEYS.items():
@@ -77,6 +87,12 @@ class InfraSettings:
             )
         if self.email_from and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", self.email_from):
             raise ValueError(f"emailFrom {self.email_from!r}: expected an e-mail address such as no-reply@example.com")
+        unknown = [name for name in self.interface_endpoints if not re.fullmatch(r"[a-z][a-z0-9.-]*", name)]
+        if unknown:
+            raise ValueError(
+                f"interfaceEndpoints {','.join(unknown)}: use service short names such as "
+                f"{','.join(INTERFACE_ENDPOINTS)} (com.amazonaws.<region>.<name>)"
+            )
         if not re.fullmatch(r"[a-z][a-z0-9-]{1,23}", self.resource_prefix):
             raise ValueError(
                 f"resourcePrefix {self.resource_prefix!r}: use 2-24 lowercase letters, digits and '-', "
@@ -95,6 +111,8 @@ def _coerce(key: str, raw: Any, type_name: str) -> Any:
             return int(text)
         if type_name.startswith("float"):
             return float(text)
+        if type_name.startswith("tuple"):
+            return tuple(item.strip() for item in text.split(",") if item.strip())
     except ValueError:
         raise ValueError(f"context {key}={raw!r}: expected {type_name.split(' ')[0]}") from None
     return text or None

@@ -1,8 +1,10 @@
 """``make synth``: build the assets, synthesize every stack into ``cdk.out`` with plain
-Python (no CDK CLI, no AWS account), run cdk-nag, and print timings and resource counts.
+Python (no CDK CLI, no AWS account), run cdk-nag and cfn-lint, and print timings and
+resource counts.
 
-Exit status 1 when a validation (cdk-nag, CloudFormation rules) fails; the full report
-is ``cdk.out/validation-report.json``.
+Exit status 1 when a validation (cdk-nag, CloudFormation rules) fails, the full report
+being ``cdk.out/validation-report.json``, or when cfn-lint reports an error (warnings are
+listed, and do not fail).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 # Before anything imports aws_cdk: starting jsii's Node process is part of the cost.
@@ -19,6 +22,7 @@ _PROCESS_STARTED = time.perf_counter()
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 NESTED_SUFFIX = ".nested.template.json"
+LINT_REPORT = "cfn-lint-report.txt"
 CFN_RESOURCE_LIMIT = 500
 
 
@@ -77,7 +81,7 @@ def format_report(counts: dict[str, int], timings: dict[str, float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--outdir", default=str(PROJECT_ROOT / "cdk.out"))
-    parser.add_argument("--no-checks", action="store_true", help="skip cdk-nag (not for CI)")
+    parser.add_argument("--no-checks", action="store_true", help="skip cdk-nag and cfn-lint (not for CI)")
     parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     context = dict(item.split("=", 1) for item in args.context)
@@ -100,11 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     finished = time.perf_counter()
 
     outdir = Path(args.outdir)
+    lint_errors = [] if args.no_checks or failed else lint_summary(outdir)
+    linted = time.perf_counter()
     timings = {
         "start (Python, jsii, aws-cdk-lib)": started - _PROCESS_STARTED,
         "assets (layer + functions)": assets_done - started,
         "construct": constructed - assets_done,
         "synth + checks": finished - constructed,
+        "cfn-lint": linted - finished,
         "synth time": finished - _PROCESS_STARTED,
     }
     counts = resource_counts(outdir)
@@ -116,7 +123,27 @@ def main(argv: list[str] | None = None) -> int:
         print("\nvalidation failed:", *validation_summary(outdir), sep="\n  ", file=sys.stderr)
         print(f"full report: {outdir / 'validation-report.json'}", file=sys.stderr)
         return 1
+    if lint_errors:
+        print("\ncfn-lint errors:", *lint_errors, sep="\n  ", file=sys.stderr)
+        return 1
     return 0
+
+
+def lint_summary(outdir: Path) -> list[str]:
+    """cfn-lint over every template of the assembly: prints warnings, returns the errors
+    (one line each; a missing cfn-lint is an error too, ``make synth`` installs it)."""
+    from infra.lint import lint_templates
+
+    files = [file for stack_files in stack_templates(outdir).values() for file in stack_files]
+    try:
+        findings = lint_templates(outdir, files)
+    except ImportError:
+        return ["cfn-lint is not installed: pip install -e '.[infra]'"]
+    (outdir / LINT_REPORT).write_text("".join(f"{f.level}: {f}\n" for f in findings))
+    warnings = Counter(f.rule for f in findings if f.level != "error")
+    counted = ", ".join(f"{rule} x{count}" for rule, count in sorted(warnings.items())) or "no warnings"
+    print(f"cfn-lint: {len(files)} templates; {counted} (all findings: {outdir / LINT_REPORT})")
+    return [str(f) for f in findings if f.level == "error"]
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ class AuditBucket(Construct):
             versioned=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(retention_days))],
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         )
 
     def _bucket(self, key: kms.IKey, retention_days: int, bucket_name: str) -> s3.Bucket:
@@ -58,7 +58,9 @@ class AuditBucket(Construct):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="audit-bucket/",
-            removal_policy=RemovalPolicy.RETAIN,
+            # Kept when the stack is deleted (locked objects outlive it anyway); deleted, empty,
+            # when the first create rolls back, so that the retry can take the same fixed name.
+            removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         )
 
     def _deny_deletes(self) -> None:
@@ -159,7 +161,7 @@ class AuditQueries(Construct):
             lifecycle_rules=[s3.LifecycleRule(expiration=c.ATHENA_RESULTS_EXPIRY)],
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix="athena-results/",
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         )
 
     def _workgroup(self, key: kms.IKey, bytes_scanned_cutoff: int) -> athena.CfnWorkGroup:
@@ -247,9 +249,9 @@ class AuditQueries(Construct):
         role = iam.Role(
             self,
             "AuditorRole",
-            role_name=f"{self._names.prefix}-auditor",
+            role_name=self._names.auditor_role(),
             description="Auditors: query the audit trail with Athena; nothing else",
-            assumed_by=iam.AccountRootPrincipal().with_conditions({"Bool": {"aws:MultiFactorAuthPresent": "true"}}),
+            assumed_by=self._auditors(),
             max_session_duration=Duration.hours(4),
             inline_policies={"AuditQueries": iam.PolicyDocument(statements=statements)},
         )
@@ -264,6 +266,17 @@ class AuditQueries(Construct):
             "Athena writes each query's results under a fresh key in the dedicated results bucket.",
         )
         return role
+
+    def _auditors(self) -> iam.IPrincipal:
+        # Not "anyone of the account with MFA": only the users or roles an IAM administrator
+        # tagged as auditors (README, "Auditors"), signed in with MFA within the last hour.
+        return iam.AccountRootPrincipal().with_conditions(
+            {
+                "Bool": {"aws:MultiFactorAuthPresent": "true"},
+                "NumericLessThanEquals": {"aws:MultiFactorAuthAge": str(c.AUDITOR_MFA_MAX_AGE.to_seconds())},
+                "StringEquals": {f"aws:PrincipalTag/{self._names.principal_tag('auditor')}": "true"},
+            }
+        )
 
     @staticmethod
     def _logical_id(bucket: s3.IBucket) -> str:

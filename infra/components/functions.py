@@ -5,18 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, Duration, Fn, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_secretsmanager as sm
+from aws_cdk import aws_rds as rds
 from constructs import Construct
 
 from infra import constants as c
 from infra.assets import AssetPaths
-from infra.components.grants import GrantCatalog, secret_read_statements
+from infra.components.grants import GrantCatalog
 from infra.components.network import APP_SUBNETS
 from infra.nag import acknowledge
 
@@ -35,10 +34,39 @@ _ENI_ACTIONS = [
 
 @dataclass(frozen=True)
 class DatabaseAccess:
+    """Functions log in to the RDS Proxy with an IAM token (``rds-db:connect`` for their
+    database user), never with a password: there is no database secret in any function."""
+
     host: str  # the RDS Proxy endpoint
     name: str
-    app_secret: sm.ISecret  # application-role credentials, JSON {username,password,host,port,dbname}
-    key: kms.IKey  # encrypts the secret
+    proxy: rds.IDatabaseProxy
+    # The producer stack's output holding the proxy's resource id (prx-...), which the
+    # rds-db:connect ARN names.
+    proxy_id_output: str
+
+    def connect_statement(self, scope: Construct, user: str) -> iam.PolicyStatement:
+        """``rds-db:connect`` as ``user`` through this proxy, from a function in ``scope``.
+
+        Other stacks read the id from the producer's output: CDK's ``grant_connect`` would
+        split the proxy ARN there, and ``Fn::Split`` does not accept ``Fn::GetStackOutput``."""
+        producer = Stack.of(self.proxy)
+        if _top_level(Stack.of(scope)) is producer:
+            proxy_id = proxy_resource_id(self.proxy)
+        else:
+            proxy_id = Fn.get_stack_output(producer.stack_name, self.proxy_id_output, region=Aws.REGION)
+        arn = f"arn:{Aws.PARTITION}:rds-db:{Aws.REGION}:{Aws.ACCOUNT_ID}:dbuser:{proxy_id}/{user}"
+        return iam.PolicyStatement(actions=["rds-db:connect"], resources=[arn])
+
+
+def proxy_resource_id(proxy: rds.IDatabaseProxy) -> str:
+    """``arn:aws:rds:<region>:<account>:db-proxy:prx-0123abcd`` → ``prx-0123abcd``."""
+    return Fn.select(6, Fn.split(":", proxy.db_proxy_arn))
+
+
+def _top_level(stack: Stack) -> Stack:
+    while stack.nested_stack_parent is not None:
+        stack = stack.nested_stack_parent
+    return stack
 
 
 @dataclass(frozen=True)
@@ -52,6 +80,11 @@ class FunctionPlatform:
     environment: Mapping[str, str]  # the variables every function gets
     grants: GrantCatalog | None = None  # None: functions of this stack may not ask for grants
 
+    @property
+    def role_path(self) -> str:
+        """The IAM path of every function role of this copy (``constants.Names.role_path``)."""
+        return c.Names(self.environment[c.ENV_RESOURCE_PREFIX]).role_path()
+
 
 @dataclass(frozen=True)
 class FunctionSpec:
@@ -63,6 +96,10 @@ class FunctionSpec:
     reserved_concurrency: int | None = None
     memory_mb: int = c.LAMBDA_MEMORY_MB
     environment: Mapping[str, str] = field(default_factory=dict)
+    # The database login, and the variable that tells the code which it is (the migration
+    # logs in as the master user, under LEDGERLINE_DB_OWNER_USER).
+    db_user: str = c.DB_APP_USER
+    db_user_env: str = c.ENV_DB_USER
 
 
 class SharedCode(Construct):
@@ -93,10 +130,7 @@ class SharedCode(Construct):
 
     @classmethod
     def layer_for(cls, scope: Construct, assets: AssetPaths) -> lambda_.ILayerVersion:
-        stack = Stack.of(scope)
-        while stack.nested_stack_parent is not None:
-            stack = stack.nested_stack_parent
-        layer = cls._of(stack, assets).layer
+        layer = cls._of(_top_level(Stack.of(scope)), assets).layer
         assert layer is not None
         return layer
 
@@ -110,7 +144,9 @@ class SharedCode(Construct):
 
 class LedgerFunction(Construct):
     """A Python 3.12 arm64 Lambda in the app subnets, reaching the database through the
-    proxy with the application role, plus exactly the grants its table row names."""
+    proxy as its database user (IAM authentication), plus exactly the grants its table row
+    names. Its role lives under the copy's IAM path and carries one tag per grant: key
+    policies admit only such roles (``infra.components.keys``)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, spec: FunctionSpec, platform: FunctionPlatform) -> None:
         super().__init__(scope, construct_id)
@@ -141,6 +177,7 @@ class LedgerFunction(Construct):
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"Execution role of {self.spec.function_name}",
+            path=self._platform.role_path,
         )
         role.add_to_policy(
             iam.PolicyStatement(
@@ -148,9 +185,7 @@ class LedgerFunction(Construct):
             )
         )
         role.add_to_policy(iam.PolicyStatement(actions=_ENI_ACTIONS, resources=["*"]))
-        database = self._platform.database
-        for statement in secret_read_statements(database.app_secret, database.key, Stack.of(self).region):
-            role.add_to_policy(statement)
+        role.add_to_policy(self._platform.database.connect_statement(self, self.spec.db_user))
         acknowledge(
             role,
             "AwsSolutions-IAM5[Resource::*]",
@@ -164,7 +199,8 @@ class LedgerFunction(Construct):
         return dict(self._platform.environment) | {
             c.ENV_DB_HOST: database.host,
             c.ENV_DB_NAME: database.name,
-            c.ENV_DB_SECRET_ARN: database.app_secret.secret_arn,
+            self.spec.db_user_env: self.spec.db_user,
+            c.ENV_DB_IAM_AUTH: "true",
         }
 
     def _grant_environment(self) -> dict[str, str]:
@@ -177,6 +213,7 @@ class LedgerFunction(Construct):
         for grant in self.spec.grants:
             effect = catalog.resolve(grant, owner=self.spec.handler)
             self.grant_statements(effect.statements)
+            Tags.of(self.role).add(c.grant_tag(grant), "true")
             for finding, reason in effect.acknowledgments.items():
                 acknowledge(self.role, finding, reason)
             environment |= effect.environment

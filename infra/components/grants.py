@@ -20,6 +20,13 @@ from constructs import Construct
 from infra import constants as c
 
 SQS_PREFIX = "sqs:"
+# The audit bucket's key is named by its alias, like the bucket by its name: any key of
+# the account, as long as it carries that alias and S3 is the one calling.
+AUDIT_KEY_FINDING = "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*]"
+AUDIT_KEY_REASON = (
+    "The audit bucket's key, named by its alias (kms:ResourceAliases) and used only through S3 "
+    "(kms:ViaService): the audit stack owns it, and this stack may not refer to that stack."
+)
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,6 @@ class GrantTargets:
     jwt_key: kms.IKey
     field_key: kms.IKey
     audit_key: kms.IKey
-    data_key: kms.IKey  # encrypts the audit bucket
     secrets_key: kms.IKey  # encrypts the gateway and blind-index secrets
     audit_bucket: s3.IBucket
     gateway_secret: sm.ISecret
@@ -52,6 +58,7 @@ class GrantCatalog:
     def __init__(self, scope: Construct, targets: GrantTargets, *, audit_bucket_name: str) -> None:
         self._region = Stack.of(scope).region
         self._audit_bucket_name = audit_bucket_name
+        self._audit_bucket_key_alias = c.Names.of_audit_bucket(audit_bucket_name).key_alias(c.AUDIT_BUCKET_KEY)
         self._t = targets
         self._fixed: dict[str, Callable[[], GrantEffect]] = {
             "kms:jwt-sign": self._jwt_sign,
@@ -112,7 +119,10 @@ class GrantCatalog:
                 self._via_s3(["kms:GenerateDataKey", "kms:Decrypt"]),
             ),
             {c.ENV_AUDIT_BUCKET: bucket.bucket_name},
-            {self._audit_objects_finding(): "New audit batches get new keys under the audit/ prefix."},
+            {
+                self._audit_objects_finding(): "New audit batches get new keys under the audit/ prefix.",
+                AUDIT_KEY_FINDING: AUDIT_KEY_REASON,
+            },
         )
 
     def _audit_read(self) -> GrantEffect:
@@ -124,7 +134,10 @@ class GrantCatalog:
                 self._via_s3(["kms:Decrypt"]),
             ),
             {c.ENV_AUDIT_BUCKET: bucket.bucket_name},
-            {self._audit_objects_finding(): "Reads any audit batch under the audit/ prefix, read-only."},
+            {
+                self._audit_objects_finding(): "Reads any audit batch under the audit/ prefix, read-only.",
+                AUDIT_KEY_FINDING: AUDIT_KEY_REASON,
+            },
         )
 
     def _audit_objects_finding(self) -> str:
@@ -160,8 +173,10 @@ class GrantCatalog:
         return GrantEffect(tuple(statements), {c.queue_url_env(queue_name): queue.queue_url})
 
     def _via_s3(self, actions: list[str]) -> iam.PolicyStatement:
-        statement = _allow(actions, self._t.data_key.key_arn)
+        keys = f"arn:{Aws.PARTITION}:kms:{self._region}:{Aws.ACCOUNT_ID}:key/*"
+        statement = _allow(actions, keys)
         statement.add_condition("StringEquals", {"kms:ViaService": f"s3.{self._region}.amazonaws.com"})
+        statement.add_condition("ForAnyValue:StringEquals", {"kms:ResourceAliases": self._audit_bucket_key_alias})
         return statement
 
 

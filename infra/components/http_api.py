@@ -1,4 +1,5 @@
-"""The HTTP API, generated from ``ledgerline.routes.ROUTES``: one Lambda per route."""
+"""The HTTP API, generated from ``ledgerline.routes.ROUTES``: one Lambda per route, and
+one Lambda authorizer in front of every non-public route."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from collections.abc import Sequence
 from itertools import groupby
 
 import jsii
-from aws_cdk import Annotations, NestedStack, RemovalPolicy
+from aws_cdk import Duration, NestedStack, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw_v1
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -19,9 +21,16 @@ from infra.components.functions import FunctionPlatform, FunctionSpec, LedgerFun
 from infra.nag import acknowledge
 from ledgerline.routes import Route
 
-# The API serves its own OIDC discovery: API Gateway reads ``<issuer>/.well-known/
-# openid-configuration`` and, from it, the JWKS URL.
-DISCOVERY_PATHS = ("/.well-known/openid-configuration", "/.well-known/jwks.json")
+# The Lambda REQUEST authorizer (functions/auth/authorizer.py). It verifies tokens with
+# the JWT key's public half and API keys in the database, so it reads no discovery
+# document: the API, its routes and the authorizer are created in one deploy.
+AUTHORIZER_NAME = "authorizer"  # function ledgerline-api-authorizer
+AUTHORIZER_HANDLER = "functions.auth.authorizer.handler"
+AUTHORIZER_GRANTS = ("kms:jwt-verify",)
+AUTHORIZER_IDENTITY_SOURCE = "$request.header.Authorization"
+# One answer per Authorization header value, for every route. Safe to cache because the
+# Endpoint re-checks exp and the database state (revocation, suspension, role) per request.
+AUTHORIZER_CACHE_TTL = Duration.minutes(5)
 
 ACCESS_LOG_FORMAT = json.dumps(
     {
@@ -37,7 +46,9 @@ ACCESS_LOG_FORMAT = json.dumps(
         "integrationLatencyMs": "$context.integrationLatency",
         "integrationError": "$context.integrationErrorMessage",
         "authorizerError": "$context.authorizer.error",
-        "sub": "$context.authorizer.claims.sub",
+        # The Lambda authorizer's context: the caller, and "access" (token) or "api_key".
+        "sub": "$context.authorizer.sub",
+        "credential": "$context.authorizer.typ",
     }
 )
 
@@ -60,15 +71,18 @@ class _AccessLogSettings:
 
 
 @jsii.implements(apigw.IHttpRouteAuthorizer)
-class _JwtRouteAuthorizer:
-    """Attaches the API's one JWT authorizer (created in the API's stack) to a route in
-    any route group, instead of letting the first route create it in its own group."""
+class _SharedRouteAuthorizer:
+    """Attaches the API's one Lambda authorizer (created in the API's stack) to a route in
+    any route group. ``HttpLambdaAuthorizer`` would create the authorizer and its invoke
+    permission inside the first route that binds it, i.e. in one area's nested stack."""
 
     def __init__(self, authorizer: apigw.HttpAuthorizer) -> None:
         self._authorizer = authorizer
 
     def bind(self, *, route: apigw.IHttpRoute, scope: Construct) -> apigw.HttpRouteAuthorizerConfig:
-        return apigw.HttpRouteAuthorizerConfig(authorization_type="JWT", authorizer_id=self._authorizer.authorizer_id)
+        return apigw.HttpRouteAuthorizerConfig(
+            authorization_type="CUSTOM", authorizer_id=self._authorizer.authorizer_id
+        )
 
 
 class RouteGroup(NestedStack):
@@ -94,16 +108,17 @@ class RoutedHttpApi(Construct):
         *,
         names: c.Names,
         issuer: str | None,
-        audience: str,
         rate_limit: int,
         burst_limit: int,
     ) -> None:
         super().__init__(scope, construct_id)
         self._names = names
         self.api = self._api()
+        # Tokens' ``iss``: the API's own URL unless configured; the authorizer compares
+        # it with LEDGERLINE_JWT_ISSUER and reads nothing from it.
         self.issuer = issuer or self.api.api_endpoint
-        self.audience = audience
-        self.authorizer: apigw.HttpAuthorizer | None = None  # created with the first non-public route
+        self.authorizer: apigw.HttpAuthorizer | None = None  # created by add_routes
+        self.authorizer_function: LedgerFunction | None = None
         self.access_logs = logs.LogGroup(
             self, "AccessLogs", retention=c.LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
         )
@@ -121,6 +136,7 @@ class RoutedHttpApi(Construct):
         money_rate_limit: int,
         money_burst_limit: int,
     ) -> None:
+        self.authorizer_function, self.authorizer = self._lambda_authorizer(platform)
         for area, rows in groupby(sorted(routes, key=area_of), key=area_of):
             group = RouteGroup(self, f"{c.pascal(area)}Routes", description=f"Ledgerline API routes: {area}")
             self.groups[area] = group
@@ -131,37 +147,58 @@ class RoutedHttpApi(Construct):
             # Route settings name routes, so the stage follows every group.
             self.stage.node.add_dependency(group)
         self._money_throttling([r for r in routes if r.money], money_rate_limit, money_burst_limit)
-        self._warn_without_discovery(routes)
 
     def _api(self) -> apigw.HttpApi:
-        api = apigw.HttpApi(
+        # No FailOnWarnings: it applies to OpenAPI imports (Body), which this API has none of.
+        return apigw.HttpApi(
             self,
             "Api",
             api_name=self._names.prefix,
             description="Ledgerline HTTP API (generated from ledgerline.routes.ROUTES)",
             create_default_stage=False,
         )
-        # Without this an authorizer that cannot read the issuer's discovery document is
-        # dropped with a warning, and the routes behind it silently disappear.
-        api.node.default_child.add_property_override("FailOnWarnings", True)  # type: ignore[union-attr]
-        return api
 
-    def _jwt(self) -> apigw.IHttpRouteAuthorizer:
-        if self.authorizer is None:
-            self.authorizer = self._authorizer()
-        return _JwtRouteAuthorizer(self.authorizer)
-
-    def _authorizer(self) -> apigw.HttpAuthorizer:
-        return apigw.HttpAuthorizer(
+    def _lambda_authorizer(self, platform: FunctionPlatform) -> tuple[LedgerFunction, apigw.HttpAuthorizer]:
+        """The authorizer function (built and granted like a route's: its own role, the
+        database through the proxy, ``kms:jwt-verify``) and the API's REQUEST authorizer
+        on it, with simple responses (payload 2.0)."""
+        function = LedgerFunction(
             self,
-            "JwtAuthorizer",
-            http_api=self.api,
-            type=apigw.HttpAuthorizerType.JWT,
-            authorizer_name="ledgerline-jwt",
-            identity_source=["$request.header.Authorization"],
-            jwt_issuer=self.issuer,
-            jwt_audience=[self.audience],
+            "Authorizer",
+            spec=FunctionSpec(
+                function_name=self._names.route_function(AUTHORIZER_NAME),
+                handler=AUTHORIZER_HANDLER,
+                description="Lambda authorizer of every non-public route: access tokens and API keys",
+                timeout=c.API_TIMEOUT,
+                grants=AUTHORIZER_GRANTS,
+            ),
+            platform=platform,
         )
+        stack = Stack.of(self)
+        invocations = f"arn:{stack.partition}:apigateway:{stack.region}:lambda:path/2015-03-31/functions/"
+        authorizer = apigw.HttpAuthorizer(
+            self,
+            "LambdaAuthorizer",
+            http_api=self.api,
+            type=apigw.HttpAuthorizerType.LAMBDA,
+            authorizer_name=f"{self._names.prefix}-authorizer",
+            authorizer_uri=f"{invocations}{function.function.function_arn}/invocations",
+            identity_source=[AUTHORIZER_IDENTITY_SOURCE],
+            enable_simple_responses=True,
+            payload_format_version=apigw.AuthorizerPayloadVersion.VERSION_2_0,
+            results_cache_ttl=AUTHORIZER_CACHE_TTL,
+        )
+        # API Gateway may invoke it only as this API's authorizer.
+        function.function.add_permission(
+            "InvokedByApiAuthorizer",
+            principal=iam.ServicePrincipal("apigateway.amazonaws.com"),
+            source_arn=stack.format_arn(
+                service="execute-api",
+                resource=self.api.api_id,
+                resource_name=f"authorizers/{authorizer.authorizer_id}",
+            ),
+        )
+        return function, authorizer
 
     def _stage(self, rate_limit: int, burst_limit: int) -> apigw.HttpStage:
         return apigw.HttpStage(
@@ -197,7 +234,10 @@ class RoutedHttpApi(Construct):
 
     def _route(self, group: RouteGroup, route: Route, function: LedgerFunction) -> apigw.HttpRoute:
         integration = integrations.HttpLambdaIntegration(f"{route.name}Integration", function.function)
-        authorizer = apigw.HttpNoneAuthorizer() if route.public else self._jwt()
+        authorizer: apigw.IHttpRouteAuthorizer = apigw.HttpNoneAuthorizer()
+        if not route.public:
+            assert self.authorizer is not None, "add_routes creates the authorizer first"
+            authorizer = _SharedRouteAuthorizer(self.authorizer)
         http_route = apigw.HttpRoute(
             group,
             f"{route.name}Route",
@@ -211,7 +251,7 @@ class RoutedHttpApi(Construct):
                 http_route,
                 "AwsSolutions-APIG4",
                 f"{route.method} {route.path} is PUBLIC in ledgerline.routes.ROUTES "
-                f"({route.description}); every other route has the JWT authorizer.",
+                f"({route.description}); every other route has the Lambda authorizer.",
             )
         return http_route
 
@@ -223,13 +263,3 @@ class RoutedHttpApi(Construct):
             for r in routes
         }
         self.stage.node.default_child.add_property_override("RouteSettings", settings)  # type: ignore[union-attr]
-
-    def _warn_without_discovery(self, routes: Sequence[Route]) -> None:
-        served = {r.path for r in routes if r.public and r.method.upper() == "GET"}
-        missing = [p for p in DISCOVERY_PATHS if p not in served]
-        if missing and any(not r.public for r in routes):
-            Annotations.of(self).add_warning_v2(
-                "ledgerline:oidc-discovery",
-                f"The JWT authorizer reads <issuer>{DISCOVERY_PATHS[0]}, but ROUTES has no public GET "
-                f"route for {', '.join(missing)}; set context jwtIssuer to an issuer that serves them.",
-            )

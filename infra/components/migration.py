@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import CustomResource, Stack
+from aws_cdk import CustomResource, RemovalPolicy, Stack
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
@@ -20,8 +21,9 @@ from infra.nag import acknowledge
 class Migration(Construct):
     """A custom resource whose properties carry a hash of the migration SQL files, so
     CloudFormation calls the migration function again exactly when they change. The
-    function connects with the owner secret; it also creates/updates the application
-    role from the application secret."""
+    function logs in through the proxy as the master user with IAM authentication; it
+    also creates/updates the application role, whose password it reads from the
+    application secret (the proxy logs in to Aurora with that secret)."""
 
     def __init__(
         self,
@@ -29,16 +31,19 @@ class Migration(Construct):
         construct_id: str,
         *,
         database: Database,
+        key: kms.IKey,
         platform: FunctionPlatform,
         names: c.Names,
         project_root: Path,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.function = self._function(database, platform, names)
+        self.function = self._function(database, key, platform, names)
         self.provider = self._provider()
         self.resource = self._resource(database, project_root)
 
-    def _function(self, database: Database, platform: FunctionPlatform, names: c.Names) -> LedgerFunction:
+    def _function(
+        self, database: Database, key: kms.IKey, platform: FunctionPlatform, names: c.Names
+    ) -> LedgerFunction:
         function = LedgerFunction(
             self,
             "Migrate",
@@ -48,13 +53,13 @@ class Migration(Construct):
                 description="Applies ledgerline database migrations (CloudFormation custom resource)",
                 timeout=c.MIGRATION_TIMEOUT,
                 reserved_concurrency=None,
-                environment={c.ENV_DB_OWNER_SECRET_ARN: database.owner_secret.secret_arn},
+                environment={c.ENV_DB_SECRET_ARN: database.app_secret.secret_arn},
+                db_user=c.DB_MASTER_USER,
+                db_user_env=c.ENV_DB_OWNER_USER,
             ),
             platform=platform,
         )
-        function.grant_statements(
-            secret_read_statements(database.owner_secret, platform.database.key, Stack.of(self).region)
-        )
+        function.grant_statements(secret_read_statements(database.app_secret, key, Stack.of(self).region))
         return function
 
     def _provider(self) -> cr.Provider:
@@ -62,7 +67,9 @@ class Migration(Construct):
             self,
             "Provider",
             on_event_handler=self.function.function,
-            log_group=logs.LogGroup(self, "ProviderLogs", retention=c.LOG_RETENTION),
+            log_group=logs.LogGroup(
+                self, "ProviderLogs", retention=c.LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
+            ),
         )
         reason = "CDK's custom-resource provider framework (Node.js, managed by aws-cdk-lib): "
         acknowledge(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -64,7 +64,15 @@ class Alarms(Construct):
         self._region_throttles()
 
     def _topic(self, alarm_email: str | None) -> sns.Topic:
-        key = kms.Key(self, "TopicKey", description="Ledgerline alarm topic", enable_key_rotation=True)
+        # Alarm notifications are transient: the key goes with the stack ("safe to recreate").
+        key = kms.Key(
+            self,
+            "TopicKey",
+            description="Ledgerline alarm topic",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,
+            pending_window=Duration.days(7),
+        )
         # CloudWatch publishes alarm notifications to the encrypted topic.
         key.add_to_resource_policy(
             iam.PolicyStatement(
@@ -74,6 +82,17 @@ class Alarms(Construct):
             )
         )
         topic = sns.Topic(self, "Topic", display_name="Ledgerline alarms", master_key=key, enforce_ssl=True)
+        # enforce_ssl gives the topic a policy of its own (a TLS deny), which replaces SNS's
+        # default policy: without this statement CloudWatch could never publish an alarm.
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsOfThisAccountPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            )
+        )
         if alarm_email:
             topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         return topic

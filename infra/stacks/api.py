@@ -21,7 +21,8 @@ from ledgerline.routes import Route
 
 
 class ApiStack(Stack):
-    """The HTTP API and one Lambda per route. Changes with every code deploy."""
+    """The HTTP API, its Lambda authorizer and one Lambda per route. Changes with every
+    code deploy."""
 
     def __init__(
         self,
@@ -45,7 +46,6 @@ class ApiStack(Stack):
             "Http",
             names=names,
             issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
             rate_limit=settings.api_rate_limit,
             burst_limit=settings.api_burst_limit,
         )
@@ -54,7 +54,6 @@ class ApiStack(Stack):
             jwt_key=security.keys.jwt,
             field_key=security.keys.field,
             audit_key=security.keys.audit_checkpoint,
-            data_key=data.key,
             secrets_key=security.keys.secrets,
             audit_bucket=s3.Bucket.from_bucket_name(self, "AuditBucket", names.audit_bucket()),
             email_from=settings.email_from,

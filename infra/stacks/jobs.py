@@ -4,15 +4,16 @@ from collections.abc import Mapping, Sequence
 
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import constants as c
 from infra.assets import AssetPaths
 from infra.components.functions import FunctionPlatform
 from infra.components.grants import GrantCatalog, GrantTargets
-from infra.components.queues import QueueConsumer, WorkQueue
+from infra.components.queues import QueueConsumer, WorkQueue, dead_letter_queue
 from infra.components.schedules import ScheduledJob
-from infra.stacks.audit import AuditStack
+from infra.nag import acknowledge
 from infra.stacks.data import DataStack
 from infra.stacks.network import NetworkStack
 from infra.stacks.security import SecurityStack
@@ -20,7 +21,8 @@ from ledgerline.jobs import Queue, Schedule
 
 
 class JobsStack(Stack):
-    """Queues (each with a DLQ), their consumers, and the scheduled jobs."""
+    """Queues (each with a DLQ), their consumers, and the scheduled jobs (with one DLQ for
+    the runs that could not be delivered or failed)."""
 
     def __init__(
         self,
@@ -33,7 +35,6 @@ class JobsStack(Stack):
         network: NetworkStack,
         security: SecurityStack,
         data: DataStack,
-        audit: AuditStack,
         environment: Mapping[str, str],
         assets: AssetPaths,
         email_from: str | None,
@@ -44,7 +45,6 @@ class JobsStack(Stack):
             jwt_key=security.keys.jwt,
             field_key=security.keys.field,
             audit_key=security.keys.audit_checkpoint,
-            data_key=data.key,
             secrets_key=security.keys.secrets,
             audit_bucket=s3.Bucket.from_bucket_name(self, "AuditBucket", names.audit_bucket()),
             email_from=email_from,
@@ -64,9 +64,22 @@ class JobsStack(Stack):
             name: QueueConsumer(self, f"{c.pascal(name)}Consumer", work=work, platform=platform, names=names)
             for name, work in self.work_queues.items()
         }
+        self.jobs_dlq = self._jobs_dlq(names)
         self.jobs = {
-            row.name: ScheduledJob(self, f"{c.pascal(row.name)}Job", row=row, platform=platform, names=names)
+            row.name: ScheduledJob(
+                self, f"{c.pascal(row.name)}Job", row=row, platform=platform, names=names, dead_letters=self.jobs_dlq
+            )
             for row in schedules
         }
         for name, work in self.work_queues.items():
             CfnOutput(self, f"{c.pascal(name)}QueueUrl", value=work.queue.queue_url)
+
+    def _jobs_dlq(self, names: c.Names) -> sqs.Queue:
+        queue = dead_letter_queue(self, "JobsDlq", queue_name=names.jobs_dlq())
+        acknowledge(
+            queue,
+            "AwsSolutions-SQS3",
+            "This is itself a dead-letter queue: of the scheduled jobs' EventBridge targets and of their "
+            "asynchronous invocations (on-failure destination); its depth is alarmed.",
+        )
+        return queue

@@ -44,14 +44,16 @@ def test_audit_bucket_is_kms_encrypted_private_logged_and_retained(real: Synthes
     _, bucket = _audit_bucket(real)
     (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
-    assert "DataKey" in str(rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"])
+    # Its own key, in its own stack: not the database's key that also protects Aurora.
+    assert ref(rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"]) == _storage_key_id(real)
     assert bucket["PublicAccessBlockConfiguration"] == {
         "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
     }  # fmt: skip
     assert "LoggingConfiguration" in bucket
     assert "audit" in str(bucket["BucketName"])
     real.template(AUDIT).has_resource("AWS::S3::Bucket", {"Properties": Match.object_like({"ObjectLockEnabled": True}),
-                                                         "DeletionPolicy": "Retain"})  # fmt: skip
+                                                         "DeletionPolicy": "RetainExceptOnCreate",
+                                                         "UpdateReplacePolicy": "Retain"})  # fmt: skip
 
 
 def test_audit_bucket_policy_requires_tls_and_denies_every_delete(real: Synthesized) -> None:
@@ -139,6 +141,53 @@ def test_auditor_role_can_only_query(real: Synthesized) -> None:
             if any(a.startswith("athena:") for a in as_list(statement["Action"])):
                 (workgroup,) = as_list(statement["Resource"])
                 assert f"workgroup/{NAMES.workgroup()}" in str(workgroup)
-    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Condition"] == {
-        "Bool": {"aws:MultiFactorAuthPresent": "true"}
+
+
+def _auditor_role(app: Synthesized) -> dict[str, Any]:
+    (role,) = [r["Properties"] for r in app.resources(AUDIT, "AWS::IAM::Role").values()
+               if r["Properties"].get("RoleName") == NAMES.auditor_role()]  # fmt: skip
+    return role
+
+
+def test_only_tagged_auditors_with_a_recent_mfa_sign_in_may_assume_the_auditor_role(real: Synthesized) -> None:
+    (trust,) = _auditor_role(real)["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Action"] == "sts:AssumeRole"
+    assert "root" in str(trust["Principal"]["AWS"])
+    assert trust["Condition"] == {
+        "Bool": {"aws:MultiFactorAuthPresent": "true"},
+        "NumericLessThanEquals": {"aws:MultiFactorAuthAge": "3600"},
+        "StringEquals": {f"aws:PrincipalTag/{NAMES.principal_tag('auditor')}": "true"},
     }
+
+
+def _storage_key_id(app: Synthesized) -> str:
+    keys = app.resources(AUDIT, "AWS::KMS::Key")
+    (alias,) = [a["Properties"] for a in app.resources(AUDIT, "AWS::KMS::Alias").values()]
+    assert alias["AliasName"] == NAMES.key_alias(c.AUDIT_BUCKET_KEY)
+    key_id = ref(alias["TargetKeyId"])
+    assert key_id in keys
+    return str(key_id)
+
+
+def test_audit_objects_and_query_results_have_their_own_key_usable_only_through_s3(real: Synthesized) -> None:
+    key = real.resources(AUDIT, "AWS::KMS::Key")[_storage_key_id(real)]
+    assert key["Properties"]["EnableKeyRotation"] is True
+    users = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if "Condition" in s]
+    assert {s["Sid"] for s in users} == {
+        "AuditShipperWrites",
+        "AuditReadersRead",
+        "AuditorsQuery",
+        "OperatorsVerifyTheTrail",
+    }
+    for statement in users:
+        assert "s3." in str(statement["Condition"]["StringEquals"]["kms:ViaService"])
+    (auditors,) = [s for s in users if s["Sid"] == "AuditorsQuery"]
+    assert f":role/{NAMES.auditor_role()}" in str(auditors["Condition"]["ArnEquals"]["aws:PrincipalArn"])
+    workgroup = next(iter(real.resources(AUDIT, "AWS::Athena::WorkGroup").values()))["Properties"]
+    encryption = workgroup["WorkGroupConfiguration"]["ResultConfiguration"]["EncryptionConfiguration"]
+    assert ref(encryption["KmsKey"]) == _storage_key_id(real)
+    role = _auditor_role(real)
+    decrypt = [
+        s for p in role["Policies"] for s in statements(p["PolicyDocument"]) if "kms:Decrypt" in as_list(s["Action"])
+    ]
+    assert [ref(r) for s in decrypt for r in as_list(s["Resource"])] == [_storage_key_id(real)]

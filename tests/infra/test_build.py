@@ -21,11 +21,11 @@ def _settings(**context: str) -> InfraSettings:
 
 
 def test_context_overrides_defaults_with_typed_values() -> None:
-    settings = _settings(auditRetentionDays="2555", dbMaxCapacity="16", apiPublicRoutesOnly="true",
+    settings = _settings(auditRetentionDays="2555", dbMaxCapacity="16", bastion="true",
                          resourcePrefix="ll-stage")  # fmt: skip
     assert settings.audit_retention_days == 2555
     assert settings.db_max_capacity == 16.0
-    assert settings.api_public_routes_only is True
+    assert settings.bastion is True
     assert settings.resource_prefix == "ll-stage"
     assert _settings() == InfraSettings()
 
@@ -35,7 +35,7 @@ def test_context_overrides_defaults_with_typed_values() -> None:
     [
         ({"auditRetentionDays": "forever"}, "auditRetentionDays='forever': expected int"),
         ({"auditRetentionDays": "0"}, "at least 1 day"),
-        ({"apiPublicRoutesOnly": "maybe"}, "expected bool"),
+        ({"bastion": "maybe"}, "expected bool"),
         ({"resourcePrefix": "Ledger_Line"}, "lowercase"),
         ({"dbMinCapacity": "4", "dbMaxCapacity": "2"}, "dbMinCapacity"),
     ],
@@ -119,18 +119,13 @@ def test_layer_ships_exactly_the_runtime_dependencies_of_pyproject() -> None:
     assert build.runtime_dependencies() == pyproject["project"]["dependencies"]
 
 
-def test_public_routes_only_mode_creates_no_authorized_route(assets: AssetPaths) -> None:
-    built = build_app(context={"apiPublicRoutesOnly": "true"}, assets=assets, checks=False)
-    assert built.api.http.routes, "the public routes are there"
-    assert all(route.public for route in built.api.http.routes)
-    assert built.api.http.authorizer is None, "no authorizer until the discovery document is served"
-
-
-def test_missing_oidc_discovery_routes_are_reported(assets: AssetPaths) -> None:
+def test_an_api_without_discovery_routes_still_gets_its_authorizer(assets: AssetPaths) -> None:
+    # The Lambda authorizer reads no discovery document: nothing to serve first, nothing to warn about.
     private = Route("GET", "/v1/infra-probe/private", "functions.infra_probe.private", Access.USER, "private")
     built = build_app(tables=Tables(routes=(ROUTES[0], private)), assets=assets, checks=False)
     warnings = [entry.data for entry in built.api.http.node.metadata if entry.type == "aws:cdk:warning"]
-    assert any("openid-configuration" in str(w) for w in warnings)
+    assert built.api.http.authorizer is not None
+    assert not warnings
 
 
 def test_the_bastion_exists_only_when_asked_for(real, probe) -> None:  # type: ignore[no-untyped-def]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from aws_cdk.assertions import Match
 
@@ -16,7 +18,7 @@ DATA = c.DATA_STACK
 NAMES = c.Names(InfraSettings().resource_prefix)
 
 
-def test_aurora_postgresql_16_serverless_v2_encrypted_protected_and_backed_up(real: Synthesized) -> None:
+def test_aurora_postgresql_16_serverless_v2_encrypted_and_backed_up(real: Synthesized) -> None:
     settings = InfraSettings()
     template = real.template(DATA)
     template.has_resource_properties(
@@ -30,7 +32,6 @@ def test_aurora_postgresql_16_serverless_v2_encrypted_protected_and_backed_up(re
             },
             "StorageEncrypted": True,
             "KmsKeyId": {"Fn::GetAtt": [Match.string_like_regexp("^DataKey"), "Arn"]},
-            "DeletionProtection": True,
             "BackupRetentionPeriod": c.AURORA_BACKUP_DAYS,
             "DatabaseName": c.DB_NAME,
             "MasterUsername": c.DB_MASTER_USER,
@@ -62,20 +63,68 @@ def test_database_sits_in_the_isolated_subnets(real: Synthesized) -> None:
         assert tags["aws-cdk:subnet-type"] == "Isolated"
 
 
-def test_proxy_requires_tls_and_authenticates_both_roles_with_secrets(real: Synthesized) -> None:
+def test_proxy_requires_tls_and_iam_authentication_for_both_roles(real: Synthesized) -> None:
     proxy = next(iter(real.resources(DATA, "AWS::RDS::DBProxy").values()))["Properties"]
     assert proxy["RequireTLS"] is True
     assert proxy["EngineFamily"] == "POSTGRESQL"
-    assert [a["AuthScheme"] for a in proxy["Auth"]] == ["SECRETS", "SECRETS"]
+    # Clients present an IAM token; the proxy logs in to Aurora with the role's secret.
+    assert [(a["AuthScheme"], a["IAMAuth"]) for a in proxy["Auth"]] == [("SECRETS", "REQUIRED")] * 2
     attachments = real.resources(DATA, "AWS::SecretsManager::SecretTargetAttachment")
     assert {ref(a["SecretArn"]) for a in proxy["Auth"]} == set(attachments)
+
+
+def test_proxy_gives_up_borrowing_a_connection_well_inside_the_api_timeout(real: Synthesized) -> None:
+    (group,) = real.resources(DATA, "AWS::RDS::DBProxyTargetGroup").values()
+    borrow = group["Properties"]["ConnectionPoolConfigurationInfo"]["ConnectionBorrowTimeout"]
+    assert borrow == c.PROXY_BORROW_TIMEOUT.to_seconds() == 5 < c.API_TIMEOUT.to_seconds()
+
+
+def test_proxy_to_aurora_egress_rule_exists_exactly_once(real: Synthesized) -> None:
+    """A second identical AWS::EC2::SecurityGroupEgress is refused as a duplicate at deploy."""
+    egress = [
+        rule["Properties"]
+        for rule in real.resources(DATA, "AWS::EC2::SecurityGroupEgress").values()
+        if str(ref(rule["Properties"]["GroupId"])).startswith("DatabaseProxySecurityGroup")
+        and str(ref(rule["Properties"]["DestinationSecurityGroupId"])).startswith("DatabaseClusterSecurityGroup")
+    ]
+    assert len(egress) == 1, egress
+    ingress = [
+        rule["Properties"]
+        for rule in real.resources(DATA, "AWS::EC2::SecurityGroupIngress").values()
+        if str(ref(rule["Properties"]["GroupId"])).startswith("DatabaseClusterSecurityGroup")
+        and str(ref(rule["Properties"].get("SourceSecurityGroupId"))).startswith("DatabaseProxySecurityGroup")
+    ]
+    assert len(ingress) == 1, ingress
+
+
+def test_cluster_deletion_protection_is_switched_on_last_so_a_failed_first_create_can_roll_back(
+    real: Synthesized,
+) -> None:
+    resources = real.raw(DATA)["Resources"]
+    (cluster_id,) = real.resources(DATA, "AWS::RDS::DBCluster")
+    # In the template it would block the rollback's delete, and every cluster update would
+    # send false if it said false: so it is not there at all.
+    assert "DeletionProtection" not in resources[cluster_id]["Properties"]
+    (switch_id,) = real.resources(DATA, "Custom::LedgerlineDeletionProtection")
+    switch = resources[switch_id]
+    call = json.loads(_joined(switch["Properties"]["Create"]))
+    assert (call["service"], call["action"]) == ("RDS", "ModifyDBCluster")
+    assert call["parameters"] == {
+        "DBClusterIdentifier": f"<{cluster_id}>",
+        "DeletionProtection": True,
+        "ApplyImmediately": True,
+    }
+    assert "Delete" not in switch["Properties"], "deleting the stack must not switch the protection off"
+    # It waits for every other resource of the stack, the migration's run included: when it
+    # runs, the create has succeeded.
+    assert set(resources) - {switch_id} <= _dependencies_of(resources, switch_id)
 
 
 def test_proxy_is_reachable_only_from_the_functions_security_group(real: Synthesized) -> None:
     ingress = [
         rule["Properties"]
         for rule in real.resources(DATA, "AWS::EC2::SecurityGroupIngress").values()
-        if ref(rule["Properties"]["GroupId"]).startswith("DatabaseProxySecurityGroup")
+        if str(ref(rule["Properties"]["GroupId"])).startswith("DatabaseProxySecurityGroup")
     ]
     assert len(ingress) == 1
     assert ingress[0]["FromPort"] == ingress[0]["ToPort"] == c.DB_PORT
@@ -121,17 +170,54 @@ def test_migration_hash_changes_with_any_migration_file(tmp_path: Path) -> None:
     assert len({first, second, migrations_hash(tmp_path, c.MIGRATIONS_GLOB)}) == 3
 
 
-def test_migration_function_holds_the_owner_secret_and_may_read_it(real: Synthesized) -> None:
+def test_migration_logs_in_through_the_proxy_with_iam_as_the_master_user(real: Synthesized) -> None:
     function = functions_by_name(real, DATA)[NAMES.migration_function()]
     assert function["Handler"] == c.MIGRATION_HANDLER
     variables = function["Environment"]["Variables"]
-    owner = variables[c.ENV_DB_OWNER_SECRET_ARN]
-    assert ref(owner).startswith("DatabaseClusterSecretAttachment")
-    assert ref(variables[c.ENV_DB_SECRET_ARN]).startswith("DatabaseAppSecretAttachment")
+    assert variables[c.ENV_DB_HOST] == {"Fn::GetAtt": [ref(variables[c.ENV_DB_HOST]), "Endpoint"]}
+    assert real.raw(DATA)["Resources"][ref(variables[c.ENV_DB_HOST])]["Type"] == "AWS::RDS::DBProxy"
+    assert variables[c.ENV_DB_NAME] == c.DB_NAME
+    assert variables[c.ENV_DB_OWNER_USER] == c.DB_MASTER_USER
+    assert variables[c.ENV_DB_IAM_AUTH] == "true"
+    assert c.ENV_DB_USER not in variables
+    assert c.ENV_DB_OWNER_SECRET_ARN not in variables, "the master secret stays with the proxy"
+    # It sets the application role's password from the application secret.
+    app_secret = variables[c.ENV_DB_SECRET_ARN]
+    assert ref(app_secret).startswith("DatabaseAppSecretAttachment")
+    found = policy_statements(real, DATA, ref(function["Role"]))
     readable = [
-        resource
-        for statement in policy_statements(real, DATA, ref(function["Role"]))
-        if "secretsmanager:GetSecretValue" in as_list(statement["Action"])
-        for resource in as_list(statement["Resource"])
+        r for s in found if "secretsmanager:GetSecretValue" in as_list(s["Action"]) for r in as_list(s["Resource"])
     ]
-    assert owner in readable
+    assert readable == [app_secret]
+    connects = [s for s in found if "rds-db:connect" in as_list(s["Action"])]
+    assert [_db_user(s) for s in connects] == [c.DB_MASTER_USER]
+
+
+def _db_user(statement: dict[str, Any]) -> str:
+    """The database user an ``rds-db:connect`` statement is for (``...:dbuser:<proxy id>/<user>``)."""
+    (resource,) = as_list(statement["Resource"])
+    return str(resource["Fn::Join"][1][-1]).rsplit("/", 1)[-1]
+
+
+def _dependencies_of(resources: dict[str, Any], logical_id: str) -> set[str]:
+    """Every resource ``logical_id`` waits for: DependsOn and references, transitively."""
+    seen: set[str] = set()
+    todo = [logical_id]
+    while todo:
+        current = todo.pop()
+        resource = resources[current]
+        found = set(as_list(resource.get("DependsOn", [])))
+        text = json.dumps(resource.get("Properties", {}))
+        found |= {other for other in resources if f'"{other}"' in text}
+        for other in found - seen:
+            seen.add(other)
+            todo.append(other)
+    return seen
+
+
+def _joined(value: Any) -> str:
+    """An ``Fn::Join`` rendered as text, references as ``<LogicalId>``."""
+    if isinstance(value, str):
+        return value
+    delimiter, parts = value["Fn::Join"]
+    return delimiter.join(part if isinstance(part, str) else f"<{ref(part)}>" for part in parts)

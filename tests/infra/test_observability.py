@@ -6,6 +6,7 @@ from typing import Any
 
 from infra import constants as c
 from infra.app import monitored_functions
+from infra.components.http_api import AUTHORIZER_NAME
 from infra.settings import InfraSettings
 from ledgerline.jobs import QUEUES
 from tests.infra.conftest import Synthesized
@@ -44,7 +45,34 @@ def test_each_dlq_has_a_depth_alarm(real: Synthesized) -> None:
         for ns, metric, dims in map(_single_metric, _alarms(real))
         if (ns, metric) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
     }
-    assert watched == {NAMES.queue(q.dlq_name) for q in QUEUES}
+    assert watched == {NAMES.queue(q.dlq_name) for q in QUEUES} | {NAMES.jobs_dlq()}
+
+
+def test_the_scheduled_jobs_dead_letter_queue_raises_an_alarm_on_its_first_message(real: Synthesized) -> None:
+    (alarm,) = [a for a in _alarms(real) if _single_metric(a)[2].get("QueueName") == NAMES.jobs_dlq()]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert alarm["AlarmActions"]
+    assert NAMES.jobs_dlq() in {
+        q["Properties"]["QueueName"] for q in real.resources(c.JOBS_STACK, "AWS::SQS::Queue").values()
+    }
+
+
+def test_cloudwatch_of_this_account_may_publish_to_the_alarm_topic_over_tls_only(real: Synthesized) -> None:
+    """enforce_ssl writes a topic policy, which replaces SNS's default one: without an
+    explicit allow, CloudWatch could never deliver an alarm."""
+    (topic_id,) = real.resources(OBSERVABILITY, "AWS::SNS::Topic")
+    (policy,) = [
+        p["Properties"]["PolicyDocument"]
+        for p in real.resources(OBSERVABILITY, "AWS::SNS::TopicPolicy").values()
+        if {"Ref": topic_id} in p["Properties"]["Topics"]
+    ]
+    (publish,) = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+    assert publish["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert publish["Action"] == "sns:Publish"
+    assert publish["Resource"] == {"Ref": topic_id}
+    assert publish["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    (deny,) = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
 def test_reconciliation_discrepancies_and_ledger_imbalance_raise_alarms(real: Synthesized) -> None:
@@ -73,3 +101,18 @@ def test_every_alarm_notifies_the_encrypted_topic(real: Synthesized) -> None:
 
 def test_there_is_one_dashboard(real: Synthesized) -> None:
     real.template(OBSERVABILITY).resource_count_is("AWS::CloudWatch::Dashboard", 1)
+
+
+def test_every_named_function_of_the_app_has_an_errors_alarm(synthesized: Synthesized) -> None:
+    # Read from the templates, not from the list the alarms are built from: a function
+    # added without a MonitoredFunction row (the authorizer once) fails here.
+    stacks = (c.API_STACK, c.JOBS_STACK, c.DATA_STACK)
+    named = {
+        function["Properties"]["FunctionName"]
+        for stack in stacks
+        for function in synthesized.resources(stack, "AWS::Lambda::Function").values()
+        if isinstance(function["Properties"].get("FunctionName"), str)
+    }
+    metrics = [_single_metric(a) for a in _alarms(synthesized)]
+    alarmed = {dims["FunctionName"] for ns, metric, dims in metrics if metric == "Errors" and ns == "AWS/Lambda"}
+    assert NAMES.route_function(AUTHORIZER_NAME) in named and named - alarmed == set()

@@ -11,7 +11,7 @@ from infra.app import Tables, build_app
 from infra.components.bastion import SESSION_MANAGER_ACTIONS
 from infra.settings import InfraSettings
 from ledgerline.jobs import QUEUES, SCHEDULES
-from ledgerline.routes import GRANTS, ROUTES, Access, Route
+from ledgerline.routes import GRANTS, Access, Route
 from tests.infra.conftest import PROBE_CONTEXT, Synthesized
 from tests.infra.helpers import as_list, functions_by_name, policy_statements, ref, statements
 
@@ -156,21 +156,77 @@ def test_each_grant_gives_its_actions_and_its_environment_variable(probe: Synthe
 def test_a_function_without_grants_can_reach_only_its_logs_the_network_and_the_database(probe: Synthesized) -> None:
     plain = next(r for r in probe.tables.routes if not r.grants)
     actions = _actions(_role_of(probe, c.API_STACK, NAMES.route_function(plain.name)))
-    assert actions == {
-        "logs:CreateLogStream", "logs:PutLogEvents", "secretsmanager:GetSecretValue",
-        "secretsmanager:DescribeSecret", "kms:Decrypt", *LAMBDA_RESOURCE_STAR,
-    }  # fmt: skip
+    assert actions == {"logs:CreateLogStream", "logs:PutLogEvents", "rds-db:connect", *LAMBDA_RESOURCE_STAR}
     variables = functions_by_name(probe, c.API_STACK)[NAMES.route_function(plain.name)]["Environment"]["Variables"]
     grant_variables = {v for _, v in GRANT_ACTIONS.values()} | {c.queue_url_env(q.name) for q in QUEUES}
     assert not grant_variables & set(variables)
 
 
-def test_secret_keys_are_usable_only_through_secrets_manager(real: Synthesized) -> None:
-    name = NAMES.route_function(ROUTES[0].name)
-    decrypts = [s for s in _role_of(real, c.API_STACK, name) if "kms:Decrypt" in as_list(s["Action"])]
+def test_secret_keys_are_usable_only_through_secrets_manager(probe: Synthesized) -> None:
+    reader = next(r for r in probe.tables.routes if r.grants == ("secret:gateways", "sqs:gateway-webhooks"))
+    found = _role_of(probe, c.API_STACK, NAMES.route_function(reader.name))
+    decrypts = [s for s in found if "kms:Decrypt" in as_list(s["Action"]) and "Condition" in s]
     assert decrypts
     for statement in decrypts:
         assert "secretsmanager." in str(statement["Condition"]["StringEquals"]["kms:ViaService"])
+
+
+def _functions(app: Synthesized) -> list[tuple[str, str, dict[str, Any]]]:
+    """(stack, name, properties) of every function of the tables and the migration."""
+    return [
+        (stack, name, function)
+        for stack in (c.API_STACK, c.JOBS_STACK, c.DATA_STACK)
+        for name, function in functions_by_name(app, stack).items()
+        if name.startswith(f"{NAMES.prefix}-")
+    ]
+
+
+def _db_users(statements_: list[dict[str, Any]]) -> list[str]:
+    return [
+        str(resource["Fn::Join"][1][-1]).rsplit("/", 1)[-1]
+        for s in statements_
+        if "rds-db:connect" in as_list(s["Action"])
+        for resource in as_list(s["Resource"])
+    ]
+
+
+def test_every_function_logs_in_to_the_proxy_with_iam_as_its_one_database_user(synthesized: Synthesized) -> None:
+    functions = _functions(synthesized)
+    assert len(functions) > 20
+    for stack, name, function in functions:
+        found = policy_statements(synthesized, stack, ref(function["Role"]))
+        variables = function["Environment"]["Variables"]
+        expected = c.DB_MASTER_USER if name == NAMES.migration_function() else c.DB_APP_USER
+        assert _db_users(found) == [expected], name
+        assert variables[c.ENV_DB_IAM_AUTH] == "true", name
+        assert variables.get(c.ENV_DB_USER, variables.get(c.ENV_DB_OWNER_USER)) == expected, name
+        if name != NAMES.migration_function():
+            # No password in any function: the application secret is neither named nor readable.
+            assert c.ENV_DB_SECRET_ARN not in variables, name
+            assert c.ENV_DB_OWNER_SECRET_ARN not in variables, name
+            readable = [s for s in found if "secretsmanager:GetSecretValue" in as_list(s["Action"])]
+            assert all("Attachment" not in str(s["Resource"]) for s in readable), name
+
+
+def test_connect_grant_names_the_proxy_of_the_data_stack(real: Synthesized) -> None:
+    stack, _, function = next(f for f in _functions(real) if f[0] == c.JOBS_STACK)
+    (statement,) = [
+        s for s in policy_statements(real, stack, ref(function["Role"])) if "rds-db:connect" in as_list(s["Action"])
+    ]
+    rendered = str(statement["Resource"])
+    assert ":rds-db:" in rendered and ":dbuser:" in rendered
+    assert "Fn::GetStackOutput" in rendered and c.DATA_STACK in rendered, "the proxy's resource id, by reference"
+
+
+def test_audit_bucket_grants_reach_its_key_by_alias_through_s3_only(probe: Synthesized) -> None:
+    reader = next(r for r in probe.tables.routes if r.grants == ("s3:audit-read",))
+    (statement,) = [s for s in _role_of(probe, c.API_STACK, NAMES.route_function(reader.name))
+                    if "kms:Decrypt" in as_list(s["Action"])]  # fmt: skip
+    assert str(statement["Resource"]).endswith(":key/*']]}")
+    assert statement["Condition"]["ForAnyValue:StringEquals"] == {
+        "kms:ResourceAliases": NAMES.key_alias(c.AUDIT_BUCKET_KEY)
+    }
+    assert "s3." in str(statement["Condition"]["StringEquals"]["kms:ViaService"])
 
 
 def test_queue_grants_in_the_jobs_stack_point_at_the_queue_itself(real: Synthesized) -> None:

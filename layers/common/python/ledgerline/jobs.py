@@ -16,6 +16,10 @@ class Schedule:
     expression: str  # EventBridge syntax: rate(1 minute) | cron(0 2 * * ? *)
     handler: str  # dotted module path exposing ``handler(event, context)``
     description: str
+    # One run at a time: a run must end before the next tick can fire (EventBridge fires
+    # somewhere within the minute), so the CDK app refuses a timeout longer than the
+    # schedule's shortest interval minus 15 s. A per-minute job gets 45 s at most; what a
+    # run leaves undone, the next tick picks up.
     timeout_seconds: int = 60
     grants: tuple[str, ...] = ()  # as Route.grants (ledgerline.routes.GRANTS)
     # A planned job's handler has not landed yet: AWS creates its schedule DISABLED and
@@ -31,6 +35,9 @@ class Queue:
     consumer_timeout_seconds: int = 30
     batch_size: int = 10
     max_receive_count: int = 5
+    # Concurrent consumer invocations SQS may run (2-1000): each holds a database connection
+    # through the proxy, so a burst of messages cannot exhaust the pool the API needs.
+    max_concurrency: int = 5
     grants: tuple[str, ...] = ()  # as Route.grants (ledgerline.routes.GRANTS)
     planned: bool = False  # as for Schedule: the consumer has not landed yet
 
@@ -47,7 +54,7 @@ class Queue:
 
 SCHEDULES: tuple[Schedule, ...] = (
     Schedule("ledger-check", "rate(1 hour)", "functions.reconcile.ledger_check", "Ledger invariant check"),
-    Schedule("hold-expiry", "rate(1 minute)", "functions.jobs.hold_expiry", "Expire holds past their expiry"),
+    Schedule("hold-expiry", "rate(1 minute)", "functions.jobs.hold_expiry", "Expire holds past their expiry", 45),
     Schedule(
         "idempotency-expiry",
         "rate(1 hour)",
@@ -61,7 +68,11 @@ SCHEDULES: tuple[Schedule, ...] = (
         "Drop expired revocations, one-time tokens, reset requests and old throttles",
     ),
     Schedule(
-        "balance-fold", "rate(1 minute)", "functions.jobs.balance_fold", "Fold hot-account deltas into cached balances"
+        "balance-fold",
+        "rate(1 minute)",
+        "functions.jobs.balance_fold",
+        "Fold hot-account deltas into cached balances",
+        45,
     ),
     Schedule(
         "reconcile",
@@ -77,7 +88,7 @@ SCHEDULES: tuple[Schedule, ...] = (
         "rate(1 minute)",
         "functions.audit.ship",
         "Chain and ship audit rows to the Object Lock bucket",
-        120,
+        45,  # ships what fits in a run; the next tick continues from the chain head
         grants=("s3:audit-write", "kms:audit-checkpoint"),
         planned=True,
     ),
@@ -86,6 +97,7 @@ SCHEDULES: tuple[Schedule, ...] = (
         "rate(1 minute)",
         "functions.jobs.outbox_relay",
         "Relay outbox rows to their queues",
+        45,
         grants=("sqs:notifications", "sqs:merchant-webhooks"),
     ),
     Schedule(
