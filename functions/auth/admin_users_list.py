@@ -5,7 +5,6 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from ledgerline.auth import users
-from ledgerline.db import transaction
 from ledgerline.http import Endpoint, json_response
 
 api = Endpoint(__name__)
@@ -19,7 +18,7 @@ def list_users(
     status: Literal["active", "suspended"] | None = None,
     email: str | None = None,
 ):
-    page = transaction(
+    page = api.read(
         lambda cur: users.list_users(cur, limit=limit, cursor=cursor, role=role, status=status, email=email)
     )
     return json_response(page)

@@ -2,7 +2,6 @@
 
 from ledgerline.auth import users
 from ledgerline.auth.schemas import UserUpdateBody, object_id
-from ledgerline.db import transaction
 from ledgerline.http import Endpoint, json_response
 
 api = Endpoint(__name__)
@@ -13,7 +12,7 @@ def update_user(id: str, body: UserUpdateBody):
     user_id = object_id(id, "user")
     actor = api.request.actor
     return json_response(
-        transaction(lambda cur: users.update_user(cur, user_id, role=body.role, status=body.status, actor=actor))
+        api.write(lambda cur: users.update_user(cur, user_id, role=body.role, status=body.status, actor=actor))
     )
 
 

@@ -2,7 +2,6 @@
 
 from ledgerline.auth import apikeys
 from ledgerline.auth.schemas import ApiKeyBody
-from ledgerline.db import transaction
 from ledgerline.http import Endpoint, json_response
 
 api = Endpoint(__name__)
@@ -12,9 +11,7 @@ api = Endpoint(__name__)
 def create_api_key(body: ApiKeyBody):
     request = api.request
     principal = request.require_principal()
-    key = transaction(
-        lambda cur: apikeys.create(cur, principal, name=body.name, scopes=body.scopes, actor=request.actor)
-    )
+    key = api.write(lambda cur: apikeys.create(cur, principal, name=body.name, scopes=body.scopes, actor=request.actor))
     return json_response(key, 201, headers={"Cache-Control": "no-store"})
 
 

@@ -2,7 +2,6 @@
 
 from ledgerline.auth import apikeys
 from ledgerline.auth.schemas import object_id
-from ledgerline.db import transaction
 from ledgerline.http import Endpoint, Response
 
 api = Endpoint(__name__)
@@ -12,7 +11,7 @@ api = Endpoint(__name__)
 def revoke_api_key(id: str):
     request = api.request
     key_id = object_id(id, "API key")
-    transaction(lambda cur: apikeys.revoke(cur, request.require_principal(), key_id, request.actor))
+    api.write(lambda cur: apikeys.revoke(cur, request.require_principal(), key_id, request.actor))
     return Response(status_code=204)
 
 

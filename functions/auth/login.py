@@ -10,7 +10,7 @@ api = Endpoint(__name__)
 @api
 def login(body: LoginBody):
     client = sessions.Client.from_request(api.request)
-    result = sessions.login(body.email, body.password, body.otp, client)
+    result = sessions.login(body.email, body.password, body.otp, client, run=api.write)
     return json_response(result, headers={"Cache-Control": "no-store"})
 
 

@@ -1,7 +1,6 @@
 """POST /v1/auth/logout: revoke this access token and its session."""
 
 from ledgerline.auth import sessions
-from ledgerline.db import transaction
 from ledgerline.http import Endpoint, Response
 
 api = Endpoint(__name__)
@@ -10,7 +9,7 @@ api = Endpoint(__name__)
 @api
 def logout():
     request = api.request
-    transaction(lambda cur: sessions.logout(cur, request.require_principal(), request.actor))
+    api.write(lambda cur: sessions.logout(cur, request.require_principal(), request.actor))
     return Response(status_code=204)
 
 

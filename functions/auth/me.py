@@ -1,7 +1,6 @@
 """GET /v1/me: the caller's profile."""
 
 from ledgerline.auth import users
-from ledgerline.db import transaction
 from ledgerline.http import Endpoint, json_response
 
 api = Endpoint(__name__)
@@ -10,7 +9,7 @@ api = Endpoint(__name__)
 @api
 def get_me():
     principal = api.request.require_principal()
-    return json_response(transaction(lambda cur: users.get_user(cur, principal.id)))
+    return json_response(api.read(lambda cur: users.get_user(cur, principal.id)))
 
 
 handler = api.handler

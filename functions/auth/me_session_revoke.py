@@ -2,7 +2,6 @@
 
 from ledgerline.auth import sessions
 from ledgerline.auth.schemas import object_id
-from ledgerline.db import transaction
 from ledgerline.http import Endpoint, Response
 
 api = Endpoint(__name__)
@@ -12,7 +11,7 @@ api = Endpoint(__name__)
 def revoke_my_session(id: str):
     request = api.request
     session_id = object_id(id, "session")
-    transaction(lambda cur: sessions.revoke_session(cur, request.require_principal(), session_id, request.actor))
+    api.write(lambda cur: sessions.revoke_session(cur, request.require_principal(), session_id, request.actor))
     return Response(status_code=204)
 
 

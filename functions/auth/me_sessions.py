@@ -5,7 +5,6 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from ledgerline.auth import sessions
-from ledgerline.db import transaction
 from ledgerline.http import Endpoint, json_response
 
 api = Endpoint(__name__)
@@ -14,7 +13,7 @@ api = Endpoint(__name__)
 @api
 def list_my_sessions(limit: Annotated[int | None, Query(ge=1, le=200)] = None, cursor: str | None = None):
     principal = api.request.require_principal()
-    return json_response(transaction(lambda cur: sessions.list_sessions(cur, principal, limit=limit, cursor=cursor)))
+    return json_response(api.read(lambda cur: sessions.list_sessions(cur, principal, limit=limit, cursor=cursor)))
 
 
 handler = api.handler

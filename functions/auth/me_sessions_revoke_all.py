@@ -1,7 +1,6 @@
 """POST /v1/me/sessions/revoke-all: end every session of the caller, this one too."""
 
 from ledgerline.auth import sessions
-from ledgerline.db import transaction
 from ledgerline.http import Endpoint, Response
 
 api = Endpoint(__name__)
@@ -10,7 +9,7 @@ api = Endpoint(__name__)
 @api
 def revoke_all_my_sessions():
     request = api.request
-    transaction(lambda cur: sessions.revoke_all_sessions(cur, request.require_principal(), request.actor))
+    api.write(lambda cur: sessions.revoke_all_sessions(cur, request.require_principal(), request.actor))
     return Response(status_code=204)
 
 

@@ -1,7 +1,6 @@
 """POST /v1/auth/otp/setup: start TOTP enrolment (secret and recovery codes, shown once)."""
 
 from ledgerline.auth import otp, users
-from ledgerline.db import transaction
 from ledgerline.http import Endpoint, json_response
 
 api = Endpoint(__name__)
@@ -16,7 +15,7 @@ def otp_setup():
         me = users.get_user(cur, principal.id)
         return otp.setup(cur, principal.id, me["email"], request.actor)
 
-    return json_response(transaction(work), headers={"Cache-Control": "no-store"})
+    return json_response(api.write(work), headers={"Cache-Control": "no-store"})
 
 
 handler = api.handler

@@ -3,7 +3,6 @@
 from ledgerline import errors
 from ledgerline.auth import events, otp
 from ledgerline.auth.schemas import OtpBody
-from ledgerline.db import transaction
 from ledgerline.http import Endpoint, json_response
 
 api = Endpoint(__name__)
@@ -13,10 +12,10 @@ api = Endpoint(__name__)
 def otp_verify(body: OtpBody):
     request = api.request
     principal = request.require_principal()
-    result = transaction(lambda cur: otp.verify_enrolment(cur, principal.id, body.otp, request.actor))
+    result = api.write(lambda cur: otp.verify_enrolment(cur, principal.id, body.otp, request.actor))
     if not result["ok"]:
         events.record_refusal(
-            request.actor, events.OTP_FAILED, "user", principal.id, metadata={"during": "enrolment"}, run=transaction
+            request.actor, events.OTP_FAILED, "user", principal.id, metadata={"during": "enrolment"}, run=api.write
         )
         raise errors.ValidationFailed(
             "the code is not valid; enter the current 6-digit code from the authenticator app",

@@ -14,7 +14,7 @@ def password_reset_confirm(body: ResetConfirmBody):
     # Guessing reset tokens is guessing credentials: counted per IP like them.
     failures.counted(
         request.ip,
-        lambda: resets.confirm_reset(body.token, body.new_password, request.actor),
+        lambda: resets.confirm_reset(body.token, body.new_password, request.actor, run=api.write),
         refusals=(errors.BadRequest,),
     )
     return Response(status_code=204)

@@ -2,7 +2,6 @@
 
 from ledgerline.auth import resets
 from ledgerline.auth.schemas import ResetRequestBody
-from ledgerline.db import transaction
 from ledgerline.http import Endpoint, json_response
 
 api = Endpoint(__name__)
@@ -11,7 +10,7 @@ api = Endpoint(__name__)
 @api
 def password_reset_request(body: ResetRequestBody):
     actor = api.request.actor
-    transaction(lambda cur: resets.request_reset(cur, body.email, actor))
+    api.write(lambda cur: resets.request_reset(cur, body.email, actor))
     return json_response({"status": "accepted"}, 202)
 
 

@@ -12,7 +12,7 @@ def refresh(body: RefreshBody):
     request = api.request
     # A refused refresh token counts against the caller's IP like any refused credential.
     result = failures.counted(
-        request.ip, lambda: sessions.refresh(body.refresh_token, sessions.Client.from_request(request))
+        request.ip, lambda: sessions.refresh(body.refresh_token, sessions.Client.from_request(request), run=api.write)
     )
     return json_response(result, headers={"Cache-Control": "no-store"})
 

@@ -2,7 +2,6 @@
 
 from ledgerline.auth import users
 from ledgerline.auth.schemas import RegisterBody
-from ledgerline.db import transaction
 from ledgerline.http import Endpoint, json_response
 
 api = Endpoint(__name__)
@@ -11,7 +10,7 @@ api = Endpoint(__name__)
 @api
 def register(body: RegisterBody):
     actor = api.request.actor
-    user = transaction(
+    user = api.write(
         lambda cur: users.register(
             cur, email=body.email, password=body.password, full_name=body.full_name, phone=body.phone, actor=actor
         )

@@ -5,7 +5,6 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from ledgerline import instants, ledger
-from ledgerline.db import transaction
 from ledgerline.http import Endpoint, json_response
 from ledgerline.ledger.access import read_scope
 
@@ -16,7 +15,7 @@ api = Endpoint(__name__)
 def get_balance(id: str, at: Annotated[str | None, Query(description="RFC 3339 instant; default now")] = None):
     scope = read_scope(api.request.require_principal())
     when = instants.parse(at, "at") if at is not None else None
-    report = transaction(lambda cur: ledger.query_balance(cur, id, at=when, owner_id=scope, actor=api.request.actor))
+    report = api.write(lambda cur: ledger.query_balance(cur, id, at=when, owner_id=scope, actor=api.request.actor))
     return json_response(report)
 
 

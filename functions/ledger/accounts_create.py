@@ -1,7 +1,6 @@
 """POST /v1/accounts: open a wallet for the caller in a currency."""
 
 from ledgerline import ledger
-from ledgerline.db import transaction
 from ledgerline.http import Endpoint, json_response
 from ledgerline.ledger.schemas import CreateAccount
 
@@ -11,7 +10,7 @@ api = Endpoint(__name__)
 @api
 def create_account(body: CreateAccount):
     principal = api.request.require_principal()
-    account = transaction(
+    account = api.write(
         lambda cur: ledger.open_account(
             cur, owner_id=principal.id, currency=body.currency, name=body.name, actor=api.request.actor
         )

@@ -1,7 +1,6 @@
 """GET /v1/accounts/{id}: one of the caller's accounts, with its balance."""
 
 from ledgerline import ledger
-from ledgerline.db import transaction
 from ledgerline.http import Endpoint, json_response
 from ledgerline.ledger.access import read_scope
 
@@ -11,7 +10,7 @@ api = Endpoint(__name__)
 @api
 def get_account(id: str):
     scope = read_scope(api.request.require_principal())
-    account = transaction(lambda cur: ledger.get_account(cur, id, owner_id=scope))
+    account = api.read(lambda cur: ledger.get_account(cur, id, owner_id=scope))
     return json_response(account.to_json())
 
 

@@ -5,7 +5,6 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from ledgerline import ledger
-from ledgerline.db import transaction
 from ledgerline.http import Endpoint, json_response
 
 api = Endpoint(__name__)
@@ -14,7 +13,7 @@ api = Endpoint(__name__)
 @api
 def list_accounts(limit: Annotated[int | None, Query()] = None, cursor: Annotated[str | None, Query()] = None):
     principal = api.request.require_principal()
-    items, next_cursor = transaction(
+    items, next_cursor = api.read(
         lambda cur: ledger.list_accounts(cur, owner_id=principal.id, limit=limit, cursor=cursor)
     )
     return json_response({"items": [a.to_json() for a in items], "next_cursor": next_cursor})

@@ -5,7 +5,6 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from ledgerline import ledger
-from ledgerline.db import transaction
 from ledgerline.http import Endpoint, json_response
 from ledgerline.ledger.schemas import ChangeAccountStatus
 
@@ -15,7 +14,7 @@ api = Endpoint(__name__)
 @api
 def unfreeze_account(id: str, body: Annotated[ChangeAccountStatus | None, Body()] = None):
     reason = body.reason if body else None
-    account = transaction(lambda cur: ledger.unfreeze(cur, id, actor=api.request.actor, reason=reason))
+    account = api.write(lambda cur: ledger.unfreeze(cur, id, actor=api.request.actor, reason=reason))
     return json_response(account.to_json())
 
 

@@ -1,7 +1,6 @@
 """GET /v1/admin/ledger/check: re-check every ledger invariant now."""
 
 from ledgerline import audit, ledger
-from ledgerline.db import transaction
 from ledgerline.http import Endpoint, json_response
 
 api = Endpoint(__name__)
@@ -16,7 +15,7 @@ def check_ledger():
         )
         return findings
 
-    findings = transaction(work)
+    findings = api.write(work)
     return json_response({"ok": not findings, "findings": [f.to_json() for f in findings]})
 
 

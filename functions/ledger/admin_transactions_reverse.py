@@ -1,6 +1,6 @@
 """POST /v1/admin/transactions/{id}/reverse: post the mirror transaction (once)."""
 
-from ledgerline import ledger
+from ledgerline.auth.schemas import object_id
 from ledgerline.http import Endpoint
 from ledgerline.ledger.schemas import ReverseTransaction
 
@@ -9,11 +9,7 @@ api = Endpoint(__name__)
 
 @api
 def reverse_transaction(id: str, body: ReverseTransaction):
-    def work(cur):
-        reversal = ledger.reverse(cur, id, reason=body.reason, actor=api.request.actor)
-        return {**reversal.to_json(), "reason": body.reason}
-
-    return api.money(work)
+    return api.money("reverse", {"transaction_id": str(object_id(id, "transaction")), "reason": body.reason})
 
 
 handler = api.handler

@@ -1,7 +1,6 @@
 """GET /v1/transfers/{id}: a transfer the caller sent or received."""
 
 from ledgerline import ledger
-from ledgerline.db import transaction
 from ledgerline.http import Endpoint, json_response
 from ledgerline.ledger.access import read_scope
 
@@ -11,7 +10,7 @@ api = Endpoint(__name__)
 @api
 def get_transfer(id: str):
     scope = read_scope(api.request.require_principal())
-    transfer = transaction(lambda cur: ledger.get_transfer(cur, id, viewer_id=scope))
+    transfer = api.read(lambda cur: ledger.get_transfer(cur, id, viewer_id=scope))
     return json_response(transfer.to_json())
 
 

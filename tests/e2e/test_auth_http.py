@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ledgerline.auth import keys, limits
+from ledgerline.auth import keys, throttle
 from ledgerline.config import settings
 
 PASSWORD = "correct horse battery staple 9"
@@ -274,35 +274,35 @@ def test_admin_user_list_is_paginated(client, make_user):
 
 def test_lockout_after_ten_failures_is_423_even_with_the_right_password(client, make_user, owner_conn):
     user = make_user()
-    for attempt in range(limits.LOCK_AFTER):
+    for attempt in range(throttle.LOCK_AFTER):
         response = login(client, user["email"], password=f"wrong password {attempt}")
         assert response.status_code == 401, (attempt, response.text)
         with owner_conn.cursor() as cur:  # the progressive delay passes
             cur.execute(
                 "UPDATE login_throttle SET last_failed_at = last_failed_at - interval '2 minutes' WHERE subject = %s",
-                (limits.login_subject(user["email"]),),
+                (throttle.login_subject(user["email"]),),
             )
 
     locked = login(client, user["email"])
 
     assert locked.status_code == 423 and locked.json()["code"] == "account_locked"
-    assert int(locked.headers["Retry-After"]) == limits.LOCK_SECONDS
+    assert int(locked.headers["Retry-After"]) == throttle.LOCK_SECONDS
 
 
 def test_a_quick_retry_after_repeated_failures_is_429_with_retry_after(client, make_user, owner_conn):
     user = make_user()
-    for attempt in range(limits.FREE_FAILURES):
+    for attempt in range(throttle.FREE_FAILURES):
         assert login(client, user["email"], password=f"wrong password {attempt}").status_code == 401
     with owner_conn.cursor() as cur:  # three more failures, the last one just now: an 8 s delay runs
         cur.execute(
             "UPDATE login_throttle SET failures = failures + 3, last_failed_at = now() WHERE subject = %s",
-            (limits.login_subject(user["email"]),),
+            (throttle.login_subject(user["email"]),),
         )
 
     response = login(client, user["email"])  # the right password, but too soon
 
     assert response.status_code == 429 and response.json()["code"] == "rate_limited"
-    assert 1 <= int(response.headers["Retry-After"]) <= limits.delay_after(limits.FREE_FAILURES + 3)
+    assert 1 <= int(response.headers["Retry-After"]) <= throttle.delay_after(throttle.FREE_FAILURES + 3)
 
 
 @pytest.fixture

@@ -29,11 +29,11 @@ from infra.assets import AssetPaths, prepare_assets
 from infra.constants import LAYER_DIR_ENV
 from infra.synth import stack_templates
 from ledgerline.jobs import QUEUES, SCHEDULES
-from ledgerline.routes import GRANTS, ROUTES, Access, Route
+from ledgerline.routes import GRANTS, ROUTES, Access, RateLimit, Route
 
 PROBE_ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/infra-probe/transfers", "functions.infra_probe.transfer", Access.USER,
-          "Probe: a money route", money=True, grants=("kms:field", "secret:blind-index")),
+          "Probe: a money route", money=True, limit=RateLimit.MONEY, grants=("kms:field", "secret:blind-index")),
     Route("GET", "/v1/infra-probe/accounts/{id}", "functions.infra_probe.account", Access.USER,
           "Probe: a user route with a path parameter"),
     Route("POST", "/v1/infra-probe/admin", "functions.infra_probe.admin", Access.ADMIN,

@@ -12,9 +12,9 @@ from argon2 import PasswordHasher
 
 from ledgerline import config, errors, routes
 from ledgerline.audit import Actor
-from ledgerline.auth import apikeys, events, limits, otp, resets, sessions, users
+from ledgerline.auth import admission, apikeys, events, otp, resets, sessions, throttle, tokens, users
+from ledgerline.caller import Principal, Request
 from ledgerline.db import transaction
-from ledgerline.http.endpoint import Principal, Request
 
 pytestmark = pytest.mark.usefixtures("database_url", "aws_endpoint")
 
@@ -41,6 +41,12 @@ def mailed_reset_token(email):
 
     prepared = notifications.prepare({"type": resets.EVENT, "reset_id": transaction(request)}, run=transaction)
     return prepared and prepared["token"]
+
+
+def session_claims(user_id, role):
+    """The verified claims of a new session of the user (a password login)."""
+    started = transaction(lambda cur: sessions.start(cur, user_id, role, CLIENT, amr=["pwd"]))
+    return tokens.verify_access_token(started["access_token"])
 
 
 def expect(exc_type, fn, *args):
@@ -89,12 +95,12 @@ def test_every_auth_event_is_written_to_the_audit_trail(owner_conn, monkeypatch)
     transaction(lambda cur: sessions.revoke_all_sessions(cur, me, actor))
     assert second  # used above
     # auth.login_failed / account_locked
-    for attempt in range(limits.LOCK_AFTER):
+    for attempt in range(throttle.LOCK_AFTER):
         expect(errors.Unauthorized, sessions.login, alice["email"], f"wrong {attempt} password", None, CLIENT)
         with owner_conn.cursor() as cur:
             cur.execute(
                 "UPDATE login_throttle SET last_failed_at = now() - interval '5 minutes' WHERE subject = %s",
-                (limits.login_subject(alice["email"]),),
+                (throttle.login_subject(alice["email"]),),
             )
     # auth.password_reset_requested / sent / skipped / completed / failed (the reset also unlocks)
     token = mailed_reset_token(alice["email"])
@@ -127,15 +133,17 @@ def test_every_auth_event_is_written_to_the_audit_trail(owner_conn, monkeypatch)
     monkeypatch.setenv("LEDGERLINE_VELOCITY", "1/60s")
     config.settings.cache_clear()
     try:
-        request = Request("r", f"192.0.2.{uuid.uuid4().int % 200}", "ua", {}, Principal(id=bob["id"], role="merchant"))
+        claims = session_claims(bob["id"], "merchant")
+        request = Request("r", f"192.0.2.{uuid.uuid4().int % 200}", "ua", {}, None)
         plain = routes.Route("GET", "/v1/x", "tests.x", routes.Access.USER, "x")
-        transfers = routes.Route("POST", "/v1/t", "tests.t", routes.Access.USER, "t", tags=("transfers",))
-        limits.guard(plain, request)
-        expect(errors.RateLimited, limits.guard, plain, request)
-        monkeypatch.setenv("LEDGERLINE_RATE_LIMITS", "default=off")
+        moving = routes.Route("POST", "/v1/t", "tests.t", routes.Access.USER, "t", money=True,
+                              limit=routes.RateLimit.MONEY, velocity=True)  # fmt: skip
+        admission.admit(plain, request, claims)
+        expect(errors.RateLimited, admission.admit, plain, request, claims)
+        monkeypatch.setenv("LEDGERLINE_RATE_LIMITS", "default=off;money=off")
         config.settings.cache_clear()
-        limits.guard(transfers, request)
-        expect(errors.RateLimited, limits.guard, transfers, request)
+        admission.admit(moving, request, claims)
+        expect(errors.RateLimited, admission.admit, moving, request, claims)
     finally:
         monkeypatch.undo()
         config.settings.cache_clear()

@@ -13,10 +13,10 @@ import pytest
 
 from ledgerline import errors
 from ledgerline.audit import Actor
-from ledgerline.auth import apikeys, events, limits, otp, principal, resets, sessions, tokens, users
+from ledgerline.auth import apikeys, events, otp, principal, ratelimits, resets, sessions, throttle, tokens, users
+from ledgerline.caller import Principal
 from ledgerline.config import Limit
 from ledgerline.db import transaction
-from ledgerline.http.endpoint import Principal
 
 pytestmark = pytest.mark.usefixtures("database_url", "aws_endpoint")
 
@@ -52,7 +52,7 @@ def age_failures(owner_conn, email, seconds=120):
     with owner_conn.cursor() as cur:
         cur.execute(
             "UPDATE login_throttle SET last_failed_at = last_failed_at - make_interval(secs => %s) WHERE subject = %s",
-            (seconds, limits.login_subject(email)),
+            (seconds, throttle.login_subject(email)),
         )
 
 
@@ -170,14 +170,14 @@ def test_an_unknown_email_and_a_wrong_password_get_the_same_answer(owner_conn):
 def test_failures_slow_down_progressively_then_lock_and_the_lock_ends_by_itself(owner_conn):
     user = new_user()
     email = user["email"]
-    for attempt in range(1, limits.LOCK_AFTER):
+    for attempt in range(1, throttle.LOCK_AFTER):
         with pytest.raises(errors.Unauthorized):
             sessions.login(email, f"wrong-{attempt}-password", None, CLIENT)
-        if attempt >= limits.FREE_FAILURES:
+        if attempt >= throttle.FREE_FAILURES:
             # Trying again at once is refused without even checking the password.
             with pytest.raises(errors.RateLimited) as exc:
                 sessions.login(email, PASSWORD, None, CLIENT)
-            assert 1 <= exc.value.retry_after <= limits.delay_after(attempt)
+            assert 1 <= exc.value.retry_after <= throttle.delay_after(attempt)
         age_failures(owner_conn, email)
 
     with pytest.raises(errors.Unauthorized):
@@ -185,7 +185,7 @@ def test_failures_slow_down_progressively_then_lock_and_the_lock_ends_by_itself(
     with pytest.raises(errors.AccountLocked) as locked:
         sessions.login(email, PASSWORD, None, CLIENT)  # even the right password
 
-    assert locked.value.status == 423 and locked.value.headers["Retry-After"] == str(limits.LOCK_SECONDS)
+    assert locked.value.status == 423 and locked.value.headers["Retry-After"] == str(throttle.LOCK_SECONDS)
     assert len(audit_rows(owner_conn, events.ACCOUNT_LOCKED, user["id"])) == 1
     with owner_conn.cursor() as cur:
         cur.execute("SELECT payload FROM outbox WHERE payload->>'user_id' = %s", (str(user["id"]),))
@@ -193,14 +193,14 @@ def test_failures_slow_down_progressively_then_lock_and_the_lock_ends_by_itself(
         # 30 minutes pass.
         cur.execute(
             "UPDATE login_throttle SET locked_until = now() - interval '1 second' WHERE subject = %s",
-            (limits.login_subject(email),),
+            (throttle.login_subject(email),),
         )
     assert sessions.login(email, PASSWORD, None, CLIENT)["access_token"]
 
 
 def test_unknown_emails_are_locked_like_real_ones_so_the_lock_reveals_nothing(owner_conn):
     email = f"ghost-{uuid.uuid4().hex[:8]}@example.test"
-    for attempt in range(limits.LOCK_AFTER):
+    for attempt in range(throttle.LOCK_AFTER):
         with pytest.raises(errors.Unauthorized):
             sessions.login(email, f"guess-{attempt}-password", None, CLIENT)
         age_failures(owner_conn, email)
@@ -213,7 +213,7 @@ def test_a_password_reset_by_email_lifts_the_lock_and_ends_every_session(owner_c
     user = new_user()
     email = user["email"]
     first = sessions.login(email, PASSWORD, None, CLIENT)
-    for attempt in range(limits.LOCK_AFTER):
+    for attempt in range(throttle.LOCK_AFTER):
         with pytest.raises(errors.Unauthorized):
             sessions.login(email, f"wrong-{attempt}-password", None, CLIENT)
         age_failures(owner_conn, email)
@@ -558,14 +558,14 @@ def test_step_up_is_needed_above_the_threshold_and_a_wrong_code_is_audited_despi
 
 def test_concurrent_hits_on_one_key_admit_exactly_the_limit():
     key = f"test:{uuid.uuid4()}"
-    check = limits.Check(key, Limit(7, 60), "test")
+    check = ratelimits.Check(key, Limit(7, 60), "test")
     refused = []
     barrier = threading.Barrier(5)
 
     def burst():
         barrier.wait()
         for _ in range(4):
-            refused.extend(transaction(lambda cur: limits.hit(cur, [check])))
+            refused.extend(transaction(lambda cur: ratelimits.hit(cur, [check])))
 
     threads = [threading.Thread(target=burst) for _ in range(5)]
     for t in threads:
@@ -579,25 +579,26 @@ def test_concurrent_hits_on_one_key_admit_exactly_the_limit():
 
 def test_velocity_blocks_the_21st_transfer_in_a_minute_and_audits_it(owner_conn, monkeypatch):
     from ledgerline import config, routes
-    from ledgerline.http.endpoint import Request
+    from ledgerline.auth import admission
+    from ledgerline.caller import Request
 
     monkeypatch.setenv("LEDGERLINE_VELOCITY", "20/60s")
     config.settings.cache_clear()
     try:
         user = new_user()
-        route = routes.Route(
-            "POST", "/v1/transfers", "tests.fake", routes.Access.USER, "t", money=True, tags=("transfers",)
-        )
-        request = Request("r", "192.0.2.1", "ua", {}, Principal(id=user["id"], role="user"))
+        route = routes.Route("POST", "/v1/transfers", "tests.fake", routes.Access.USER, "t", money=True,
+                             limit=routes.RateLimit.MONEY, velocity=True)  # fmt: skip
+        request = Request("r", "192.0.2.1", "ua", {}, None)
+        claims = session_claims(user)
         for _ in range(20):
-            limits.guard(route, request)
+            admission.admit(route, request, claims)
         with pytest.raises(errors.RateLimited) as exc:
-            limits.guard(route, request)
+            admission.admit(route, request, claims)
     finally:
         config.settings.cache_clear()
 
     assert exc.value.status == 429 and "transfers" in exc.value.detail
-    [row] = audit_rows(owner_conn, events.VELOCITY_BLOCKED, f"velocity:transfers:user:{user['id']}")
+    [row] = audit_rows(owner_conn, events.VELOCITY_BLOCKED, f"velocity:money:user:{user['id']}")
     assert row["actor_id"] == user["id"]
 
 

@@ -15,8 +15,8 @@ import pytest
 from functions.auth import authorizer as lambda_authorizer
 from ledgerline.audit import Actor
 from ledgerline.auth import apikeys, sessions, tokens, users
+from ledgerline.caller import Principal
 from ledgerline.db import transaction
-from ledgerline.http.endpoint import Principal
 from ledgerline.local.gateway import LambdaContext, build_event
 
 pytestmark = pytest.mark.usefixtures("database_url", "aws_endpoint")

@@ -101,27 +101,16 @@ def test_opposite_transfers_hammered_concurrently_never_deadlock(database_url):
 
 
 def test_same_idempotency_key_twenty_times_at_once_moves_money_once(database_url):
+    from tests.integration.test_idempotency import caller, send
+
     src, dst = new_wallet("NGN", 100), new_wallet("NGN")
     key, marker = uuid.uuid4(), f"idem-{uuid.uuid4().hex[:8]}"
-    request_hash = idempotency.fingerprint("POST", "/v1/transfers", {"to": str(dst.id), "amount": "7.00"})
-    actor = user_actor(src.owner_id)
+    adm = caller(src.owner_id)
+    body = {"from_account_id": str(src.id), "to_account_id": str(dst.id), "amount": "7.00", "currency": "NGN",
+            "description": marker}  # fmt: skip
 
-    def work(cur):
-        t = ledger.transfer(
-            cur,
-            from_account_id=src.id,
-            to_account_id=dst.id,
-            amount=Decimal(7),
-            currency="NGN",
-            actor=actor,
-            description=marker,
-        )
-        return 201, t.to_json()
+    results = in_threads(20, lambda i: send(adm, key, body))
 
-    def send(i):
-        return idempotency.execute(scope=str(src.owner_id), key=key, request_hash=request_hash, work=work, actor=actor)
-
-    results = in_threads(20, send)
     assert all(isinstance(r, idempotency.Outcome) for r in results), [
         r for r in results if isinstance(r, BaseException)
     ][:3]

@@ -1,6 +1,6 @@
-"""The idempotency protocol against the real database: claim, run and store in one
-transaction; replays, reuse with another request, refusals stored, crashes not stored,
-a duplicate waiting on the first, expiry."""
+"""The idempotency protocol against the real database, through the one money statement
+(``money_call``): replays, reuse with another request, refusals stored, crashes not
+stored, a duplicate waiting on the first, expiry."""
 
 from __future__ import annotations
 
@@ -11,40 +11,31 @@ from decimal import Decimal
 
 import pytest
 
-from ledgerline import errors, idempotency, ledger
+from ledgerline import errors, idempotency, jsonutil, ledger, routes
+from ledgerline.auth import admission, sessions
+from ledgerline.caller import Request
 from ledgerline.db import transaction
-from ledgerline.ledger.testing import new_wallet, user_actor
+from ledgerline.ledger import operations
+from ledgerline.ledger.testing import TEST_ADMIN, new_wallet
+from tests.faults import posting_fault
+
+TRANSFERS = routes.by_handler("functions.ledger.transfers_create")
 
 
-def attempt(scope, key, request_hash, work, *, on_failure=None, wait_ms=None):
-    actor = user_actor(uuid.UUID(scope)) if len(scope) == 36 else user_actor(uuid.uuid4())
-    return idempotency.execute(
-        scope=scope,
-        key=key,
-        request_hash=request_hash,
-        work=work,
-        actor=actor,
-        on_failure=on_failure,
-        wait_ms=wait_ms,
-    )
+def caller(user_id, route=TRANSFERS):
+    """The admission of a request of ``user_id`` (a live session) to ``route``."""
+    session_id, _ = transaction(lambda cur: sessions.create_session(cur, user_id, sessions.Client(), amr=["pwd"]))
+    claims = {"typ": "access", "sub": str(user_id), "jti": str(uuid.uuid4()), "sid": str(session_id), "amr": ["pwd"]}
+    return admission.prepare(route, Request("r", "192.0.2.9", "tests", {}, None), claims)
 
 
-def transfer_work(src, dst, amount, calls):
-    def work(cur):
-        t = ledger.transfer(
-            cur,
-            from_account_id=src.id,
-            to_account_id=dst.id,
-            amount=Decimal(amount),
-            currency=src.currency,
-            actor=user_actor(src.owner_id),
-        )
-        # Counted once the transfer went through: a replay's claim fails with the work's
-        # first statement (they travel together), before this line.
-        calls.append(1)
-        return 201, t.to_json()
+def send(adm, key, body, *, request_hash="h", wait_ms=None, op="transfer"):
+    args = operations.by_name(op).arguments(body, owner=adm.claimed.id)
+    return idempotency.call(adm, key=key, request_hash=request_hash, operation=op, args=args, wait_ms=wait_ms)
 
-    return work
+
+def transfer(src, dst, amount, **extra):
+    return {"from_account_id": str(src.id), "to_account_id": str(dst.id), "amount": amount, "currency": "NGN", **extra}
 
 
 def posted(account):
@@ -53,7 +44,7 @@ def posted(account):
 
 def key_row(scope, key):
     def read(cur):
-        cur.execute("SELECT * FROM idempotency_keys WHERE scope = %s AND key = %s", (scope, key))
+        cur.execute("SELECT * FROM idempotency_keys WHERE scope = %s AND key = %s", (str(scope), key))
         return cur.fetchone()
 
     return transaction(read)
@@ -82,12 +73,14 @@ def test_fingerprint_ignores_key_order_but_not_values():
 
 def test_same_key_same_request_replays_and_moves_money_once(database_url):
     src, dst = new_wallet("NGN", 100), new_wallet("NGN")
-    scope, key, calls = str(src.owner_id), uuid.uuid4(), []
-    first = attempt(scope, key, "h1", transfer_work(src, dst, "10", calls))
-    second = attempt(scope, key, "h1", transfer_work(src, dst, "10", calls))
+    adm, key = caller(src.owner_id), uuid.uuid4()
+
+    first = send(adm, key, transfer(src, dst, "10.00"))
+    second = send(adm, key, transfer(src, dst, "10.00"))
+
     assert (first.status, first.replayed, second.status, second.replayed) == (201, False, 201, True)
     assert second.body == first.body
-    assert calls == [1]
+    assert jsonutil.loads(first.body)["amount"] == {"amount": "10.00", "currency": "NGN"}
     assert posted(src) == Decimal("90")
 
     def replay_audits(cur):
@@ -100,194 +93,173 @@ def test_same_key_same_request_replays_and_moves_money_once(database_url):
     assert transaction(replay_audits) == 1
 
 
-def test_same_key_different_request_is_refused(database_url):
+def test_same_key_different_request_is_refused_and_not_stored_over(database_url):
     src, dst = new_wallet("NGN", 100), new_wallet("NGN")
-    scope, key, calls = str(src.owner_id), uuid.uuid4(), []
-    attempt(scope, key, "h1", transfer_work(src, dst, "10", calls))
-    with pytest.raises(errors.IdempotencyKeyReused):
-        attempt(scope, key, "h2", transfer_work(src, dst, "20", calls))
-    assert calls == [1]
+    adm, key = caller(src.owner_id), uuid.uuid4()
+    first = send(adm, key, transfer(src, dst, "10.00"), request_hash="h1")
+
+    other = send(adm, key, transfer(src, dst, "20.00"), request_hash="h2")
+
+    assert (other.status, jsonutil.loads(other.body)["code"]) == (422, "idempotency_key_reused")
     assert posted(src) == Decimal("90")
+    assert key_row(src.owner_id, key)["response_body"] == first.body
 
 
 def test_keys_are_scoped_to_the_caller(database_url):
     a_src, a_dst = new_wallet("NGN", 100), new_wallet("NGN")
     b_src, b_dst = new_wallet("NGN", 100), new_wallet("NGN")
-    key, calls = uuid.uuid4(), []
-    attempt(str(a_src.owner_id), key, "h", transfer_work(a_src, a_dst, "10", calls))
-    out = attempt(str(b_src.owner_id), key, "h", transfer_work(b_src, b_dst, "10", calls))
+    key = uuid.uuid4()
+    send(caller(a_src.owner_id), key, transfer(a_src, a_dst, "10.00"))
+
+    out = send(caller(b_src.owner_id), key, transfer(b_src, b_dst, "10.00"))
+
     assert not out.replayed
-    assert calls == [1, 1]
+    assert (posted(a_src), posted(b_src)) == (Decimal("90"), Decimal("90"))
 
 
-def test_a_deterministic_refusal_is_stored_with_nothing_else_and_replayed(database_url):
+def test_a_refusal_is_answered_stored_and_replayed_by_the_same_statement(database_url):
     src, dst = new_wallet("NGN", 5), new_wallet("NGN")
-    scope, key, calls, failures = str(src.owner_id), uuid.uuid4(), [], []
+    adm, key = caller(src.owner_id), uuid.uuid4()
 
-    def work(cur):
-        calls.append(1)
-        # Writes, then is refused: the writes must not survive next to the stored refusal.
-        ledger.transfer(
-            cur,
-            from_account_id=src.id,
-            to_account_id=dst.id,
-            amount=Decimal(5),
-            currency="NGN",
-            actor=user_actor(src.owner_id),
-        )
-        raise errors.InsufficientFunds("not enough for the second leg")
+    first = send(adm, key, transfer(src, dst, "6.00"))
 
-    first = attempt(scope, key, "h", work, on_failure=lambda cur, err: failures.append(err.code))
     assert (first.status, first.content_type) == (409, idempotency.PROBLEM_JSON)
-    assert '"code":"insufficient_funds"' in first.body
-    assert failures == ["insufficient_funds"]
+    assert jsonutil.loads(first.body)["code"] == "insufficient_funds"
     assert posted(src) == Decimal("5") and posted(dst) == Decimal("0")
     # Funds arriving later do not change the answer for this key.
-    replay = attempt(scope, key, "h", transfer_work(src, dst, "1", calls))
+    transaction(lambda cur: ledger.adjust(cur, account_id=src.id, amount=Decimal(10), currency="NGN",
+                                          direction="credit", reason="later funds", actor=TEST_ADMIN))  # fmt: skip
+    replay = send(adm, key, transfer(src, dst, "6.00"))
     assert (replay.status, replay.replayed, replay.body) == (409, True, first.body)
-    assert calls == [1]
 
 
-def test_a_crash_stores_nothing_so_a_retry_runs_again(database_url):
+@pytest.mark.parametrize(
+    ("amount", "field_message"),
+    [("1.001", "amount has 3 decimal places; NGN allows 2"), ("1.00\n", None), ("-1", None), ("0", None)],
+)
+def test_a_bad_amount_is_a_stored_refusal_like_any_other(database_url, amount, field_message):
+    src, dst = new_wallet("NGN", 5), new_wallet("NGN")
+    adm, key = caller(src.owner_id), uuid.uuid4()
+
+    first = send(adm, key, transfer(src, dst, amount))
+
+    problem = jsonutil.loads(first.body)
+    assert (first.status, problem["code"], problem["errors"][0]["field"]) == (422, "validation_error", "amount")
+    if field_message:
+        assert problem["errors"][0]["message"] == field_message
+    assert send(adm, key, transfer(src, dst, amount)).replayed
+    assert posted(src) == Decimal("5")
+
+
+def test_a_crash_stores_nothing_so_a_retry_runs_again(database_url, owner_conn):
     src, dst = new_wallet("NGN", 100), new_wallet("NGN")
-    scope, key, calls = str(src.owner_id), uuid.uuid4(), []
+    adm, key, marker = caller(src.owner_id), uuid.uuid4(), f"crash-{uuid.uuid4().hex[:8]}"
+    body = transfer(src, dst, "10.00", description=marker)
 
-    def crashing(cur):
-        transfer_work(src, dst, "10", calls)(cur)
-        raise RuntimeError("lambda timed out")
+    with posting_fault(owner_conn, marker):
+        with pytest.raises(Exception, match="simulated crash"):
+            send(adm, key, body)
+        assert key_row(src.owner_id, key) is None
+        assert posted(src) == Decimal("100")
+        retry = send(adm, key, body)
 
-    with pytest.raises(RuntimeError):
-        attempt(scope, key, "h", crashing)
-    assert key_row(scope, key) is None
-    assert posted(src) == Decimal("100")
-    retry = attempt(scope, key, "h", transfer_work(src, dst, "10", calls))
     assert (retry.status, retry.replayed) == (201, False)
     assert posted(src) == Decimal("90")
 
 
-def test_unstored_statuses_are_not_kept(database_url):
-    scope, key = str(uuid.uuid4()), uuid.uuid4()
+def test_a_refused_admission_is_not_stored(database_url, monkeypatch):
+    from ledgerline import config
 
-    def limited(cur):
-        raise errors.RateLimited("slow down", retry_after=3)
-
-    with pytest.raises(errors.RateLimited):
-        attempt(scope, key, "h", limited)
-    assert key_row(scope, key) is None
-
-
-def test_a_duplicate_waits_for_the_first_and_replays_it(database_url):
     src, dst = new_wallet("NGN", 100), new_wallet("NGN")
-    scope, key, calls = str(src.owner_id), uuid.uuid4(), []
-    started = threading.Event()
+    monkeypatch.setenv("LEDGERLINE_RATE_LIMITS", "money=1/minute")
+    config.settings.cache_clear()
+    try:
+        adm, key = caller(src.owner_id), uuid.uuid4()
+        send(adm, uuid.uuid4(), transfer(src, dst, "1.00"))
+        with pytest.raises(errors.RateLimited):
+            send(adm, key, transfer(src, dst, "1.00"))
+    finally:
+        config.settings.cache_clear()
+    assert key_row(src.owner_id, key) is None
+    assert posted(src) == Decimal("99")
+
+
+def test_an_ended_session_moves_nothing_and_claims_no_key(database_url):
+    src, dst = new_wallet("NGN", 100), new_wallet("NGN")
+    adm, key = caller(src.owner_id), uuid.uuid4()
+    transaction(lambda cur: sessions.revoke_all(cur, src.owner_id, reason="test"))
+
+    with pytest.raises(errors.Unauthorized):
+        send(adm, key, transfer(src, dst, "1.00"))
+
+    assert key_row(src.owner_id, key) is None and posted(src) == Decimal("100")
+
+
+def test_a_duplicate_waits_for_the_first_and_replays_it(database_url, owner_conn):
+    src, dst = new_wallet("NGN", 100), new_wallet("NGN")
+    adm, key, marker = caller(src.owner_id), uuid.uuid4(), f"slow-{uuid.uuid4().hex[:8]}"
+    body = transfer(src, dst, "10.00", description=marker)
     results = {}
 
-    def slow(cur):
-        cur.execute("SELECT 1")  # the claim travels with the work's first statement
-        started.set()
-        time.sleep(0.5)
-        return transfer_work(src, dst, "10", calls)(cur)
+    with posting_fault(owner_conn, marker, sleep=0.6, crash=False):
+        first = threading.Thread(target=lambda: results.setdefault("first", send(adm, key, body)))
+        first.start()
+        time.sleep(0.2)  # the first holds the claim, sleeping mid-posting
+        t0 = time.monotonic()
+        results["second"] = send(adm, key, body)
+        waited = time.monotonic() - t0
+        first.join()
 
-    first = threading.Thread(target=lambda: results.setdefault("first", attempt(scope, key, "h", slow)))
-    first.start()
-    assert started.wait(5)
-    t0 = time.monotonic()
-    results["second"] = attempt(scope, key, "h", transfer_work(src, dst, "10", calls))
-    waited = time.monotonic() - t0
-    first.join()
     assert results["second"].replayed and results["second"].body == results["first"].body
     assert waited > 0.2
-    assert calls == [1]
-
-
-def test_a_duplicate_that_cannot_wait_any_longer_gets_in_progress(database_url):
-    scope, key = str(uuid.uuid4()), uuid.uuid4()
-    started, release = threading.Event(), threading.Event()
-
-    def holding(cur):
-        cur.execute("SELECT 1")  # the claim travels with the work's first statement
-        started.set()
-        release.wait(10)
-        return 201, {"ok": True}
-
-    first = threading.Thread(target=lambda: attempt(scope, key, "h", holding))
-    first.start()
-    try:
-        assert started.wait(5)
-        with pytest.raises(errors.IdempotencyKeyInProgress):
-            attempt(scope, key, "h", lambda cur: (201, {}), wait_ms=150)
-    finally:
-        release.set()
-        first.join()
-    assert attempt(scope, key, "h", lambda cur: (201, {})).replayed
-
-
-def test_expired_keys_are_purged_and_an_expired_key_is_claimed_afresh(database_url, owner_conn):
-    scope, key, other = str(uuid.uuid4()), uuid.uuid4(), uuid.uuid4()
-    attempt(scope, key, "h", lambda cur: (201, {"n": 1}))
-    attempt(scope, other, "h", lambda cur: (201, {"n": 1}))
-    with owner_conn.cursor() as cur:
-        cur.execute(
-            "UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE scope = %s AND key = %s",
-            (scope, key),
-        )
-    fresh = attempt(scope, key, "h2", lambda cur: (201, {"n": 2}))
-    assert (fresh.replayed, fresh.body) == (False, '{"n":2}')
-    with owner_conn.cursor() as cur:
-        cur.execute("UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE scope = %s", (scope,))
-    assert transaction(idempotency.purge_expired) >= 2
-    assert key_row(scope, key) is None and key_row(scope, other) is None
-
-
-def test_a_refusal_stored_late_replays_whoever_took_the_key_meanwhile(database_url):
-    """A refusal is stored by a second transaction; if a retry with the same key ran and
-    committed in between, the refused caller is told that stored outcome, not its own."""
-    src, dst = new_wallet("NGN", 100), new_wallet("NGN")
-    scope, key, calls = str(src.owner_id), uuid.uuid4(), []
-
-    def refused_after_a_retry_won(cur):
-        # The retry runs to completion while this attempt (which has not touched the
-        # database yet, so holds no claim) is about to be refused.
-        threading.Thread(target=lambda: attempt(scope, key, "h", transfer_work(src, dst, "10", calls))).run()
-        raise errors.InsufficientFunds("refused on a stale view")
-
-    outcome = attempt(scope, key, "h", refused_after_a_retry_won)
-    assert (outcome.status, outcome.replayed) == (201, True)
-    assert calls == [1]
     assert posted(src) == Decimal("90")
-    assert key_row(scope, key)["status_code"] == 201
 
 
-def test_in_progress_is_never_stored_as_the_outcome(database_url):
-    """A duplicate told 409 in-progress leaves the key alone: once the first run crashes
-    (and rolls back), a retry runs the operation instead of replaying that 409."""
-    scope, key = str(uuid.uuid4()), uuid.uuid4()
-    started, release = threading.Event(), threading.Event()
-
-    def crashing(cur):
-        cur.execute("SELECT 1")  # the claim travels with the work's first statement
-        started.set()
-        release.wait(10)
-        raise RuntimeError("lambda timed out")
-
+def test_a_duplicate_that_cannot_wait_any_longer_gets_in_progress_which_is_never_stored(database_url, owner_conn):
+    src, dst = new_wallet("NGN", 100), new_wallet("NGN")
+    adm, key, marker = caller(src.owner_id), uuid.uuid4(), f"stuck-{uuid.uuid4().hex[:8]}"
+    body = transfer(src, dst, "10.00", description=marker)
     crashes = []
 
     def first_run():
         try:
-            attempt(scope, key, "h", crashing)
-        except RuntimeError as exc:
+            send(adm, key, body)
+        except Exception as exc:
             crashes.append(exc)
 
-    first = threading.Thread(target=first_run)
-    first.start()
-    try:
-        assert started.wait(5)
+    with posting_fault(owner_conn, marker, sleep=1.0):  # sleeps holding the claim, then crashes
+        first = threading.Thread(target=first_run)
+        first.start()
+        time.sleep(0.2)
         with pytest.raises(errors.IdempotencyKeyInProgress):
-            attempt(scope, key, "h", lambda cur: (201, {}), wait_ms=150)
-    finally:
-        release.set()
+            send(adm, key, body, wait_ms=150)
         first.join()
-    assert len(crashes) == 1
-    assert key_row(scope, key) is None
-    retry = attempt(scope, key, "h", lambda cur: (201, {"ran": True}))
-    assert (retry.status, retry.replayed, retry.body) == (201, False, '{"ran":true}')
+        assert len(crashes) == 1 and key_row(src.owner_id, key) is None
+        retry = send(adm, key, body)  # runs: the 409 was never the key's outcome
+
+    assert (retry.status, retry.replayed) == (201, False)
+    assert posted(src) == Decimal("90")
+
+
+def test_expired_keys_are_purged_and_an_expired_key_is_claimed_afresh(database_url, owner_conn):
+    src, dst = new_wallet("NGN", 100), new_wallet("NGN")
+    adm, key, other = caller(src.owner_id), uuid.uuid4(), uuid.uuid4()
+    send(adm, key, transfer(src, dst, "1.00"), request_hash="h1")
+    send(adm, other, transfer(src, dst, "1.00"), request_hash="h1")
+    with owner_conn.cursor() as cur:
+        cur.execute(
+            "UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE scope = %s AND key = %s",
+            (str(src.owner_id), key),
+        )
+
+    fresh = send(adm, key, transfer(src, dst, "2.00"), request_hash="h2")
+
+    assert (fresh.status, fresh.replayed) == (201, False)
+    assert posted(src) == Decimal("96")
+    with owner_conn.cursor() as cur:
+        cur.execute(
+            "UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE scope = %s",
+            (str(src.owner_id),),
+        )
+    assert transaction(idempotency.purge_expired) >= 2
+    assert key_row(src.owner_id, key) is None and key_row(src.owner_id, other) is None

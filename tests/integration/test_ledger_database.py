@@ -173,11 +173,11 @@ def test_entries_cannot_be_added_to_an_already_committed_transaction(database_ur
         run(
             owner,
             (
-                "INSERT INTO entries (transaction_id, account_id, currency, amount, entry_type) VALUES (%s, %s, 'NGN', 5, 'x')",
+                "INSERT INTO entries (transaction_id, account_id, currency, amount, entry_type) VALUES (%s, %s, 'NGN', 5, 'late')",
                 (t.id, dst.id),
             ),
             (
-                "INSERT INTO entries (transaction_id, account_id, currency, amount, entry_type) VALUES (%s, %s, 'NGN', -5, 'x')",
+                "INSERT INTO entries (transaction_id, account_id, currency, amount, entry_type) VALUES (%s, %s, 'NGN', -5, 'late')",
                 (t.id, src.id),
             ),
         )
@@ -416,3 +416,30 @@ def test_cached_balance_read_includes_unfolded_hot_deltas(database_url):
     # The adjustment credited the wallet and debited the hot adjustments account by a delta.
     assert transaction(lambda cur: get_account(cur, wallet.id)).balance.posted == Decimal("75")
     assert adjustments.balance.posted <= Decimal("-75")
+
+
+# Invariant 5 for a writer that computes balance_after itself -----------------------------------
+
+
+def test_an_entry_whose_balance_after_does_not_follow_its_balance_is_rejected(database_url, owner):
+    # The posting function computes balance_after and account_version from the balance it
+    # locked; a writer that supplies wrong ones is refused by the statement-level check.
+    src, dst = new_wallet("NGN", 100), new_wallet("NGN")
+    src_row, dst_row = balance_row(owner, src.id), balance_row(owner, dst.id)
+    tid = uuid.uuid4()
+    insert = (
+        "INSERT INTO entries (transaction_id, account_id, currency, amount, entry_type, balance_after, account_version)"
+        " VALUES (%s, %s, 'NGN', %s, 'test', %s, %s), (%s, %s, 'NGN', %s, 'test', %s, %s)"
+    )
+    header = ("INSERT INTO transactions (id, kind, actor_type) VALUES (%s, 'transfer', 'system')", (tid,))
+    with pytest.raises(psycopg2.errors.CheckViolation, match="do not follow its balance"):
+        run(owner, header, (insert, (tid, src.id, -10, Decimal(95), src_row["version"] + 1,
+                                     tid, dst.id, 10, Decimal(10), dst_row["version"] + 1)))  # fmt: skip
+    tid = uuid.uuid4()
+    with pytest.raises(psycopg2.errors.CheckViolation, match="do not follow its balance"):
+        run(owner, (header[0], (tid,)), (insert, (tid, src.id, -10, Decimal(90), src_row["version"] + 7,
+                                                  tid, dst.id, 10, Decimal(10), dst_row["version"] + 1)))  # fmt: skip
+    tid = uuid.uuid4()
+    run(owner, (header[0], (tid,)), (insert, (tid, src.id, -10, Decimal(90), src_row["version"] + 1,
+                                              tid, dst.id, 10, Decimal(10), dst_row["version"] + 1)))  # fmt: skip
+    assert (balance_row(owner, src.id)["posted"], balance_row(owner, dst.id)["posted"]) == (Decimal(90), Decimal(10))

@@ -72,7 +72,7 @@ def test_transfer_moves_money_and_records_balance_after_on_both_sides(database_u
         (Decimal("30.50"), Decimal("30.50")),
     ]
     assert {e.counterpart_id for e in full.entries} == {src.id, dst.id}
-    assert audit_actions(t.id) == ["transfer.initiated", "transfer.completed"]
+    assert audit_actions(t.id) == ["transfer.completed"]
 
 
 def test_transfer_audit_row_carries_balances_before_and_after(database_url):

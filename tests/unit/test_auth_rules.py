@@ -5,7 +5,7 @@ from decimal import Decimal
 import pyotp
 import pytest
 
-from ledgerline.auth import limits, otp
+from ledgerline.auth import otp, throttle
 
 
 def test_a_totp_code_is_accepted_within_one_step_of_drift_and_only_once():
@@ -30,12 +30,12 @@ def test_recovery_codes_carry_80_bits_and_match_however_typed():
 
 
 def test_delays_grow_after_three_failures_and_stop_growing_at_a_minute():
-    assert [limits.delay_after(n) for n in range(12)] == [0, 0, 0, 1, 2, 4, 8, 16, 32, 60, 60, 60]
+    assert [throttle.delay_after(n) for n in range(12)] == [0, 0, 0, 1, 2, 4, 8, 16, 32, 60, 60, 60]
 
 
 def test_attempts_before_the_lock_take_about_two_minutes_of_waiting():
     # What an attacker pays to lock a victim out once (then a reset by email unlocks).
-    assert sum(limits.delay_after(n) for n in range(1, limits.LOCK_AFTER)) == 123
+    assert sum(throttle.delay_after(n) for n in range(1, throttle.LOCK_AFTER)) == 123
 
 
 def test_step_up_thresholds_come_from_configuration(monkeypatch):

@@ -19,6 +19,7 @@ from ledgerline.auth import authorizer as decision
 from ledgerline.http import Endpoint, json_response
 from ledgerline.http import endpoint as endpoint_module
 from ledgerline.local.gateway import LambdaContext, build_event
+from tests.unit.edge import trust_claims
 
 ROUTE = routes.Route("GET", "/v1/authorizer-probe", "tests.unit.test_authorizer", routes.Access.USER, "probe")
 
@@ -190,9 +191,7 @@ def endpoint(monkeypatch):
     """A USER route whose principal comes from the claims alone (the database check of
     the principal is covered by tests/integration/test_authorizer.py)."""
     monkeypatch.setattr(routes, "ROUTES", (*routes.ROUTES, ROUTE))
-    monkeypatch.setattr(endpoint_module, "_authenticator", [endpoint_module.claims_principal])
-    monkeypatch.setattr(endpoint_module, "_guards", [])
-    api = Endpoint("tests.unit.test_authorizer")
+    api = Endpoint("tests.unit.test_authorizer", admit=trust_claims)
     api(lambda: json_response({"sub": str(api.request.require_principal().id)}))
     return api
 

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, StrictStr
 
 from ledgerline import errors, money, routes
 from ledgerline.http import Endpoint, json_response
-from ledgerline.http import endpoint as endpoint_module
 from ledgerline.local.gateway import LambdaContext, build_event
+from tests.unit.edge import trust_claims
 
 ROUTE = routes.Route("POST", "/v1/samples/{id}", "tests.unit.test_endpoint", routes.Access.PUBLIC, "sample")
 ADMIN_ROUTE = routes.Route("GET", "/v1/admin/samples", "tests.unit.test_endpoint.admin", routes.Access.ADMIN, "admin")
@@ -26,7 +26,7 @@ class SampleBody(BaseModel):
 @pytest.fixture
 def endpoint(monkeypatch):
     monkeypatch.setattr(routes, "ROUTES", (*routes.ROUTES, ROUTE, ADMIN_ROUTE))
-    api = Endpoint("tests.unit.test_endpoint")
+    api = Endpoint("tests.unit.test_endpoint", admit=trust_claims)
 
     @api
     def create_sample(id: str, body: SampleBody):
@@ -124,19 +124,28 @@ def test_a_500_never_leaks_internals(endpoint):
     assert "hunter2" not in json.dumps(body) and "RuntimeError" not in json.dumps(body)
 
 
-def test_admin_routes_refuse_other_roles_with_403(monkeypatch):
-    # Unit level: trust the claims (the database check is covered by the auth tests).
-    monkeypatch.setattr(endpoint_module, "_authenticator", [endpoint_module.claims_principal])
-    monkeypatch.setattr(endpoint_module, "_guards", [])
-    monkeypatch.setattr(routes, "ROUTES", (*routes.ROUTES, ROUTE, ADMIN_ROUTE))
-    api = Endpoint("tests.unit.test_endpoint.admin")
-    api(lambda: json_response({"ok": True}))
-    event = build_event(
-        method="GET", raw_path="/v1/admin/samples", raw_query="", headers={}, body=b"", source_ip="127.0.0.1",
-        route=ADMIN_ROUTE, path_parameters={}, claims={"sub": str(uuid.uuid4()), "role": "user"}, request_id="r",
-    )  # fmt: skip
+def test_admission_asks_the_database_for_an_admin_on_admin_routes():
+    from ledgerline.auth import admission
 
-    result = api.handler(event, LambdaContext("admin", "r"))
+    assert admission.policy(ADMIN_ROUTE)["roles"] == ["admin"]
+    assert admission.policy(ROUTE)["roles"] is None
 
-    assert result["statusCode"] == 403
-    assert json.loads(result["body"])["code"] == "forbidden"
+
+def test_a_money_route_runs_only_through_api_money_and_api_money_only_for_money_routes(monkeypatch):
+    money = routes.by_handler("functions.ledger.transfers_create")
+    plain = routes.by_handler("functions.ledger.accounts_list")
+    money_api, plain_api = Endpoint(money.handler, admit=trust_claims), Endpoint(plain.handler, admit=trust_claims)
+
+    for unit in (money_api.read, money_api.write):
+        with pytest.raises(RuntimeError, match=r"only through api\.money"):
+            unit(lambda cur: None)
+    with pytest.raises(RuntimeError, match="money=True"):
+        plain_api.money("transfer", {})
+
+
+@pytest.mark.parametrize("route", [r for r in routes.ROUTES if r.money], ids=lambda r: r.handler)
+def test_every_money_route_states_its_policy(route):
+    assert route.limit is routes.RateLimit.MONEY
+    # a route row without its policy is refused when the table is built
+    with pytest.raises(ValueError, match="money limit"):
+        routes.Route(route.method, route.path, route.handler, route.access, route.description, money=True)

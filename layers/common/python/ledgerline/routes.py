@@ -8,13 +8,13 @@ module exposing ``handler``; nothing else has to change.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from enum import StrEnum
 from functools import cache
 
 
 class Access(StrEnum):
-    """Who may call a route. Everything but PUBLIC sits behind the JWT authorizer."""
+    """Who may call a route. Everything but PUBLIC sits behind the authorizer."""
 
     PUBLIC = "public"
     USER = "user"  # any authenticated principal; object-level checks in the domain
@@ -22,18 +22,48 @@ class Access(StrEnum):
     AUDITOR = "auditor"  # auditors and admins: read-only audit and reports
 
 
+class RateLimit(StrEnum):
+    """The limit of ``settings().rate_limits`` a route's requests count against."""
+
+    LOGIN = "login"
+    OTP = "otp"
+    MONEY = "money"
+    DEFAULT = "default"
+    NONE = "none"  # never refused: health, the OpenAPI document, the JWKS
+
+
 @dataclass(frozen=True)
 class Route:
+    """One route and everything the Endpoint enforces for it. Policy is these typed
+    fields, read by the Endpoint; ``tags`` only group routes in the OpenAPI document."""
+
     method: str
     path: str  # API Gateway syntax: /v1/accounts/{id}
     handler: str  # dotted module path; the module exposes ``handler(event, context)``
     access: Access
     description: str
-    money: bool = False  # money-moving: Idempotency-Key required, money rate limit
+    _: KW_ONLY
+    # Money-moving: Idempotency-Key required; the handler runs only through ``api.money``.
+    money: bool = False
+    limit: RateLimit = RateLimit.DEFAULT
+    velocity: bool = False  # counts against the per-user velocity limit (money leaving a wallet)
+    key_scope: str | None = None  # merchant API keys holding this scope may call it; None: no key
+    during_enrolment: bool = False  # reachable by a login still enrolling its second factor
     tags: tuple[str, ...] = ()
     # AWS permissions beyond the database, by name (see GRANTS); the CDK app turns them
     # into one least-privilege role per function.
     grants: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        where = f"{self.method} {self.path}"
+        if self.money and self.limit is not RateLimit.MONEY:
+            raise ValueError(f"{where}: a money route counts against the money limit (limit=RateLimit.MONEY)")
+        if self.velocity and not self.money:
+            raise ValueError(f"{where}: velocity counts money leaving a wallet; only money routes have it")
+        if self.key_scope is not None and (self.access is not Access.USER or not _SCOPE.fullmatch(self.key_scope)):
+            raise ValueError(f"{where}: key_scope is '<area>:read|write' on user routes only")
+        if self.public and (self.during_enrolment or self.money):
+            raise ValueError(f"{where}: a public route has no caller to enrol or to move money for")
 
     @property
     def name(self) -> str:
@@ -47,6 +77,9 @@ class Route:
     @property
     def public(self) -> bool:
         return self.access is Access.PUBLIC
+
+
+_SCOPE = re.compile(r"[a-z][a-z-]*:(read|write)")
 
 
 # The vocabulary of ``grants``. Every function may reach the database through RDS Proxy
@@ -67,216 +100,78 @@ GRANTS = {
 }
 
 P, U, A, AU = Access.PUBLIC, Access.USER, Access.ADMIN, Access.AUDITOR
+LOGIN, OTP, MONEY, NONE = RateLimit.LOGIN, RateLimit.OTP, RateLimit.MONEY, RateLimit.NONE
 
 ROUTES: tuple[Route, ...] = (
     # system
-    Route("GET", "/v1/health", "functions.system.health", P, "Liveness and schema version", tags=("system",)),
-    Route("GET", "/v1/openapi.json", "functions.system.openapi", P, "This API's OpenAPI 3 document", tags=("system",)),
-    # identity (issue 4)
-    Route(
-        "POST",
-        "/v1/auth/register",
-        "functions.auth.register",
-        P,
-        "Sign up (role user)",
-        tags=("auth",),
-        grants=("kms:field", "secret:blind-index"),
-    ),
-    Route(
-        "POST",
-        "/v1/auth/login",
-        "functions.auth.login",
-        P,
-        "Log in: password (+ TOTP) to tokens",
-        tags=("auth", "login"),
-        grants=("kms:jwt-sign", "kms:field"),
-    ),
-    Route(
-        "POST",
-        "/v1/auth/refresh",
-        "functions.auth.refresh",
-        P,
-        "Rotate a refresh token",
-        tags=("auth",),
-        grants=("kms:jwt-sign",),
-    ),
-    Route(
-        "POST",
-        "/v1/auth/logout",
-        "functions.auth.logout",
-        U,
-        "Revoke this token and its session",
-        tags=("auth", "otp_enrolment"),
-    ),
-    Route(
-        "POST",
-        "/v1/auth/otp/setup",
-        "functions.auth.otp_setup",
-        U,
-        "Start TOTP enrolment",
-        tags=("auth", "otp", "otp_enrolment"),
-        grants=("kms:field",),
-    ),
-    Route(
-        "POST",
-        "/v1/auth/otp/verify",
-        "functions.auth.otp_verify",
-        U,
-        "Confirm TOTP enrolment",
-        tags=("auth", "otp", "otp_enrolment"),
-        grants=("kms:field",),
-    ),
-    Route(
-        "POST",
-        "/v1/auth/password-reset/request",
-        "functions.auth.password_reset_request",
-        P,
-        "Mail a password reset link",
-        tags=("auth",),
-    ),
-    Route(
-        "POST",
-        "/v1/auth/password-reset/confirm",
-        "functions.auth.password_reset_confirm",
-        P,
-        "Set a new password with a reset token",
-        tags=("auth",),
-    ),
-    Route("GET", "/v1/me", "functions.auth.me", U, "The caller's profile", tags=("me", "otp_enrolment")),
+    Route("GET", "/v1/health", "functions.system.health", P, "Liveness and schema version", limit=NONE, tags=("system",)),
+    Route("GET", "/v1/openapi.json", "functions.system.openapi", P, "This API's OpenAPI 3 document", limit=NONE,
+          tags=("system",)),
+    # identity
+    Route("POST", "/v1/auth/register", "functions.auth.register", P, "Sign up (role user)", tags=("auth",),
+          grants=("kms:field", "secret:blind-index")),
+    Route("POST", "/v1/auth/login", "functions.auth.login", P, "Log in: password (+ TOTP) to tokens", limit=LOGIN,
+          tags=("auth",), grants=("kms:jwt-sign", "kms:field")),
+    Route("POST", "/v1/auth/refresh", "functions.auth.refresh", P, "Rotate a refresh token", tags=("auth",),
+          grants=("kms:jwt-sign",)),
+    Route("POST", "/v1/auth/logout", "functions.auth.logout", U, "Revoke this token and its session",
+          during_enrolment=True, tags=("auth",)),
+    Route("POST", "/v1/auth/otp/setup", "functions.auth.otp_setup", U, "Start TOTP enrolment", limit=OTP,
+          during_enrolment=True, tags=("auth",), grants=("kms:field",)),
+    Route("POST", "/v1/auth/otp/verify", "functions.auth.otp_verify", U, "Confirm TOTP enrolment", limit=OTP,
+          during_enrolment=True, tags=("auth",), grants=("kms:field",)),
+    Route("POST", "/v1/auth/password-reset/request", "functions.auth.password_reset_request", P,
+          "Mail a password reset link", tags=("auth",)),
+    Route("POST", "/v1/auth/password-reset/confirm", "functions.auth.password_reset_confirm", P,
+          "Set a new password with a reset token", tags=("auth",)),
+    Route("GET", "/v1/me", "functions.auth.me", U, "The caller's profile", during_enrolment=True, tags=("me",)),
     Route("GET", "/v1/me/sessions", "functions.auth.me_sessions", U, "The caller's open sessions", tags=("me",)),
     Route("DELETE", "/v1/me/sessions/{id}", "functions.auth.me_session_revoke", U, "End one session", tags=("me",)),
-    Route(
-        "POST",
-        "/v1/me/sessions/revoke-all",
-        "functions.auth.me_sessions_revoke_all",
-        U,
-        "End every session",
-        tags=("me",),
-    ),
+    Route("POST", "/v1/me/sessions/revoke-all", "functions.auth.me_sessions_revoke_all", U, "End every session",
+          tags=("me",)),
     Route("GET", "/v1/admin/users", "functions.auth.admin_users_list", A, "List users", tags=("admin",)),
-    Route(
-        "PATCH",
-        "/v1/admin/users/{id}",
-        "functions.auth.admin_users_update",
-        A,
-        "Change a user's role or status",
-        tags=("admin",),
-    ),
-    Route(
-        "POST", "/v1/api-keys", "functions.auth.api_keys_create", U, "Create an API key (merchants)", tags=("api-keys",)
-    ),
+    Route("PATCH", "/v1/admin/users/{id}", "functions.auth.admin_users_update", A, "Change a user's role or status",
+          tags=("admin",)),
+    Route("POST", "/v1/api-keys", "functions.auth.api_keys_create", U, "Create an API key (merchants)",
+          tags=("api-keys",)),
     Route("GET", "/v1/api-keys", "functions.auth.api_keys_list", U, "List the caller's API keys", tags=("api-keys",)),
     Route("DELETE", "/v1/api-keys/{id}", "functions.auth.api_keys_revoke", U, "Revoke an API key", tags=("api-keys",)),
-    Route(
-        "GET",
-        "/.well-known/jwks.json",
-        "functions.auth.jwks",
-        P,
-        "Public keys of access tokens (JWKS)",
-        tags=("jwks",),
-        grants=("kms:jwt-verify",),
-    ),
-    Route(
-        "GET",
-        "/.well-known/openid-configuration",
-        "functions.auth.openid_configuration",
-        P,
-        "Issuer metadata for JWT authorizers",
-        tags=("jwks",),
-    ),
-    # ledger (issue 5)
-    Route("POST", "/v1/accounts", "functions.ledger.accounts_create", U, "Open a wallet", tags=("accounts",)),
-    Route("GET", "/v1/accounts", "functions.ledger.accounts_list", U, "The caller's accounts", tags=("accounts",)),
-    Route(
-        "GET",
-        "/v1/accounts/{id}",
-        "functions.ledger.accounts_get",
-        U,
-        "One account and its balance",
-        tags=("accounts",),
-    ),
-    Route(
-        "GET",
-        "/v1/accounts/{id}/entries",
-        "functions.ledger.accounts_entries",
-        U,
-        "An account's entries, newest first",
-        tags=("accounts",),
-    ),
-    Route(
-        "GET",
-        "/v1/accounts/{id}/balance",
-        "functions.ledger.accounts_balance",
-        U,
-        "Posted balance now or at a past instant",
-        tags=("accounts",),
-    ),
-    Route(
-        "POST",
-        "/v1/transfers",
-        "functions.ledger.transfers_create",
-        U,
-        "Move money to another wallet",
-        money=True,
-        tags=("transfers",),
-    ),
-    Route("GET", "/v1/transfers/{id}", "functions.ledger.transfers_get", U, "One transfer", tags=("ledger",)),
-    Route("POST", "/v1/holds", "functions.ledger.holds_create", U, "Place a hold", money=True, tags=("holds",)),
-    Route(
-        "POST",
-        "/v1/holds/{id}/capture",
-        "functions.ledger.holds_capture",
-        U,
-        "Capture all or part of a hold",
-        money=True,
-        tags=("holds",),
-    ),
-    Route(
-        "POST", "/v1/holds/{id}/void", "functions.ledger.holds_void", U, "Release a hold", money=True, tags=("holds",)
-    ),
-    Route(
-        "POST",
-        "/v1/admin/adjustments",
-        "functions.ledger.admin_adjustments_create",
-        A,
-        "Manual movement against the adjustments account",
-        money=True,
-        tags=("admin", "ledger"),
-    ),
-    Route(
-        "POST",
-        "/v1/admin/transactions/{id}/reverse",
-        "functions.ledger.admin_transactions_reverse",
-        A,
-        "Reverse a transaction (once)",
-        money=True,
-        tags=("admin", "ledger"),
-    ),
-    Route(
-        "GET",
-        "/v1/admin/ledger/check",
-        "functions.ledger.admin_ledger_check",
-        A,
-        "Re-check every ledger invariant",
-        tags=("admin", "ledger"),
-    ),
-    Route(
-        "POST",
-        "/v1/admin/accounts/{id}/freeze",
-        "functions.ledger.admin_accounts_freeze",
-        A,
-        "Freeze an account",
-        tags=("admin", "ledger"),
-    ),
-    Route(
-        "POST",
-        "/v1/admin/accounts/{id}/unfreeze",
-        "functions.ledger.admin_accounts_unfreeze",
-        A,
-        "Unfreeze an account",
-        tags=("admin", "ledger"),
-    ),
-)
+    Route("GET", "/.well-known/jwks.json", "functions.auth.jwks", P, "Public keys of access tokens (JWKS)", limit=NONE,
+          tags=("jwks",), grants=("kms:jwt-verify",)),
+    Route("GET", "/.well-known/openid-configuration", "functions.auth.openid_configuration", P,
+          "Issuer metadata for token verifiers", limit=NONE, tags=("jwks",)),
+    # ledger
+    Route("POST", "/v1/accounts", "functions.ledger.accounts_create", U, "Open a wallet", key_scope="accounts:write",
+          tags=("accounts",)),
+    Route("GET", "/v1/accounts", "functions.ledger.accounts_list", U, "The caller's accounts",
+          key_scope="accounts:read", tags=("accounts",)),
+    Route("GET", "/v1/accounts/{id}", "functions.ledger.accounts_get", U, "One account and its balance",
+          key_scope="accounts:read", tags=("accounts",)),
+    Route("GET", "/v1/accounts/{id}/entries", "functions.ledger.accounts_entries", U,
+          "An account's entries, newest first", key_scope="accounts:read", tags=("accounts",)),
+    Route("GET", "/v1/accounts/{id}/balance", "functions.ledger.accounts_balance", U,
+          "Posted balance now or at a past instant", key_scope="accounts:read", tags=("accounts",)),
+    Route("POST", "/v1/transfers", "functions.ledger.transfers_create", U, "Move money to another wallet", money=True,
+          limit=MONEY, velocity=True, key_scope="transfers:write", tags=("transfers",)),
+    Route("GET", "/v1/transfers/{id}", "functions.ledger.transfers_get", U, "One transfer",
+          key_scope="transfers:read", tags=("transfers",)),
+    Route("POST", "/v1/holds", "functions.ledger.holds_create", U, "Place a hold", money=True, limit=MONEY,
+          key_scope="holds:write", tags=("holds",)),
+    Route("POST", "/v1/holds/{id}/capture", "functions.ledger.holds_capture", U, "Capture all or part of a hold",
+          money=True, limit=MONEY, velocity=True, key_scope="holds:write", tags=("holds",)),
+    Route("POST", "/v1/holds/{id}/void", "functions.ledger.holds_void", U, "Release a hold", money=True, limit=MONEY,
+          key_scope="holds:write", tags=("holds",)),
+    Route("POST", "/v1/admin/adjustments", "functions.ledger.admin_adjustments_create", A,
+          "Manual movement against the adjustments account", money=True, limit=MONEY, tags=("admin", "ledger")),
+    Route("POST", "/v1/admin/transactions/{id}/reverse", "functions.ledger.admin_transactions_reverse", A,
+          "Reverse a transaction (once)", money=True, limit=MONEY, tags=("admin", "ledger")),
+    Route("GET", "/v1/admin/ledger/check", "functions.ledger.admin_ledger_check", A, "Re-check every ledger invariant",
+          tags=("admin", "ledger")),
+    Route("POST", "/v1/admin/accounts/{id}/freeze", "functions.ledger.admin_accounts_freeze", A, "Freeze an account",
+          tags=("admin", "ledger")),
+    Route("POST", "/v1/admin/accounts/{id}/unfreeze", "functions.ledger.admin_accounts_unfreeze", A,
+          "Unfreeze an account", tags=("admin", "ledger")),
+)  # fmt: skip
 
 
 @cache

@@ -22,24 +22,13 @@ KEY_ROLE = "merchant"  # the reach of every key, whatever its owner's role becom
 ROLES_ALLOWED = (KEY_ROLE,)
 LAST_USED_RESOLUTION = "1 minute"  # last_used_at is written at most this often per key
 TYP = "api_key"  # the ``typ`` of an API key's claims, beside access tokens' "access"
-# Route areas a key can never reach: its owner's identity, sessions, 2FA and keys.
-_PERSONAL_AREAS = frozenset({"auth", "me", "api-keys", "otp_enrolment", "system", "jwks", "admin"})
-
-
-def route_scope(route: Any) -> str | None:
-    """The scope a key needs for ``route``: ``<area>:read`` for GET, else ``<area>:write``
-    (area: the route's first tag); None when no key may call it."""
-    if route.access.value != "user" or not route.tags or route.tags[0] in _PERSONAL_AREAS:
-        return None
-    return f"{route.tags[0]}:{'read' if route.method == 'GET' else 'write'}"
 
 
 def available_scopes() -> tuple[str, ...]:
-    """Every scope some route needs, so new routes bring their scopes with them."""
+    """Every scope some route accepts (``Route.key_scope``): new routes bring theirs."""
     from ledgerline import routes
 
-    found = {route_scope(r) for r in routes.ROUTES}
-    return tuple(sorted(s for s in found if s))
+    return tuple(sorted({r.key_scope for r in routes.ROUTES if r.key_scope}))
 
 
 _COLUMNS = "id, name, prefix, scopes, created_at, last_used_at, revoked_at"
@@ -189,9 +178,12 @@ def authorize(key: str) -> dict[str, Any]:
 
 
 def check_scope(route: Any, claims: dict[str, Any]) -> None:
-    """Refuse (403) a route the key's scopes do not cover."""
-    needed = route_scope(route)
+    """Refuse (403) a route the key's scopes do not cover, or one no key may call."""
     granted = str(claims.get("scope") or "").split()
-    if needed is None or needed not in granted:
-        what = "this route cannot be called with an API key" if needed is None else f"needs scope {needed}"
+    if route.key_scope is None or route.key_scope not in granted:
+        what = (
+            "this route cannot be called with an API key"
+            if route.key_scope is None
+            else f"needs scope {route.key_scope}"
+        )
         raise errors.Forbidden(f"API key refused: {what}")

@@ -54,16 +54,16 @@ def refuse_if_blocked(ip: str | None) -> None:
 
 def count(ip: str | None, refused: errors.DomainError) -> errors.DomainError:
     """Count one failure of ``ip``; return the error to answer: ``refused`` or a 429."""
-    from ledgerline.auth import limits
+    from ledgerline.auth import ratelimits
     from ledgerline.db import transaction
 
     limit = settings().rate_limits.get(LIMIT_NAME)
     if ip is None or limit is None:
         return refused
-    check = limits.Check(f"{LIMIT_NAME}:ip:{ip}", limit, LIMIT_NAME)
+    check = ratelimits.Check(f"{LIMIT_NAME}:ip:{ip}", limit, LIMIT_NAME)
 
-    def work(cur: object) -> list[limits.Refusal]:
-        over = limits.hit(cur, [check])
+    def work(cur: object) -> list[ratelimits.Refusal]:
+        over = ratelimits.hit(cur, [check])
         if over and over[0].hits == limit.count + 1:  # the first refusal of a window, not every one
             actor = Actor(id=None, type="anonymous", ip=ip)
             audit.record(cur, actor, events.RATE_LIMITED, "rate_limit", check.key, metadata={"limit": LIMIT_NAME})

@@ -197,11 +197,11 @@ def require_step_up(
         )
     if not otp:
         raise errors.OtpRequired(f"amounts above {threshold} {currency.upper()} need otp: send the current code")
-    from ledgerline.auth import limits
+    from ledgerline.auth import ratelimits
 
-    refusals = events.side_transaction(lambda c: limits.hit(c, limits.account_check("otp", str(principal.id))))
+    refusals = events.side_transaction(lambda c: ratelimits.hit(c, ratelimits.account_check("otp", str(principal.id))))
     if refusals:
-        raise limits._error(refusals)
+        raise ratelimits.refused(refusals)
     if not check_code(cur, principal.id, otp, actor):
         events.record_refusal(
             actor, events.STEP_UP_FAILED, "user", principal.id,

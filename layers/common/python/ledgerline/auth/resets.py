@@ -22,7 +22,7 @@ from uuid import UUID
 
 from ledgerline import audit, errors, outbox
 from ledgerline.audit import Actor
-from ledgerline.auth import events, limits, passwords, sessions
+from ledgerline.auth import events, passwords, sessions, throttle
 from ledgerline.auth import users as users_mod
 
 EVENT = "auth.password_reset"  # the notification event type
@@ -41,7 +41,7 @@ def request_reset(cur: Any, email: str, actor: Actor) -> None:
     outbox.enqueue(cur, "notifications", {"type": EVENT, "reset_id": str(reset_id)})
     audit.record(
         cur, actor, events.PASSWORD_RESET_REQUESTED, "password_reset", reset_id,
-        metadata={"email_sha256": limits.login_subject(email_n).hex()},
+        metadata={"email_sha256": throttle.login_subject(email_n).hex()},
     )  # fmt: skip
 
 
@@ -163,7 +163,7 @@ def confirm_reset(token: str, new_password: str, actor: Actor, *, run: Runner | 
             (user_id,),
         )
         ended = sessions.revoke_all(cur, user_id, reason="password_reset")
-        limits.clear_login_failures(cur, limits.login_subject(row["email"]))
+        throttle.clear_login_failures(cur, throttle.login_subject(row["email"]))
         who = Actor(id=user_id, type=row["role"], ip=actor.ip, user_agent=actor.user_agent, request_id=actor.request_id)
         audit.record(cur, who, events.PASSWORD_RESET_COMPLETED, "user", user_id, metadata={"sessions_ended": ended})
         return "ok"

@@ -19,7 +19,7 @@ from uuid import UUID
 
 from ledgerline import audit, errors, pagination
 from ledgerline.audit import Actor
-from ledgerline.auth import events, limits, passwords, second_factor, tokens
+from ledgerline.auth import events, passwords, ratelimits, second_factor, throttle, tokens
 from ledgerline.auth import users as users_mod
 
 SESSION_TTL_DAYS = 30  # absolute: log in again after this, however active
@@ -169,9 +169,9 @@ def login(email: str, password: str, otp: str | None, client: Client, *, run: Ru
     """
     run = run or _default_runner()
     email_n = users_mod.normalise_email(email)
-    subject = limits.login_subject(email_n)
+    subject = throttle.login_subject(email_n)
 
-    def gate(cur: Any) -> tuple[list[limits.Refusal], limits.Gate, _Account | None]:
+    def gate(cur: Any) -> tuple[list[ratelimits.Refusal], throttle.Gate, _Account | None]:
         cur.execute(
             """
             SELECT u.id, u.role, u.status, u.password_hash,
@@ -183,11 +183,11 @@ def login(email: str, password: str, otp: str | None, client: Client, *, run: Ru
         )
         row = cur.fetchone()
         account = _Account(**row) if row else None
-        checks = limits.account_check("login", subject.hex())
+        checks = ratelimits.account_check("login", subject.hex())
         if account and otp:
-            checks += limits.account_check("otp", str(account.id))
-        refusals = limits.hit(cur, checks)
-        gate_state = limits.login_gate(cur, subject)
+            checks += ratelimits.account_check("otp", str(account.id))
+        refusals = ratelimits.hit(cur, checks)
+        gate_state = throttle.login_gate(cur, subject)
         who = _actor(client, account)
         if refusals:
             first = [r for r in refusals if r.hits == r.check.limit.count + 1]
@@ -200,8 +200,8 @@ def login(email: str, password: str, otp: str | None, client: Client, *, run: Ru
 
     refusals, gate_state, account = run(gate)
     if refusals:
-        raise limits._error(refusals)
-    limits.enforce_gate(gate_state)
+        raise ratelimits.refused(refusals)
+    throttle.enforce_gate(gate_state)
 
     if not passwords.verify_password(account.password_hash if account else None, password):
         _fail(run, client, account, subject, "bad_credentials")
@@ -231,7 +231,7 @@ def login(email: str, password: str, otp: str | None, client: Client, *, run: Ru
         who = _actor(client, account)
         if account.otp_enabled and not otp_mod.check_code(cur, account.id, otp or "", who):
             return None
-        limits.clear_login_failures(cur, subject)
+        throttle.clear_login_failures(cur, subject)
         if account.password_hash and passwords.needs_rehash(account.password_hash):
             cur.execute(
                 "UPDATE users SET password_hash = %s, updated_at = now() WHERE id = %s",
@@ -269,7 +269,7 @@ def _fail(run: Runner, client: Client, account: _Account | None, subject: bytes,
     """Count the failure and audit it in a transaction of its own (it must survive)."""
 
     def work(cur: Any) -> None:
-        failures, locked_now = limits.record_login_failure(cur, subject)
+        failures, locked_now = throttle.record_login_failure(cur, subject)
         who = _actor(client, account)
         _audit_failure(cur, who, account, reason, failures)
         if reason == "bad_otp" and account is not None:
@@ -277,7 +277,7 @@ def _fail(run: Runner, client: Client, account: _Account | None, subject: bytes,
         if locked_now:
             audit.record(
                 cur, who, events.ACCOUNT_LOCKED, "user", account.id if account else None,
-                metadata={"failures": failures, "locked_for_seconds": limits.LOCK_SECONDS},
+                metadata={"failures": failures, "locked_for_seconds": throttle.LOCK_SECONDS},
             )  # fmt: skip
             if account is not None:
                 _notify_locked(cur, account.id)

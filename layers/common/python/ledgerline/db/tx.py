@@ -95,6 +95,7 @@ def transaction(
     attempts: int = MAX_ATTEMPTS,
     sleep: Callable[[float], None] = time.sleep,
     single_statement: bool = False,
+    read_only: bool = False,
 ) -> T:
     """Run ``work(cursor)`` in one transaction and commit once; retry it whole when safe.
 
@@ -103,8 +104,9 @@ def transaction(
     ``single_statement``: the work sends one statement, which is a transaction by itself:
     no BEGIN or COMMIT, one round trip (a second statement is a bug and raises). A lost
     connection is retried even though the statement may have run: only for reads and
-    idempotent writes.
+    idempotent writes. ``read_only``: BEGIN READ ONLY (a write is refused by the server).
     """
+    begin = b"BEGIN READ ONLY" if read_only else b"BEGIN"
     for attempt in range(attempts):
         conn = connection()
         if not conn.autocommit:
@@ -118,9 +120,9 @@ def transaction(
                     if cur.deferred:  # nothing would send them: a bug in the work
                         raise RuntimeError("single-statement work deferred a statement; use a transaction")
                     return result
-                cur.defer("BEGIN")
+                cur.defer(begin.decode())
                 result = work(cur)
-                if cur.deferred == [b"BEGIN"]:
+                if cur.deferred == [begin]:
                     return result  # the work sent nothing: no transaction to end
                 committing = True
                 cur.execute("COMMIT")  # with what the work deferred to the end

@@ -2,6 +2,7 @@
 
 from aws_lambda_powertools.event_handler import Response
 
-from ledgerline.http.endpoint import Endpoint, Principal, Request, json_response
+from ledgerline.caller import Principal, Request
+from ledgerline.http.endpoint import Endpoint, json_response
 
 __all__ = ["Endpoint", "Principal", "Request", "Response", "json_response"]

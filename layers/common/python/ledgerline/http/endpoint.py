@@ -2,18 +2,24 @@
 
 A handler module reads::
 
-    api = Endpoint(__name__)          # method, path and access come from the route table
+    api = Endpoint(__name__)          # method, path and policy come from the route table
 
     @api
     def create_account(body: CreateAccount) -> Response:
+        account = api.write(lambda cur: ledger.open_account(cur, ...))
         ...
 
     handler = api.handler
 
 The Endpoint owns everything every route shares: the input gate (``http/gate.py``:
-media type, UTF-8, size, depth, NUL), authentication, role checks, request validation
-(powertools + pydantic), Decimal JSON, and the mapping of every error to one
-``application/problem+json`` shape. A 500 never leaks internals.
+media type, UTF-8, size, depth, NUL), admission (who calls, may they, is there budget
+left: ``ledgerline.auth.admission``, one statement), request validation (powertools +
+pydantic), Decimal JSON, and the mapping of every error to one ``application/problem+json``
+shape. A 500 never leaks internals.
+
+A unit of work is opened one way: ``api.read`` and ``api.write`` give the route's work a
+transaction (they refuse a money route); ``api.money`` is the only way a money route runs
+(one statement: admission, idempotency claim, operation, audit row, stored response).
 """
 
 from __future__ import annotations
@@ -22,92 +28,32 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
-from uuid import UUID
+from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from ledgerline import errors, jsonutil, routes
-from ledgerline.audit import Actor
+from ledgerline.caller import Principal, Request
 from ledgerline.http import gate
 from ledgerline.observability import logger, metrics
 
 PROBLEM_JSON = "application/problem+json"
+T = TypeVar("T")
 
-
-@dataclass(frozen=True)
-class Principal:
-    id: UUID
-    role: str
-    claims: dict[str, Any] = field(default_factory=dict)
-    # The role needs a second factor this login did not prove: only the enrolment routes.
-    enrolment_only: bool = False
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-
-@dataclass(frozen=True)
-class Request:
-    """What a route may know about its caller, independent of the event format."""
-
-    request_id: str
-    ip: str | None
-    user_agent: str | None
-    headers: dict[str, str]
-    principal: Principal | None
-    body: Any = None  # the JSON body as the input gate parsed it (Decimal fractions)
-
-    @property
-    def actor(self) -> Actor:
-        p = self.principal
-        kind = "anonymous"
-        if p is not None:
-            # A merchant's server calling with an API key is audited as such, not as
-            # the merchant in person.
-            kind = "api_key" if p.claims.get("typ") == "api_key" else p.role
-        return Actor(
-            id=p.id if p else None,
-            type=kind,
-            ip=self.ip,
-            user_agent=self.user_agent,
-            request_id=self.request_id,
-        )
-
-    def require_principal(self) -> Principal:
-        if self.principal is None:
-            raise errors.Unauthorized("send a valid access token: Authorization: Bearer <token>")
-        return self.principal
-
-
-# The default authenticator is identity's database check (ledgerline.auth.principal):
-# the authorizer (ledgerline.auth.authorizer) has verified the credential, the database
-# says whether it still stands (revoked jti, session or key, suspended user) and which
-# role the user has now. ``claims_principal`` trusts the claims alone (unit tests of the edge).
-Authenticator = Callable[[dict[str, Any]], Principal]
-
-
-def claims_principal(claims: dict[str, Any]) -> Principal:
-    try:
-        return Principal(id=UUID(str(claims["sub"])), role=str(claims.get("role", "user")), claims=claims)
-    except (KeyError, ValueError):
-        raise errors.Unauthorized("the access token has no valid subject") from None
-
-
-def database_principal(claims: dict[str, Any]) -> Principal:
-    from ledgerline.auth.principal import authenticate  # deferred: cold start of public routes
-
-    return authenticate(claims)
-
-
-_authenticator: list[Authenticator] = [database_principal]
+# Admission of a non-money route: the caller (None on a public route), or a DomainError.
+# ``ledgerline.auth.admission.admit`` unless a test hands the Endpoint another.
+Admit = Callable[[routes.Route, Request, dict[str, Any] | None], Principal | None]
 
 # ``ledgerline.auth.tokens.LEEWAY_SECONDS`` (not imported here: that loads pyjwt).
 EXPIRY_LEEWAY_SECONDS = 5
+
+
+def database_admission(route: routes.Route, request: Request, claims: dict[str, Any] | None) -> Principal | None:
+    from ledgerline.auth.admission import admit  # deferred: the cold start of public routes
+
+    return admit(route, request, claims)
 
 
 def authorizer_claims(ctx: dict[str, Any]) -> dict[str, Any] | None:
@@ -118,7 +64,7 @@ def authorizer_claims(ctx: dict[str, Any]) -> dict[str, Any] | None:
     API Gateway caches an allow for minutes per Authorization header, which can outlive
     an access token: a token past its ``exp`` is refused here, as the verifier would.
     API keys (``typ`` api_key) do not expire; revocation of either is checked in the
-    database by the authenticator."""
+    database by admission."""
     authorizer = ctx.get("authorizer") or {}
     claims = authorizer.get("lambda") or (authorizer.get("jwt") or {}).get("claims")
     if isinstance(claims, dict) and claims.get("typ") == "access":
@@ -131,39 +77,6 @@ def authorizer_claims(ctx: dict[str, Any]) -> dict[str, Any] | None:
         if expires <= time.time() - EXPIRY_LEEWAY_SECONDS:
             raise errors.Unauthorized("the access token has expired; refresh it")
     return claims
-
-
-def _authenticate(claims: dict[str, Any] | None, ip: str | None) -> Principal:
-    """The caller, or 401; failures are counted per IP, and an IP over its budget gets
-    429 before anything is checked (``ledgerline.auth.failures``)."""
-    from ledgerline.auth import failures  # deferred like the authenticator
-
-    if not claims:
-        raise errors.Unauthorized("send a valid access token: Authorization: Bearer <token>")
-    return failures.counted(ip, lambda: _authenticator[0](claims))
-
-
-# Guards run after authentication and before the route (rate limits, velocity checks);
-# they raise a DomainError to refuse the request.
-Guard = Callable[[routes.Route, "Request"], None]
-
-
-def rate_limit_guard(route: routes.Route, request: Request) -> None:
-    from ledgerline.auth.limits import guard  # deferred like the authenticator
-
-    guard(route, request)
-
-
-_guards: list[Guard] = [rate_limit_guard]
-
-
-def set_authenticator(fn: Authenticator) -> None:
-    _authenticator[0] = fn
-
-
-def add_guard(fn: Guard) -> None:
-    if fn not in _guards:
-        _guards.append(fn)
 
 
 def problem_body(err: errors.DomainError) -> str:
@@ -211,8 +124,9 @@ def powertools_rule(path: str) -> str:
 
 
 class Endpoint:
-    def __init__(self, module: str) -> None:
+    def __init__(self, module: str, *, admit: Admit = database_admission) -> None:
         self.route = routes.by_handler(module)
+        self._admit = admit
         self._fn: Callable[..., Any] | None = None
         self._local = threading.local()
 
@@ -258,105 +172,95 @@ class Endpoint:
         try:
             self._local.request = self._prepare(event, ctx, request_id)
         except errors.DomainError as err:
-            self._log_problem(err)
+            logger.info("request refused", extra={"status": err.status, "code": err.code})
             return problem_result(err)
         try:
             result = self._resolver().resolve(event, context)
         finally:
             self._local.request = None
+            self._local.admission = None
             if metrics.metric_set:
                 metrics.flush_metrics()
         return result
 
     def _prepare(self, event: dict[str, Any], ctx: dict[str, Any], request_id: str) -> Request:
         body = gate.check(event)
-        headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
         http = ctx.get("http") or {}
-        ip = http.get("sourceIp")
-        principal = None
-        if not self.route.public:
-            claims = authorizer_claims(ctx)
-            principal = _authenticate(claims, ip)
-            self._authorize(principal)
         request = Request(
             request_id=request_id,
-            ip=ip,
+            ip=http.get("sourceIp"),
             user_agent=http.get("userAgent"),
-            headers=headers,
-            principal=principal,
+            headers={k.lower(): v for k, v in (event.get("headers") or {}).items()},
+            principal=None,
             body=body,
         )
-        for guard in _guards:
-            guard(self.route, request)
-        return request
+        claims = None if self.route.public else authorizer_claims(ctx)
+        if self.route.money:
+            # Admitted inside the money statement (api.money); until then, the caller the
+            # credential names, checked as far as it can be without the database.
+            from ledgerline.auth import admission, failures
 
-    def _authorize(self, principal: Principal) -> None:
-        access = self.route.access
-        if access is routes.Access.ADMIN and principal.role != "admin":
-            raise errors.Forbidden("this route is for administrators")
-        if access is routes.Access.AUDITOR and principal.role not in ("admin", "auditor"):
-            raise errors.Forbidden("this route is for auditors and administrators")
+            prepared = failures.counted(request.ip, lambda: admission.prepare(self.route, request, claims))
+            self._local.admission = prepared
+            principal = prepared.claimed
+        else:
+            principal = self._admit(self.route, request, claims)
+        return Request(request.request_id, request.ip, request.user_agent, request.headers, principal, body)
 
-    def _log_problem(self, err: errors.DomainError) -> None:
-        logger.info("request refused", extra={"status": err.status, "code": err.code})
+    # -- units of work --------------------------------------------------------------
+    def read(self, work: Callable[[Any], T]) -> T:
+        """Run ``work(cursor)`` in a read-only transaction."""
+        self._not_money("read")
+        from ledgerline.db import transaction
 
-    # -- money-moving routes (issue 5) ------------------------------------------------
-    def money(
-        self,
-        work: Callable[[Any], Any],
-        *,
-        status: int = 201,
-        on_failure: Callable[[Any, errors.DomainError | None], None] | None = None,
-    ) -> Response:
-        """Run ``work(cursor)`` exactly once per caller and Idempotency-Key.
+        return transaction(work, read_only=True)
 
-        The key is claimed, ``work`` runs and its response (or its deterministic 4xx) is
-        stored in one database transaction (``ledgerline.idempotency``); a retry with the
-        same key and request gets the stored response with ``Idempotent-Replayed: true``.
-        ``on_failure(cursor, error)`` records a refusal (in the transaction that stores it,
-        after the operation's writes were rolled back) or, with ``error=None``, a crash (in a transaction
-        of its own, after the rollback).
+    def write(self, work: Callable[[Any], T]) -> T:
+        """Run ``work(cursor)`` in a transaction (retried whole on transient failures)."""
+        self._not_money("write")
+        from ledgerline.db import transaction
+
+        return transaction(work)
+
+    def _not_money(self, unit: str) -> None:
+        if self.route.money:
+            raise RuntimeError(f"{self.route.handler}: a money route runs only through api.money, not api.{unit}")
+
+    def money(self, operation: str, args: dict[str, Any]) -> Response:
+        """Run the money ``operation`` (``ledgerline.ledger.operations``) exactly once per
+        caller and Idempotency-Key, in one statement (``ledgerline.idempotency.call``).
+
+        ``args`` are the operation's arguments as the request gave them (amounts as text:
+        the database parses them, so a bad amount is a stored, replayed refusal). A retry
+        with the same key and request gets the stored response, ``Idempotent-Replayed: true``.
         """
         from ledgerline import idempotency  # deferred: only money routes load it
+        from ledgerline.ledger import operations
 
         if not self.route.money:
-            raise RuntimeError(f"{self.route.handler}: Endpoint.money is for routes marked money=True")
+            raise RuntimeError(f"{self.route.handler}: api.money is for routes marked money=True")
         request = self.request
+        op = operations.by_name(operation)
         key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
-        principal = request.require_principal()
+        caller = request.require_principal()
         event = self._resolver().current_event
         request_hash = idempotency.fingerprint(
             event.http_method, event.raw_path, request.body, event.raw_query_string or ""
         )
-        actor = request.actor
-
+        full_args = op.arguments(args, owner=caller.id if self.route.access is routes.Access.USER else None)
         try:
-            outcome = idempotency.execute(
-                scope=str(principal.id),
-                key=key,
-                request_hash=request_hash,
-                work=lambda c: (status, work(c)),
-                actor=actor,
-                on_failure=on_failure,
+            outcome = idempotency.call(
+                self._local.admission, key=key, request_hash=request_hash, operation=op.name, args=full_args
             )
         except errors.DomainError:
             raise
         except Exception:
-            if on_failure is not None:
-                self._record_crash(on_failure)
+            op.record_crash(request.actor, full_args)
             raise
         headers = {idempotency.REPLAYED_HEADER: "true"} if outcome.replayed else None
         return Response(
             status_code=outcome.status, content_type=outcome.content_type, body=outcome.body, headers=headers
         )
-
-    def _record_crash(self, on_failure: Callable[[Any, errors.DomainError | None], None]) -> None:
-        from ledgerline.db import transaction
-
-        try:
-            transaction(lambda cur: on_failure(cur, None), attempts=2)
-        except Exception:
-            logger.exception("could not record the failed operation")
 
 
 def build_resolver(json_body: Callable[[str], Any] | None = None) -> APIGatewayHttpResolver:

@@ -29,7 +29,7 @@ def transfer(
     reference: str | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Transfer:
-    """Move ``amount`` from one account to another, audited as initiated and completed.
+    """Move ``amount`` from one account to another, audited in one row.
 
     ``owner_id``: the debited account must belong to this user; ``credit_kinds``: the kinds
     of account that may receive it (a user may pay another user's wallet, not a system
@@ -55,8 +55,7 @@ def transfer(
         legs=[Leg(from_account_id, -amount, currency), Leg(to_account_id, amount, currency)],
         actor=actor,
         audit=[
-            sql.audit_row("transfer.initiated", resource_type="transfer", after=request),
-            sql.audit_row("transfer.completed", resource_type="transfer", ledger=True),
+            sql.audit_row("transfer.completed", resource_type="transfer", ledger=True, metadata={"request": request})
         ],
         description=description,
         reference=reference,
@@ -68,15 +67,14 @@ def transfer(
 
 
 def record_failure(cur: Cursor, actor: Actor, request: dict[str, Any], error: errors.DomainError | None) -> None:
-    """Audit a transfer that did not happen. Runs after the money's rollback (in the
-    idempotency transaction, or in a transaction of its own), so the record survives."""
-    audit.record(cur, actor, "transfer.initiated", "transfer", None, after=request)
+    """Audit a transfer that did not happen, in a transaction of its own (after the
+    money's rollback), so the record survives: one row, what was asked and why not."""
     outcome = (
         {"status": error.status, "code": error.code, "detail": error.detail}
         if error
         else {"status": 500, "code": "internal_error"}
     )
-    audit.record(cur, actor, "transfer.failed", "transfer", None, after={"request": request, "error": outcome})
+    audit.record(cur, actor, "transfer.failed", "transfer", None, metadata={"request": request, "error": outcome})
 
 
 def get_transfer(cur: Cursor, transfer_id: UUID | str, *, viewer_id: UUID | None = None) -> Transfer:

@@ -1,0 +1,105 @@
+"""Rate limits and velocity checks, counted in PostgreSQL (shared by every function
+instance).
+
+A fixed window per (limit, subject), counted by ONE atomic upsert for all the subjects
+of a request: ``login`` 5/min, ``otp`` 3/min, ``money`` 10/min and ``default`` for the
+rest, from ``settings().rate_limits``; a route's class is its row's ``limit``. Refused
+requests count too, so hammering does not open the next window early. 429 with
+``Retry-After`` = seconds to the end of the window. Velocity (``settings().velocity``,
+>20 in 60 s) counts the money-moving requests of routes marked ``velocity``, per user.
+
+A request's checks are counted inside its admission statement (``auth_admit``,
+``ledgerline.auth.admission``); ``hit`` counts checks in a transaction of one's own
+(login and OTP attempts per account, failed authentications per IP).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from ledgerline import errors
+from ledgerline.config import Limit, settings
+from ledgerline.routes import RateLimit, Route
+
+
+@dataclass(frozen=True)
+class Check:
+    key: str
+    limit: Limit
+    name: str  # the limit's name (login/otp/money/default/velocity/auth), for messages
+
+    def to_json(self, route: Route | None = None) -> dict[str, Any]:
+        """As ``auth_admit`` counts it."""
+        return {
+            "key": self.key,
+            "count": self.limit.count,
+            "period": self.limit.period_seconds,
+            "name": self.name,
+            "route": f"{route.method} {route.path}" if route else None,
+        }
+
+
+@dataclass(frozen=True)
+class Refusal:
+    check: Check
+    hits: int
+    retry_after: int
+
+
+def request_checks(route: Route, ip: str | None, caller: UUID | None) -> list[Check]:
+    """What one request to ``route`` counts against."""
+    if route.limit is RateLimit.NONE:
+        return []
+    cfg = settings()
+    name = route.limit.value
+    limit = cfg.rate_limits.get(name, cfg.rate_limits.get("default"))
+    checks = []
+    if limit is not None:
+        if ip:
+            checks.append(Check(f"{name}:ip:{ip}", limit, name))
+        if caller is not None:
+            checks.append(Check(f"{name}:user:{caller}", limit, name))
+    if cfg.velocity is not None and route.velocity and caller is not None:
+        checks.append(Check(f"velocity:money:user:{caller}", cfg.velocity, "velocity"))
+    return checks
+
+
+def account_check(name: str, subject: str) -> list[Check]:
+    """A per-account check (login and OTP attempts), counted inside the flow."""
+    limit = settings().rate_limits.get(name)
+    return [] if limit is None else [Check(f"{name}:account:{subject}", limit, name)]
+
+
+def hit(cur: Any, checks: list[Check]) -> list[Refusal]:
+    """Count one request against every check in one statement; return those exceeded."""
+    if not checks:
+        return []
+    by_key = {c.key: c for c in sorted(checks, key=lambda c: c.key)}  # sorted: no deadlocks
+    cur.execute(
+        """
+        INSERT INTO rate_limit_buckets AS b (key, window_start, hits)
+        SELECT k, to_timestamp(floor(extract(epoch FROM now()) / p) * p), 1
+          FROM unnest(%(keys)s::text[], %(periods)s::int[]) AS t (k, p)
+        ON CONFLICT (key) DO UPDATE
+           SET hits = CASE WHEN b.window_start = excluded.window_start THEN b.hits + 1 ELSE 1 END,
+               window_start = excluded.window_start
+        RETURNING key, hits, extract(epoch FROM window_start - now()) AS window_offset
+        """,
+        {"keys": list(by_key), "periods": [c.limit.period_seconds for c in by_key.values()]},
+    )
+    refused = []
+    for row in cur.fetchall():
+        check = by_key[row["key"]]
+        if row["hits"] > check.limit.count:
+            remaining = float(row["window_offset"]) + check.limit.period_seconds
+            refused.append(Refusal(check, row["hits"], max(1, math.ceil(remaining))))
+    return refused
+
+
+def refused(refusals: list[Refusal]) -> errors.DomainError:
+    """The 429 for a request over one or more of its limits."""
+    worst = max(refusals, key=lambda r: r.retry_after)
+    return errors.RateLimited(f"too many requests; try again in {worst.retry_after} s", retry_after=worst.retry_after)

@@ -1,0 +1,71 @@
+"""The money operations money routes run (``Endpoint.money``), one row each.
+
+The database runs them (``money_op`` in one ``money_call`` statement, migration 0010);
+this table says, for each, the status of a success and the audit actions of a success
+and of a refusal, so both sides read them from one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from ledgerline import audit
+from ledgerline.audit import Actor
+from ledgerline.ledger.model import USER_CREDITABLE_KINDS
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str  # money_op's
+    status: int  # of a success
+    done: str  # audit action of a success
+    failed: str  # audit action of a refusal (and of a crash)
+
+    def arguments(self, args: dict[str, Any], *, owner: UUID | None) -> dict[str, Any]:
+        """What ``money_op`` receives: the request's arguments and the operation's rules.
+        ``owner``: the caller on user routes (object-level checks); None for administrators."""
+        return {
+            **args,
+            "owner_id": owner,
+            # A user pays wallets (and escrow accounts), never a system account.
+            "credit_kinds": list(USER_CREDITABLE_KINDS) if owner is not None else None,
+            "status": self.status,
+            "audit": {"done": self.done, "failed": self.failed, "category": audit.category_of(self.done)},
+            "request": args,
+        }
+
+    def record_crash(self, actor: Actor, args: dict[str, Any]) -> None:
+        """Audit an operation that failed with no answer (rolled back whole), in a
+        transaction of its own, so the attempt is on record."""
+        from ledgerline.db import transaction
+        from ledgerline.observability import logger
+
+        error = {"status": 500, "code": "internal_error"}
+        try:
+            transaction(
+                lambda cur: audit.record(
+                    cur, actor, self.failed, self.name, None, metadata={"request": args.get("request"), "error": error}
+                ),
+                attempts=2,
+            )
+        except Exception:
+            logger.exception("could not record the failed operation")
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("transfer", 201, "transfer.completed", "transfer.failed"),
+    Operation("hold_create", 201, "hold.created", "hold.failed"),
+    Operation("hold_capture", 200, "hold.captured", "hold.failed"),
+    Operation("hold_void", 200, "hold.voided", "hold.failed"),
+    Operation("adjust", 201, "ledger.adjustment.posted", "ledger.adjustment.failed"),
+    Operation("reverse", 201, "ledger.transaction.reversed", "ledger.transaction.reversal_failed"),
+)
+
+
+def by_name(name: str) -> Operation:
+    for op in OPERATIONS:
+        if op.name == name:
+            return op
+    raise LookupError(f"no money operation {name!r} (ledgerline.ledger.operations.OPERATIONS)")

@@ -1,0 +1,143 @@
+"""Every money route is idempotent by construction: one parametrized test walks every
+money row of the route table and proves, over HTTP, that a retry with the same key
+replays the stored response (nothing moves again) and the same key with another body is
+refused. A money row without a case here fails the suite."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from ledgerline import routes
+
+MONEY_ROUTES = [r for r in routes.ROUTES if r.money]
+
+
+@pytest.fixture(scope="module")
+def world(admin, person) -> dict[str, Any]:
+    alice, bob = person(), person()
+    a = alice.post("/v1/accounts", json={"currency": "NGN"}).json()["id"]
+    b = bob.post("/v1/accounts", json={"currency": "NGN"}).json()["id"]
+    funded = admin.post(
+        "/v1/admin/adjustments",
+        idempotency_key=True,
+        json={"account_id": a, "amount": "1000.00", "currency": "NGN", "direction": "credit", "reason": "funds"},
+    )
+    assert funded.status_code == 201, funded.text
+    return {"admin": admin, "alice": alice, "a": a, "b": b}
+
+
+def _hold(world: dict[str, Any]) -> str:
+    r = world["alice"].post("/v1/holds", idempotency_key=True, json={"account_id": world["a"], "amount": "5.00",
+                                                                     "currency": "NGN"})  # fmt: skip
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def _transaction(world: dict[str, Any]) -> str:
+    r = world["alice"].post("/v1/transfers", idempotency_key=True, json={
+        "from_account_id": world["a"], "to_account_id": world["b"], "amount": "1.00", "currency": "NGN"})  # fmt: skip
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+# route handler -> (caller, path, body, another body), built fresh for each use
+CASES: dict[str, Callable[[dict[str, Any]], tuple[str, str, dict[str, Any], dict[str, Any]]]] = {
+    "functions.ledger.transfers_create": lambda w: (
+        "alice", "/v1/transfers",
+        {"from_account_id": w["a"], "to_account_id": w["b"], "amount": "2.00", "currency": "NGN"},
+        {"from_account_id": w["a"], "to_account_id": w["b"], "amount": "3.00", "currency": "NGN"},
+    ),
+    "functions.ledger.holds_create": lambda w: (
+        "alice", "/v1/holds", {"account_id": w["a"], "amount": "2.00", "currency": "NGN"},
+        {"account_id": w["a"], "amount": "3.00", "currency": "NGN"},
+    ),
+    "functions.ledger.holds_capture": lambda w: (
+        "alice", f"/v1/holds/{_hold(w)}/capture", {"to_account_id": w["b"], "amount": "1.00"},
+        {"to_account_id": w["b"], "amount": "2.00"},
+    ),
+    "functions.ledger.holds_void": lambda w: (
+        "alice", f"/v1/holds/{_hold(w)}/void", {"reason": "changed my mind"}, {"reason": "another reason"},
+    ),
+    "functions.ledger.admin_adjustments_create": lambda w: (
+        "admin", "/v1/admin/adjustments",
+        {"account_id": w["b"], "amount": "1.00", "currency": "NGN", "direction": "credit", "reason": "goodwill"},
+        {"account_id": w["b"], "amount": "9.00", "currency": "NGN", "direction": "credit", "reason": "goodwill"},
+    ),
+    "functions.ledger.admin_transactions_reverse": lambda w: (
+        "admin", f"/v1/admin/transactions/{_transaction(w)}/reverse", {"reason": "sent in error"},
+        {"reason": "another reason"},
+    ),
+}  # fmt: skip
+
+
+def test_every_money_route_has_a_case():
+    assert {r.handler for r in MONEY_ROUTES} == set(CASES)
+
+
+@pytest.mark.parametrize("route", MONEY_ROUTES, ids=lambda r: f"{r.method} {r.path}")
+def test_a_money_route_replays_with_the_same_key_and_refuses_it_with_another_body(world, route, owner_conn):
+    who, path, body, other = CASES[route.handler](world)
+    client, key = world[who], str(uuid.uuid4())
+
+    def transactions() -> int:
+        with owner_conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM transactions")
+            return int(cur.fetchone()[0])
+
+    first = client.post(path, json=body, idempotency_key=key)
+    assert 200 <= first.status_code < 300, first.text
+    moved = transactions()
+    again = client.post(path, json=body, idempotency_key=key)
+    mismatch = client.post(path, json=other, idempotency_key=key)
+
+    assert (again.status_code, again.text, again.headers.get("Idempotent-Replayed")) == (
+        first.status_code,
+        first.text,
+        "true",
+    )
+    assert transactions() == moved  # nothing ran again
+    assert mismatch.status_code == 422 and mismatch.json()["code"] == "idempotency_key_reused"
+    assert client.post(path, json=body).json()["code"] == "idempotency_key_required"
+
+
+def test_a_transfer_as_posted_is_the_transfer_as_read(world):
+    posted = world["alice"].post("/v1/transfers", idempotency_key=True, json={
+        "from_account_id": world["a"], "to_account_id": world["b"], "amount": "1.50", "currency": "NGN"})  # fmt: skip
+    read = world["alice"].get(f"/v1/transfers/{posted.json()['id']}")
+
+    assert read.json() == posted.json()
+
+
+def test_fifty_requests_at_once_at_a_limit_of_ten_let_exactly_ten_through(person, monkeypatch, owner_conn):
+    from ledgerline import config
+
+    caller = person()
+    monkeypatch.setenv("LEDGERLINE_RATE_LIMITS", "login=off;otp=off;money=off;default=10/minute;auth=off")
+    config.settings.cache_clear()
+    with owner_conn.cursor() as cur:
+        cur.execute("DELETE FROM rate_limit_buckets WHERE key LIKE 'default:%'")
+    statuses: list[int] = []
+    barrier = threading.Barrier(50)
+
+    def get() -> None:
+        barrier.wait(timeout=30)
+        statuses.append(caller.get("/v1/accounts").status_code)
+
+    try:
+        threads = [threading.Thread(target=get) for _ in range(50)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        monkeypatch.undo()
+        config.settings.cache_clear()
+        with owner_conn.cursor() as cur:
+            cur.execute("DELETE FROM rate_limit_buckets WHERE key LIKE 'default:%'")
+
+    assert sorted(statuses) == [200] * 10 + [429] * 40
