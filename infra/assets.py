@@ -115,10 +115,12 @@ def stage_functions(root: Path, dest: Path) -> Path:
 
 
 def migrations_hash(root: Path, pattern: str) -> str:
-    """A hash of the migration SQL files (names and contents), for the migration trigger."""
+    """A hash of the SQL files the migrator applies (paths and contents): the migrations and
+    the routine files (one per function, re-applied when they change), for the migration
+    trigger."""
     digest = hashlib.sha256()
     for path in sorted(root.glob(pattern)):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 

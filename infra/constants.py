@@ -111,7 +111,9 @@ ENV_BLIND_INDEX_SECRET_ARN = "LEDGERLINE_BLIND_INDEX_SECRET_ARN"  # noqa: S105 -
 
 # Build inputs
 LAYER_DIR_ENV = "LEDGERLINE_LAYER_DIR"  # a ready layer folder (tests): skips pip install
-MIGRATIONS_GLOB = "layers/common/python/ledgerline/db/migrations/*.sql"
+# The SQL the migration custom resource applies (db/migrations/ and db/routines/): a change
+# to any of it changes the resource's hash, so CloudFormation runs the migrator again.
+MIGRATIONS_GLOB = "layers/common/python/ledgerline/db/*/*.sql"
 MIGRATION_HANDLER = "functions.system.migrate.handler"
 
 

@@ -159,15 +159,31 @@ def test_migration_runs_as_a_custom_resource_whose_trigger_is_the_sql_hash(real:
     assert any(d.startswith("DatabaseClusterWriter") for d in depends)
 
 
-def test_migration_hash_changes_with_any_migration_file(tmp_path: Path) -> None:
+def test_migration_hash_changes_with_any_migration_or_routine_file(tmp_path: Path) -> None:
     folder = tmp_path / "layers/common/python/ledgerline/db/migrations"
+    routines = tmp_path / "layers/common/python/ledgerline/db/routines"
     folder.mkdir(parents=True)
+    routines.mkdir()
     (folder / "0001_a.sql").write_text("create table a ();")
     first = migrations_hash(tmp_path, c.MIGRATIONS_GLOB)
     (folder / "0002_b.sql").write_text("create table b ();")
     second = migrations_hash(tmp_path, c.MIGRATIONS_GLOB)
     (folder / "0002_b.sql").write_text("create table b (id int);")
-    assert len({first, second, migrations_hash(tmp_path, c.MIGRATIONS_GLOB)}) == 3
+    third = migrations_hash(tmp_path, c.MIGRATIONS_GLOB)
+    # A function's file changes without a migration: the migrator must run again all the same.
+    (routines / "f.sql").write_text("create or replace function f() returns int language sql as $$ select 1 $$;")
+    fourth = migrations_hash(tmp_path, c.MIGRATIONS_GLOB)
+    (routines / "f.sql").write_text("create or replace function f() returns int language sql as $$ select 2 $$;")
+    (routines / "README.md").write_text("how to change a function")
+    assert len({first, second, third, fourth, migrations_hash(tmp_path, c.MIGRATIONS_GLOB)}) == 5
+
+
+def test_migration_hash_covers_every_packaged_migration_and_routine() -> None:
+    from ledgerline.db import migrate
+
+    hashed = {p.relative_to(PROJECT_ROOT) for p in PROJECT_ROOT.glob(c.MIGRATIONS_GLOB)}
+    packaged = {*migrate.MIGRATIONS_DIR.glob("*.sql"), *migrate.ROUTINES_DIR.glob("*.sql")}
+    assert hashed == {p.relative_to(PROJECT_ROOT) for p in packaged}
 
 
 def test_migration_logs_in_through_the_proxy_with_iam_as_the_master_user(real: Synthesized) -> None:

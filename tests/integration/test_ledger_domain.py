@@ -570,6 +570,7 @@ def test_database_errors_that_are_not_refusals_still_surface(database_url):
     with pytest.raises(psycopg2.Error):
         tx(
             lambda cur: cur.execute(
-                "SELECT ledger_post_legs('x', NULL, NULL, NULL, NULL, NULL, '{}'::jsonb, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, 'nope')"
+                "SELECT ledger_post_legs(p_kind => 'x', p_accounts => NULL, p_currencies => NULL, p_amounts => NULL,"
+                " p_entry_types => NULL, p_counterparts => NULL, p_actor => '{}'::jsonb, p_id => 'nope')"
             )
         )

@@ -1,7 +1,8 @@
 """Throwaway databases for test runs, cloned from a migrated template (fast).
 
-The template's name carries the migrations' fingerprint, so changing a migration builds
-a new template; cloning it costs ~100 ms instead of re-running every migration.
+The template's name carries the fingerprint of the migrations and the routine files
+(``migrate.fingerprint``), so changing either builds a new template; cloning it costs
+~100 ms instead of re-running every migration and routine.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Domain functions take a cursor (the caller owns the transaction) and raise
 ``ledgerline.errors.DomainError`` subclasses for refusals. Money moves only through the
-database functions of ``0003_ledger.sql``, one call per operation.
+database functions of ``ledgerline/db/routines/`` (one file each), one call per operation.
 """
 
 from ledgerline.ledger.accounts import (

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from ledgerline import audit, errors, money, pagination
 from ledgerline.audit import Actor
 from ledgerline.db import Cursor
+from ledgerline.ids import object_id
 from ledgerline.ledger import sql
 from ledgerline.ledger.model import SYSTEM_KINDS, Account
 
@@ -45,7 +45,7 @@ def open_account(
 
 def get_account(cur: Cursor, account_id: UUID | str, *, owner_id: UUID | None = None) -> Account:
     """One account; with ``owner_id``, only if it belongs to that owner (else not found)."""
-    uid = _uuid(account_id, "account")
+    uid = object_id(account_id, "account")
     cur.execute(_SELECT + " WHERE a.id = %s", (uid,))
     row = cur.fetchone()
     if row is None or (owner_id is not None and row["owner_id"] != owner_id):
@@ -93,17 +93,18 @@ _STATUS_ACTIONS = {
 
 def set_status(cur: Cursor, account_id: UUID | str, status: str, *, actor: Actor, reason: str | None = None) -> Account:
     """Freeze (``frozen``), unfreeze (``active``) or close (``closed``, empty accounts only)."""
-    uid = _uuid(account_id, "account")
+    uid = object_id(account_id, "account")
     sql.call(
         cur,
-        "SELECT ledger_set_account_status(%s, %s, %s, %s, %s) AS account",
-        (
-            uid,
-            status,
-            reason,
-            sql.actor_json(actor),
-            sql.audit_rows(sql.audit_row(_STATUS_ACTIONS[status], resource_type="account")),
-        ),
+        "SELECT ledger_set_account_status(p_account => %(account)s, p_status => %(status)s, p_reason => %(reason)s,"
+        " p_actor => %(actor)s, p_audit => %(audit)s) AS account",
+        {
+            "account": uid,
+            "status": status,
+            "reason": reason,
+            "actor": sql.actor_json(actor),
+            "audit": sql.audit_rows(sql.audit_row(_STATUS_ACTIONS[status], resource_type="account")),
+        },
     )
     return get_account(cur, uid)
 
@@ -118,13 +119,3 @@ def unfreeze(cur: Cursor, account_id: UUID | str, *, actor: Actor, reason: str |
 
 def close(cur: Cursor, account_id: UUID | str, *, actor: Actor, reason: str | None = None) -> Account:
     return set_status(cur, account_id, "closed", actor=actor, reason=reason)
-
-
-def _uuid(value: Any, what: str) -> UUID:
-    """Ids from paths are untrusted text: a malformed one is simply not found."""
-    if isinstance(value, UUID):
-        return value
-    try:
-        return UUID(str(value))
-    except ValueError:
-        raise errors.NotFound(f"{what} {value} not found") from None

@@ -9,6 +9,7 @@ from uuid import UUID
 from ledgerline import errors
 from ledgerline.audit import Actor
 from ledgerline.db import Cursor
+from ledgerline.ids import object_id
 from ledgerline.ledger import sql
 from ledgerline.ledger.accounts import system_account
 from ledgerline.ledger.model import Transaction
@@ -18,18 +19,16 @@ from ledgerline.ledger.postings import Leg, post_transaction
 def reverse(cur: Cursor, transaction_id: UUID | str, *, reason: str, actor: Actor) -> Transaction:
     """Post the mirror image of a transaction (once); the original stays as it was."""
     reason = _reason(reason)
-    try:
-        tid = transaction_id if isinstance(transaction_id, UUID) else UUID(str(transaction_id))
-    except ValueError:
-        raise errors.NotFound(f"transaction {transaction_id} not found") from None
+    tid = object_id(transaction_id, "transaction")
     row = sql.call(
         cur,
-        "SELECT ledger_reverse(%s, %s, %s, %s) AS t",
-        (
-            tid,
-            reason,
-            sql.actor_json(actor),
-            sql.audit_rows(
+        "SELECT ledger_reverse(p_transaction => %(transaction)s, p_reason => %(reason)s, p_actor => %(actor)s,"
+        " p_audit => %(audit)s) AS t",
+        {
+            "transaction": tid,
+            "reason": reason,
+            "actor": sql.actor_json(actor),
+            "audit": sql.audit_rows(
                 sql.audit_row(
                     "ledger.transaction.reversed",
                     resource_type="transaction",
@@ -38,7 +37,7 @@ def reverse(cur: Cursor, transaction_id: UUID | str, *, reason: str, actor: Acto
                     metadata={"reason": reason},
                 )
             ),
-        ),
+        },
     )
     return Transaction.from_json(row["t"])
 

@@ -16,6 +16,7 @@ from uuid import UUID
 from ledgerline import errors
 from ledgerline.audit import Actor
 from ledgerline.db import Cursor
+from ledgerline.ids import object_id
 from ledgerline.ledger import sql
 from ledgerline.ledger.model import Hold, Transaction
 
@@ -47,19 +48,22 @@ def create_hold(
     row = sql.call(
         cur,
         """
-        SELECT ledger_hold_create(%s, %s, %s, clock_timestamp() + %s * interval '1 second', %s, %s, %s, %s, %s) AS h
+        SELECT ledger_hold_create(
+          p_account => %(account)s, p_currency => %(currency)s, p_amount => %(amount)s,
+          p_expires_at => clock_timestamp() + %(seconds)s * interval '1 second', p_actor => %(actor)s,
+          p_audit => %(audit)s, p_owner => %(owner)s, p_description => %(description)s, p_metadata => %(metadata)s) AS h
         """,
-        (
-            account_id,
-            currency,
-            amount,
-            seconds,
-            sql.actor_json(actor),
-            sql.audit_rows(sql.audit_row("hold.created", resource_type="hold")),
-            owner_id,
-            description,
-            sql.jsonb(metadata) if metadata else None,
-        ),
+        {
+            "account": account_id,
+            "currency": currency,
+            "amount": amount,
+            "seconds": seconds,
+            "actor": sql.actor_json(actor),
+            "audit": sql.audit_rows(sql.audit_row("hold.created", resource_type="hold")),
+            "owner": owner_id,
+            "description": description,
+            "metadata": sql.jsonb(metadata) if metadata else None,
+        },
     )
     return Hold.from_json(row["h"])
 
@@ -76,22 +80,24 @@ def capture_hold(
     description: str | None = None,
 ) -> tuple[Hold, Transaction]:
     """Post ``amount`` (default: all) of an active hold to ``to_account_id``; release the rest."""
-    hid = _uuid(hold_id)
+    hid = object_id(hold_id, "hold")
     if amount is not None and amount <= 0:
         raise errors.ValidationFailed("amount must be greater than zero")
     row = sql.call(
         cur,
-        "SELECT ledger_hold_capture(%s, %s, %s, %s, %s, %s, %s::text[], %s) AS h",
-        (
-            hid,
-            to_account_id,
-            amount,
-            sql.actor_json(actor),
-            sql.audit_rows(sql.audit_row("hold.captured", resource_type="hold")),
-            owner_id,
-            list(credit_kinds) if credit_kinds is not None else None,
-            description,
-        ),
+        "SELECT ledger_hold_capture(p_hold => %(hold)s, p_to => %(to)s, p_amount => %(amount)s, p_actor => %(actor)s,"
+        " p_audit => %(audit)s, p_owner => %(owner)s, p_credit_kinds => %(credit_kinds)s::text[],"
+        " p_description => %(description)s) AS h",
+        {
+            "hold": hid,
+            "to": to_account_id,
+            "amount": amount,
+            "actor": sql.actor_json(actor),
+            "audit": sql.audit_rows(sql.audit_row("hold.captured", resource_type="hold")),
+            "owner": owner_id,
+            "credit_kinds": list(credit_kinds) if credit_kinds is not None else None,
+            "description": description,
+        },
     )
     data = row["h"]
     return Hold.from_json(data), Transaction.from_json(data["transaction"])
@@ -100,13 +106,13 @@ def capture_hold(
 def void_hold(cur: Cursor, hold_id: UUID | str, *, actor: Actor, owner_id: UUID | None = None) -> Hold:
     row = sql.call(
         cur,
-        "SELECT ledger_hold_void(%s, %s, %s, %s) AS h",
-        (
-            _uuid(hold_id),
-            sql.actor_json(actor),
-            sql.audit_rows(sql.audit_row("hold.voided", resource_type="hold")),
-            owner_id,
-        ),
+        "SELECT ledger_hold_void(p_hold => %(hold)s, p_actor => %(actor)s, p_audit => %(audit)s, p_owner => %(owner)s) AS h",
+        {
+            "hold": object_id(hold_id, "hold"),
+            "actor": sql.actor_json(actor),
+            "audit": sql.audit_rows(sql.audit_row("hold.voided", resource_type="hold")),
+            "owner": owner_id,
+        },
     )
     return Hold.from_json(row["h"])
 
@@ -117,19 +123,20 @@ def expire_due(
     """Expire active holds due at ``now`` (default: the database's clock); return how many."""
     row = sql.call(
         cur,
-        "SELECT ledger_expire_holds(coalesce(%s, clock_timestamp()), %s, %s, %s) AS n",
-        (
-            now,
-            limit,
-            sql.actor_json(actor or Actor.system("hold-expiry")),
-            sql.audit_rows(sql.audit_row("hold.expired", resource_type="hold")),
-        ),
+        "SELECT ledger_expire_holds(p_now => coalesce(%(now)s, clock_timestamp()), p_limit => %(limit)s,"
+        " p_actor => %(actor)s, p_audit => %(audit)s) AS n",
+        {
+            "now": now,
+            "limit": limit,
+            "actor": sql.actor_json(actor or Actor.system("hold-expiry")),
+            "audit": sql.audit_rows(sql.audit_row("hold.expired", resource_type="hold")),
+        },
     )
     return int(row["n"])
 
 
 def get_hold(cur: Cursor, hold_id: UUID | str, *, owner_id: UUID | None = None) -> Hold:
-    hid = _uuid(hold_id)
+    hid = object_id(hold_id, "hold")
     cur.execute(
         """
         SELECT h.id, h.account_id, h.currency, h.amount, h.status, h.captured_amount, h.transaction_id,
@@ -142,12 +149,3 @@ def get_hold(cur: Cursor, hold_id: UUID | str, *, owner_id: UUID | None = None) 
     if row is None or (owner_id is not None and row["owner_id"] != owner_id):
         raise errors.NotFound(f"hold {hold_id} not found")
     return Hold.from_row(row)
-
-
-def _uuid(value: UUID | str) -> UUID:
-    if isinstance(value, UUID):
-        return value
-    try:
-        return UUID(str(value))
-    except ValueError:
-        raise errors.NotFound(f"hold {value} not found") from None

@@ -1,6 +1,6 @@
 """The money operations money routes run (``Endpoint.money``), one row each.
 
-The database runs them (``money_op`` in one ``money_call`` statement, migration 0010);
+The database runs them (``money_op`` in one ``money_call`` statement, ``db/routines/``);
 this table says, for each, the status of a success and the audit actions of a success
 and of a refusal, so both sides read them from one place.
 """

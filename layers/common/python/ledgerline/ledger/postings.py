@@ -18,6 +18,7 @@ from uuid import UUID
 from ledgerline import errors, money
 from ledgerline.audit import Actor
 from ledgerline.db import Cursor
+from ledgerline.ids import object_id
 from ledgerline.ledger import sql
 from ledgerline.ledger.model import Entry, Transaction
 
@@ -106,41 +107,42 @@ def _post_call(
     owner_id: UUID | None = None,
     credit_kinds: Sequence[str] | None = None,
     transaction_id: UUID | None = None,
-) -> tuple[str, tuple[Any, ...]]:
+) -> tuple[str, dict[str, Any]]:
     check_legs(legs)
     counterparts = [leg.counterpart_id for leg in legs]
     if len(legs) == 2:
         counterparts = [counterparts[0] or legs[1].account_id, counterparts[1] or legs[0].account_id]
     query = (
-        "ledger_post_legs(%s, %s::uuid[], %s::text[], %s::numeric[], %s::text[], %s::uuid[], %s, %s,"
-        " %s, %s, %s, NULL, %s, %s, %s::text[], %s)"
+        "ledger_post_legs(p_kind => %(kind)s, p_accounts => %(accounts)s::uuid[],"
+        " p_currencies => %(currencies)s::text[], p_amounts => %(amounts)s::numeric[],"
+        " p_entry_types => %(entry_types)s::text[], p_counterparts => %(counterparts)s::uuid[],"
+        " p_actor => %(actor)s, p_audit => %(audit)s, p_description => %(description)s,"
+        " p_reference => %(reference)s, p_metadata => %(metadata)s, p_allow_frozen => %(allow_frozen)s,"
+        " p_owner => %(owner)s, p_credit_kinds => %(credit_kinds)s::text[], p_id => %(id)s)"
     )
-    params = (
-        kind,
-        [leg.account_id for leg in legs],
-        [leg.currency for leg in legs],
-        [leg.amount for leg in legs],
-        [leg.entry_type or kind for leg in legs],
-        counterparts,
-        sql.actor_json(actor),
-        sql.audit_rows(*audit) if audit else None,
-        description,
-        reference,
-        sql.jsonb(metadata) if metadata else None,
-        allow_frozen,
-        owner_id,
-        list(credit_kinds) if credit_kinds is not None else None,
-        transaction_id,
-    )
+    params = {
+        "kind": kind,
+        "accounts": [leg.account_id for leg in legs],
+        "currencies": [leg.currency for leg in legs],
+        "amounts": [leg.amount for leg in legs],
+        "entry_types": [leg.entry_type or kind for leg in legs],
+        "counterparts": counterparts,
+        "actor": sql.actor_json(actor),
+        "audit": sql.audit_rows(*audit) if audit else None,
+        "description": description,
+        "reference": reference,
+        "metadata": sql.jsonb(metadata) if metadata else None,
+        "allow_frozen": allow_frozen,
+        "owner": owner_id,
+        "credit_kinds": list(credit_kinds) if credit_kinds is not None else None,
+        "id": transaction_id,
+    }
     return query, params
 
 
 def get_transaction(cur: Cursor, transaction_id: UUID | str) -> Transaction:
     """A transaction with its entries and, if it was reversed, the reversing transaction's id."""
-    try:
-        tid = transaction_id if isinstance(transaction_id, UUID) else UUID(str(transaction_id))
-    except ValueError:
-        raise errors.NotFound(f"transaction {transaction_id} not found") from None
+    tid = object_id(transaction_id, "transaction")
     cur.execute(
         """
         SELECT t.id, t.kind, t.status, t.description, t.reference, t.reverses, t.created_at, t.metadata,

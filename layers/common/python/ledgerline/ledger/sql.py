@@ -1,7 +1,7 @@
 """Calling the ledger's database functions, and what their errors mean to a caller.
 
-The money functions in ``0003_ledger.sql`` raise SQLSTATEs of class ``LL`` with a message
-written for the API caller; constraint violations that reach here are the database's
+The money functions (``ledgerline/db/routines/``, one file each) raise SQLSTATEs of class
+``LL`` with a message written for the API caller; constraint violations that reach here are the database's
 last line of defence and are mapped to the same domain errors.
 """
 

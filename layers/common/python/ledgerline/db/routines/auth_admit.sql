@@ -1,0 +1,97 @@
+-- Who is calling, may they call this route, and is there budget left for it: a read
+-- route's whole admission in one statement (money_call runs it first).
+--
+-- p_claims: what the authorizer verified (NULL on a public route): an access token's
+--   {typ: access, sub, jti, sid, amr} or an API key's {typ: api_key, sub, api_key_id}.
+-- p_policy: the route's rules, computed in Python from its row (ledgerline.auth.admission):
+--   {roles: [...] | null, second_factor_roles: [...], key_role, forbidden, enrolment}.
+-- p_checks: [{key, count, period, name, route}], counted only once the caller is admitted.
+-- p_actor: the audit actor of a refusal ({ip, user_agent, metadata}).
+-- Returns {outcome: ok|unauthorized|forbidden|rate_limited, role?, detail?, retry_after?}.
+CREATE OR REPLACE FUNCTION auth_admit(p_claims jsonb, p_policy jsonb, p_checks jsonb, p_actor jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+DECLARE
+  v_role text;
+  v_sub  uuid := (p_claims->>'sub')::uuid;
+  r      record;
+BEGIN
+  IF p_claims IS NULL THEN
+    v_role := NULL;
+  ELSIF p_claims->>'typ' = 'api_key' THEN
+    -- A key acts with the reach of its role (a merchant), whatever its owner becomes.
+    PERFORM 1 FROM api_keys k JOIN users u ON u.id = k.user_id
+     WHERE k.id = (p_claims->>'api_key_id')::uuid AND k.user_id = v_sub AND k.revoked_at IS NULL
+       AND u.status = 'active' AND u.role = p_policy->>'key_role';
+    IF NOT FOUND THEN
+      RETURN jsonb_build_object('outcome', 'unauthorized', 'detail', 'the API key is not valid or was revoked');
+    END IF;
+    v_role := p_policy->>'key_role';
+  ELSIF p_claims->>'typ' = 'access' THEN
+    SELECT u.role, u.status,
+           EXISTS (SELECT 1 FROM revoked_tokens t WHERE t.jti = (p_claims->>'jti')::uuid) AS jti_revoked,
+           coalesce((SELECT s.revoked_at IS NOT NULL OR s.expires_at <= now() OR s.user_id <> u.id
+                       FROM sessions s WHERE s.id = (p_claims->>'sid')::uuid), true) AS ended
+      INTO r FROM users u WHERE u.id = v_sub;
+    IF NOT FOUND OR r.status <> 'active' THEN
+      RETURN jsonb_build_object('outcome', 'unauthorized', 'detail', 'this account cannot sign in; contact support');
+    END IF;
+    IF r.jti_revoked OR r.ended THEN
+      RETURN jsonb_build_object('outcome', 'unauthorized', 'detail', 'the session has ended; log in again');
+    END IF;
+    v_role := r.role;
+  ELSE
+    RETURN jsonb_build_object('outcome', 'unauthorized', 'detail', 'the token is not an access token');
+  END IF;
+
+  IF jsonb_typeof(p_policy->'roles') = 'array' AND NOT (p_policy->'roles' ? v_role) THEN
+    RETURN jsonb_build_object('outcome', 'forbidden', 'role', v_role, 'detail', p_policy->>'forbidden');
+  END IF;
+  IF p_policy->'second_factor_roles' ? v_role AND NOT coalesce(p_claims->'amr' ? 'otp', false) THEN
+    RETURN jsonb_build_object('outcome', 'forbidden', 'role', v_role, 'detail', p_policy->>'enrolment');
+  END IF;
+
+  IF jsonb_array_length(coalesce(p_checks, '[]'::jsonb)) > 0 THEN
+    -- One atomic upsert counts every check (sorted: no deadlocks between callers); refused
+    -- requests count too, so hammering does not open the next window early.
+    WITH counted AS (
+      INSERT INTO rate_limit_buckets AS b (key, window_start, hits)
+      SELECT c->>'key', to_timestamp(floor(extract(epoch FROM now()) / (c->>'period')::int) * (c->>'period')::int), 1
+        FROM jsonb_array_elements(p_checks) c ORDER BY c->>'key'
+      ON CONFLICT (key) DO UPDATE
+         SET hits = CASE WHEN b.window_start = excluded.window_start THEN b.hits + 1 ELSE 1 END,
+             window_start = excluded.window_start
+      RETURNING key, hits, extract(epoch FROM window_start - now()) AS window_offset
+    ), over AS (
+      SELECT c, n.hits, greatest(1, ceil(n.window_offset + (c->>'period')::int))::int AS retry_after
+        FROM counted n JOIN jsonb_array_elements(p_checks) c ON c->>'key' = n.key
+       WHERE n.hits > (c->>'count')::int
+    ), audited AS (
+      -- Velocity blocks are each audited; a rate limit only at its first refusal of a window.
+      INSERT INTO audit_log (category, action, actor_id, actor_type, actor_ip, user_agent, resource_type, resource_id,
+                             metadata, content_hash)
+      SELECT 'auth', CASE WHEN o.c->>'name' = 'velocity' THEN 'auth.velocity_blocked' ELSE 'auth.rate_limited' END,
+             v_sub, coalesce(CASE WHEN p_claims->>'typ' = 'api_key' THEN 'api_key' END, v_role, 'anonymous'),
+             (p_actor->>'ip')::inet, p_actor->>'user_agent', 'rate_limit', o.c->>'key',
+             coalesce(p_actor->'metadata', '{}'::jsonb)
+               || jsonb_build_object('limit', o.c->>'name', 'key', o.c->>'key', 'hits', o.hits, 'route', o.c->>'route'),
+             ''
+        FROM over o
+       WHERE o.c->>'name' = 'velocity' OR o.hits = (o.c->>'count')::int + 1
+    )
+    SELECT o.c, o.hits, o.retry_after INTO r FROM over o ORDER BY o.retry_after DESC LIMIT 1;
+    IF FOUND THEN
+      RETURN jsonb_build_object(
+        'outcome', 'rate_limited', 'role', v_role, 'retry_after', r.retry_after,
+        'detail', CASE WHEN r.c->>'name' = 'velocity'
+                       THEN format('more than %s transfers in %s s; try again in %s s or contact support',
+                                   r.c->>'count', r.c->>'period', r.retry_after)
+                       ELSE format('too many requests; try again in %s s', r.retry_after) END);
+    END IF;
+  END IF;
+  RETURN jsonb_build_object('outcome', 'ok', 'role', v_role);
+END $$;
+
+-- Callable by the application role (and the owner), not by PUBLIC.
+REVOKE ALL ON FUNCTION auth_admit(jsonb, jsonb, jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION auth_admit(jsonb, jsonb, jsonb, jsonb) TO ledgerline_app;
