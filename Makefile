@@ -22,7 +22,9 @@ run: $(STAMP)
 # pytest exits 5 when it collected nothing: that is a failure here, never a pass.
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy layers/common/python/ledgerline
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy -p ledgerline
+	$(BIN)/mypy functions
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
@@ -44,7 +46,9 @@ test-pgbouncer: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy layers/common/python/ledgerline
+	$(BIN)/mypy -p ledgerline
+	$(BIN)/mypy functions
+	$(BIN)/lint-imports --no-cache
 
 synth: $(STAMP)
 	$(BIN)/python -m infra.synth

@@ -1,8 +1,9 @@
 """PATCH /v1/admin/users/{id}: change a user's role or status (administrators; audited)."""
 
 from ledgerline.auth import users
-from ledgerline.auth.schemas import UserUpdateBody, object_id
+from ledgerline.auth.schemas import UserUpdateBody
 from ledgerline.http import Endpoint, json_response
+from ledgerline.ids import object_id
 
 api = Endpoint(__name__)
 

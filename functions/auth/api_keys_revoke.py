@@ -1,8 +1,8 @@
 """DELETE /v1/api-keys/{id}: revoke one of the caller's API keys."""
 
 from ledgerline.auth import apikeys
-from ledgerline.auth.schemas import object_id
 from ledgerline.http import Endpoint, Response
+from ledgerline.ids import object_id
 
 api = Endpoint(__name__)
 

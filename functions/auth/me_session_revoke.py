@@ -1,8 +1,8 @@
 """DELETE /v1/me/sessions/{id}: end one of the caller's sessions."""
 
 from ledgerline.auth import sessions
-from ledgerline.auth.schemas import object_id
 from ledgerline.http import Endpoint, Response
+from ledgerline.ids import object_id
 
 api = Endpoint(__name__)
 

@@ -3,6 +3,7 @@
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ledgerline import notifications
@@ -15,7 +16,9 @@ def _email_of(user_id: str) -> str | None:
     return transaction(lambda cur: notifications.email_of(cur, user_id))
 
 
-def consume(event: dict[str, Any], context: Any, provider: notifications.Provider | None = None) -> dict[str, Any]:
+def consume(
+    event: dict[str, Any], context: Any, provider: notifications.Provider | None = None
+) -> PartialItemFailureResponse:
     provider = provider or notifications.default_provider()
 
     def deliver(record: SQSRecord) -> str | None:
@@ -54,5 +57,5 @@ def consume(event: dict[str, Any], context: Any, provider: notifications.Provide
     return process_partial_response(event=event, record_handler=deliver, processor=processor, context=context)
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     return consume(event, context)

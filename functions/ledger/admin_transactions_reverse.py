@@ -1,7 +1,7 @@
 """POST /v1/admin/transactions/{id}/reverse: post the mirror transaction (once)."""
 
-from ledgerline.auth.schemas import object_id
 from ledgerline.http import Endpoint
+from ledgerline.ids import object_id
 from ledgerline.ledger.schemas import ReverseTransaction
 
 api = Endpoint(__name__)

@@ -4,8 +4,8 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from ledgerline.auth.schemas import object_id
 from ledgerline.http import Endpoint
+from ledgerline.ids import object_id
 from ledgerline.ledger.schemas import VoidHold
 
 api = Endpoint(__name__)

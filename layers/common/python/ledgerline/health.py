@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg2
 
 from ledgerline.db import transaction
 from ledgerline.observability import logger
+
+if TYPE_CHECKING:
+    from ledgerline.db import Cursor
 
 
 def check() -> dict[str, Any]:
@@ -19,6 +22,6 @@ def check() -> dict[str, Any]:
     return {"status": "ok", "database": "ok", "schema_version": version}
 
 
-def _schema_version(cur: Any) -> int:
+def _schema_version(cur: Cursor) -> int:
     cur.execute("SELECT coalesce(max(version), 0) AS v FROM schema_migrations")
     return int(cur.fetchone()["v"])

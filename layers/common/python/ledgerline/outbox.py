@@ -13,14 +13,12 @@ duplicate.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledgerline.batches import drain
 from ledgerline.db import Cursor
-from ledgerline.db.connection import get_connection
-from ledgerline.db.tx import transaction
 from ledgerline.jsonutil import dumps
 from ledgerline.observability import logger
 
@@ -139,23 +137,27 @@ def relay(
     time_budget: float = 45.0,
     connection: Callable[[], Any] | None = None,
 ) -> RelayResult:
-    """Relay every due row, batch after batch, until none is left or the budget is spent."""
+    """Relay every due row, batch after batch (``batches.drain``), until none is left or
+    the budget is spent. A batch is sent inside its transaction (its rows stay claimed,
+    so concurrent relays never send the same row) and never retried there: a batch that
+    fails after sending is sent again by a later run (at-least-once; ``outbox_id``)."""
     if send is None:
         from ledgerline.aws.queues import send_batch
 
         send = send_batch
-    connect = connection or get_connection
     total = RelayResult()
-    deadline = time.monotonic() + time_budget
-    while True:
-        result = transaction(lambda cur: relay_batch(cur, send, batch), connection=connect)
+
+    def step(cur: Cursor) -> int:
+        result = relay_batch(cur, send, batch)
         total.relayed += result.relayed
         total.failed += result.failed
         total.batches += result.batches
         total.failures.update(result.failures)
         # A short batch means nothing more is due (failed rows now wait for their backoff).
-        if result.relayed + result.failed < batch or time.monotonic() >= deadline:
-            return total
+        return result.relayed + result.failed
+
+    drain(step, batch, time_budget=time_budget, attempts=1, connection=connection)
+    return total
 
 
 def purge_relayed(cur: Cursor, *, keep_days: int = KEEP_RELAYED_DAYS, limit: int = 10_000) -> int:

@@ -1,8 +1,8 @@
 """Admission: may this caller run this route, now? Answered by ONE statement.
 
 The authorizer verified the credential's signature (``ledgerline.auth.authorizer``);
-admission asks the database the rest, in one function call (``auth_admit``, migration
-0010): is the session or API key still good and the user active, what is their role now,
+admission asks the database the rest, in one function call (``auth_admit``, in
+``db/routines/``): is the session or API key still good and the user active, what is their role now,
 does that role reach this route (administrators and auditors also need a login proven by
 a second factor, ``second_factor``), and is there budget left (rate limits, velocity),
 counting this request. What needs no database is checked first, here: the claims' shape
@@ -16,13 +16,16 @@ follows in a transaction of its own (``Endpoint.read`` / ``Endpoint.write``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from ledgerline import errors
 from ledgerline.auth import apikeys, ratelimits, second_factor
 from ledgerline.caller import Principal, Request
 from ledgerline.routes import Access, Route
+
+if TYPE_CHECKING:
+    from ledgerline.db import Cursor
 
 _ROLES = {Access.ADMIN: ["admin"], Access.AUDITOR: ["admin", "auditor"]}
 _FORBIDDEN = {
@@ -111,7 +114,7 @@ def admit(route: Route, request: Request, claims: dict[str, Any] | None) -> Prin
     if admission.claims is None and not admission.checks:
         return None  # a public route nothing limits: nothing to ask
 
-    def call(cur: Any) -> dict[str, Any]:
+    def call(cur: Cursor) -> dict[str, Any]:
         cur.execute(
             "SELECT auth_admit(p_claims => %(claims)s, p_policy => %(policy)s, p_checks => %(checks)s,"
             " p_actor => %(actor)s) AS a",

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from ledgerline import audit, errors, pagination
 from ledgerline.audit import Actor
 from ledgerline.auth import events
+
+if TYPE_CHECKING:
+    from ledgerline.db import Cursor
 
 KEY_PREFIX = "llk_"
 MAX_ACTIVE_KEYS = 20
@@ -50,7 +53,7 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def create(cur: Any, principal: Any, *, name: str, scopes: list[str], actor: Actor) -> dict[str, Any]:
+def create(cur: Cursor, principal: Any, *, name: str, scopes: list[str], actor: Actor) -> dict[str, Any]:
     if principal.role not in ROLES_ALLOWED:
         raise errors.Forbidden("API keys are for merchant accounts")
     name = " ".join((name or "").split())
@@ -86,7 +89,7 @@ def create(cur: Any, principal: Any, *, name: str, scopes: list[str], actor: Act
     return {**view, "key": key}
 
 
-def list_keys(cur: Any, principal: Any, *, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+def list_keys(cur: Cursor, principal: Any, *, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
     limit = pagination.check_limit(limit)
     after = pagination.decode(cursor)
     params: dict[str, Any] = {"user": principal.id, "limit": limit + 1}
@@ -101,7 +104,7 @@ def list_keys(cur: Any, principal: Any, *, limit: int | None = None, cursor: str
     return {"items": [_view(r) for r in rows], "next_cursor": next_cursor}
 
 
-def revoke(cur: Any, principal: Any, key_id: UUID, actor: Actor) -> None:
+def revoke(cur: Cursor, principal: Any, key_id: UUID, actor: Actor) -> None:
     """Revoke one of the caller's keys; another user's key is 404."""
     cur.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = %s AND user_id = %s FOR UPDATE", (key_id, principal.id))
     row = cur.fetchone()
@@ -116,7 +119,7 @@ def revoke(cur: Any, principal: Any, key_id: UUID, actor: Actor) -> None:
     )  # fmt: skip
 
 
-def authenticate_key(cur: Any, key: str) -> dict[str, Any] | None:
+def authenticate_key(cur: Cursor, key: str) -> dict[str, Any] | None:
     """The claims of an active key of an active merchant, else None. The shape matches
     access-token claims where the Endpoint reads them.
 
@@ -150,7 +153,7 @@ def authenticate_key(cur: Any, key: str) -> dict[str, Any] | None:
     }
 
 
-def revoke_all(cur: Any, user_id: UUID, actor: Actor, *, reason: str) -> int:
+def revoke_all(cur: Cursor, user_id: UUID, actor: Actor, *, reason: str) -> int:
     """Revoke every active key of a user (their role changed); each is audited."""
     cur.execute(
         "UPDATE api_keys SET revoked_at = now() WHERE user_id = %s AND revoked_at IS NULL RETURNING id, prefix",

@@ -13,12 +13,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ledgerline import audit, errors
 from ledgerline.audit import Actor
 from ledgerline.auth import events
 from ledgerline.config import settings
+
+if TYPE_CHECKING:
+    from ledgerline.db import Cursor
 
 LIMIT_NAME = "auth"
 T = TypeVar("T")
@@ -62,7 +65,7 @@ def count(ip: str | None, refused: errors.DomainError) -> errors.DomainError:
         return refused
     check = ratelimits.Check(f"{LIMIT_NAME}:ip:{ip}", limit, LIMIT_NAME)
 
-    def work(cur: object) -> list[ratelimits.Refusal]:
+    def work(cur: Cursor) -> list[ratelimits.Refusal]:
         over = ratelimits.hit(cur, [check])
         if over and over[0].hits == limit.count + 1:  # the first refusal of a window, not every one
             actor = Actor(id=None, type="anonymous", ip=ip)

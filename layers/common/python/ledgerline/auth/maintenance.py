@@ -8,7 +8,10 @@ rate-limit windows long over.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ledgerline.db import Cursor
 
 GRACE = "1 day"  # well past any token lifetime and any clock skew
 
@@ -29,7 +32,7 @@ _PURGES = {
 }
 
 
-def purge(cur: Any, *, limit: int = 10_000) -> dict[str, int]:
+def purge(cur: Cursor, *, limit: int = 10_000) -> dict[str, int]:
     """Delete up to ``limit`` stale rows of each kind; return how many went, by table."""
     out = {}
     for table, sql in _PURGES.items():

@@ -14,7 +14,7 @@ import secrets
 import time
 from decimal import Decimal, InvalidOperation
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import pyotp
@@ -22,6 +22,9 @@ import pyotp
 from ledgerline import audit, errors
 from ledgerline.audit import Actor
 from ledgerline.auth import events
+
+if TYPE_CHECKING:
+    from ledgerline.db import Cursor
 
 ISSUER = "Ledgerline"
 RECOVERY_CODES = 10
@@ -56,7 +59,7 @@ def _recovery_digest(code: str) -> bytes:
     return hashlib.sha256(canonical.encode()).digest()
 
 
-def setup(cur: Any, user_id: UUID, email: str, actor: Actor) -> dict[str, Any]:
+def setup(cur: Cursor, user_id: UUID, email: str, actor: Actor) -> dict[str, Any]:
     """Start (or restart) enrolment: a new secret and new recovery codes.
 
     Refused once 2FA is confirmed: replacing a working factor would need the old one.
@@ -98,7 +101,7 @@ def _totp_step(secret: str, code: str, last_step: int | None, now: float) -> int
     return None
 
 
-def check_code(cur: Any, user_id: UUID, code: str, actor: Actor, *, now: float | None = None) -> bool:
+def check_code(cur: Cursor, user_id: UUID, code: str, actor: Actor, *, now: float | None = None) -> bool:
     """True when ``code`` is a current TOTP code (not used before) or an unused recovery
     code of a user with confirmed 2FA; the code is then spent (in this transaction)."""
     cur.execute(
@@ -131,7 +134,9 @@ def check_code(cur: Any, user_id: UUID, code: str, actor: Actor, *, now: float |
     return False
 
 
-def verify_enrolment(cur: Any, user_id: UUID, code: str, actor: Actor, *, now: float | None = None) -> dict[str, Any]:
+def verify_enrolment(
+    cur: Cursor, user_id: UUID, code: str, actor: Actor, *, now: float | None = None
+) -> dict[str, Any]:
     """Confirm enrolment with a first code from the app; 2FA is enforced from then on."""
     cur.execute("SELECT secret, confirmed_at FROM otp_credentials WHERE user_id = %s FOR UPDATE", (user_id,))
     row = cur.fetchone()
@@ -147,7 +152,7 @@ def verify_enrolment(cur: Any, user_id: UUID, code: str, actor: Actor, *, now: f
     return {"ok": True, "otp_enabled": True}
 
 
-def otp_enabled(cur: Any, user_id: UUID) -> bool:
+def otp_enabled(cur: Cursor, user_id: UUID) -> bool:
     cur.execute("SELECT 1 FROM otp_credentials WHERE user_id = %s AND confirmed_at IS NOT NULL", (user_id,))
     return cur.fetchone() is not None
 
@@ -175,7 +180,7 @@ def step_up_threshold(currency: str) -> Decimal:
 
 
 def require_step_up(
-    cur: Any, principal: Any, otp: str | None, amount: Decimal, currency: str, *, actor: Actor | None = None
+    cur: Cursor, principal: Any, otp: str | None, amount: Decimal, currency: str, *, actor: Actor | None = None
 ) -> bool:
     """Demand a fresh second factor for an amount above the currency's threshold.
 

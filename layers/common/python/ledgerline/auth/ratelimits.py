@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from ledgerline import errors
 from ledgerline.config import Limit, settings
 from ledgerline.routes import RateLimit, Route
+
+if TYPE_CHECKING:
+    from ledgerline.db import Cursor
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ def account_check(name: str, subject: str) -> list[Check]:
     return [] if limit is None else [Check(f"{name}:account:{subject}", limit, name)]
 
 
-def hit(cur: Any, checks: list[Check]) -> list[Refusal]:
+def hit(cur: Cursor, checks: list[Check]) -> list[Refusal]:
     """Count one request against every check in one statement; return those exceeded."""
     if not checks:
         return []

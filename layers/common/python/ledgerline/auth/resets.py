@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from ledgerline import audit, errors, outbox
 from ledgerline.audit import Actor
 from ledgerline.auth import events, passwords, sessions, throttle
 from ledgerline.auth import users as users_mod
+
+if TYPE_CHECKING:
+    from ledgerline.db import Cursor
 
 EVENT = "auth.password_reset"  # the notification event type
 TOKEN_TTL_MINUTES = 30
@@ -33,7 +36,7 @@ TOKEN_PREFIX = "prt1_"  # noqa: S105 - a format marker, not a secret
 Runner = Callable[[Callable[[Any], Any]], Any]
 
 
-def request_reset(cur: Any, email: str, actor: Actor) -> None:
+def request_reset(cur: Cursor, email: str, actor: Actor) -> None:
     """Record a reset request; the same three statements for any address."""
     email_n = users_mod.normalise_email(email)[:254]
     cur.execute("INSERT INTO password_resets (email) VALUES (%s) RETURNING id", (email_n,))
@@ -56,7 +59,7 @@ SELECT r.id, r.user_id, r.token_hash IS NOT NULL AS minted, r.used_at, r.skipped
 """
 
 
-def prepare_delivery(cur: Any, payload: Mapping[str, Any]) -> dict[str, Any] | None:
+def prepare_delivery(cur: Cursor, payload: Mapping[str, Any]) -> dict[str, Any] | None:
     """The reset e-mail's event with its freshly minted token, or None: nothing to send
     (an unknown or suspended address, one mailed moments ago, a spent request)."""
     try:
@@ -103,7 +106,7 @@ def prepare_delivery(cur: Any, payload: Mapping[str, Any]) -> dict[str, Any] | N
     }
 
 
-def _skip_reason(cur: Any, row: Mapping[str, Any]) -> str | None:
+def _skip_reason(cur: Cursor, row: Mapping[str, Any]) -> str | None:
     if row["account_id"] is None:
         return "unknown"
     if row["status"] != "active":
@@ -133,7 +136,7 @@ def confirm_reset(token: str, new_password: str, actor: Actor, *, run: Runner | 
         )
         raise refused
 
-    def work(cur: Any) -> str:
+    def work(cur: Cursor) -> str:
         cur.execute(
             """
             SELECT r.user_id, r.used_at, r.expires_at <= now() AS expired, u.email, u.role, u.status

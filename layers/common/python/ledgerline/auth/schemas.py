@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from typing import Literal
-from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from ledgerline import errors
 
 
 class _Body(BaseModel):
@@ -52,11 +49,3 @@ class UserUpdateBody(_Body):
 class ApiKeyBody(_Body):
     name: str = Field(min_length=1, max_length=100)
     scopes: list[str] = Field(min_length=1, max_length=20)
-
-
-def object_id(value: str, what: str) -> UUID:
-    """A path id; anything that is not a UUID names no object (404, like another's)."""
-    try:
-        return UUID(value)
-    except ValueError:
-        raise errors.NotFound(f"no such {what}") from None

@@ -14,13 +14,16 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from ledgerline import audit, errors, pagination
 from ledgerline.audit import Actor
 from ledgerline.auth import events, passwords, ratelimits, second_factor, throttle, tokens
 from ledgerline.auth import users as users_mod
+
+if TYPE_CHECKING:
+    from ledgerline.db import Cursor
 
 SESSION_TTL_DAYS = 30  # absolute: log in again after this, however active
 REFRESH_TTL_DAYS = 14  # idle: a refresh token unused this long expires
@@ -91,7 +94,7 @@ def token_response(access: str, expires_in: int, refresh: str) -> dict[str, Any]
 # -- sessions ----------------------------------------------------------------------------
 
 
-def start(cur: Any, user_id: UUID, role: str, client: Client, *, amr: list[str]) -> dict[str, Any]:
+def start(cur: Cursor, user_id: UUID, role: str, client: Client, *, amr: list[str]) -> dict[str, Any]:
     """Open a session for a proven login and sign its first access token; the token
     pair (without audit: the caller records how the login was proven)."""
     scope = second_factor.scope(role, amr)
@@ -101,7 +104,7 @@ def start(cur: Any, user_id: UUID, role: str, client: Client, *, amr: list[str])
 
 
 def create_session(
-    cur: Any, user_id: UUID, client: Client, *, amr: list[str], scope: str | None = None
+    cur: Cursor, user_id: UUID, client: Client, *, amr: list[str], scope: str | None = None
 ) -> tuple[UUID, str]:
     """Open a session and its first refresh token; return (session id, refresh token)."""
     cur.execute(
@@ -116,7 +119,7 @@ def create_session(
     return session_id, _issue_refresh(cur, session_id)
 
 
-def _issue_refresh(cur: Any, session_id: UUID) -> str:
+def _issue_refresh(cur: Cursor, session_id: UUID) -> str:
     token = new_refresh_token()
     cur.execute(
         """
@@ -128,7 +131,7 @@ def _issue_refresh(cur: Any, session_id: UUID) -> str:
     return token
 
 
-def revoke_all(cur: Any, user_id: UUID, *, reason: str) -> int:
+def revoke_all(cur: Cursor, user_id: UUID, *, reason: str) -> int:
     """End every open session of a user; return how many."""
     cur.execute(
         "UPDATE sessions SET revoked_at = now(), revoked_reason = %s WHERE user_id = %s AND revoked_at IS NULL",
@@ -137,7 +140,7 @@ def revoke_all(cur: Any, user_id: UUID, *, reason: str) -> int:
     return cur.rowcount
 
 
-def _revoke_session(cur: Any, session_id: UUID, reason: str) -> bool:
+def _revoke_session(cur: Cursor, session_id: UUID, reason: str) -> bool:
     cur.execute(
         "UPDATE sessions SET revoked_at = now(), revoked_reason = %s WHERE id = %s AND revoked_at IS NULL",
         (reason, session_id),
@@ -171,7 +174,7 @@ def login(email: str, password: str, otp: str | None, client: Client, *, run: Ru
     email_n = users_mod.normalise_email(email)
     subject = throttle.login_subject(email_n)
 
-    def gate(cur: Any) -> tuple[list[ratelimits.Refusal], throttle.Gate, _Account | None]:
+    def gate(cur: Cursor) -> tuple[list[ratelimits.Refusal], throttle.Gate, _Account | None]:
         cur.execute(
             """
             SELECT u.id, u.role, u.status, u.password_hash,
@@ -225,7 +228,7 @@ def login(email: str, password: str, otp: str | None, client: Client, *, run: Ru
     # Without a second factor an administrator's or auditor's session reaches only the
     # enrolment routes (second_factor), here and on every request.
 
-    def succeed(cur: Any) -> dict[str, Any] | None:
+    def succeed(cur: Cursor) -> dict[str, Any] | None:
         from ledgerline.auth import otp as otp_mod
 
         who = _actor(client, account)
@@ -258,7 +261,7 @@ def _actor(client: Client, account: _Account | None) -> Actor:
     return client.actor(account.id, account.role)
 
 
-def _audit_failure(cur: Any, who: Actor, account: _Account | None, reason: str, failures: int) -> None:
+def _audit_failure(cur: Cursor, who: Actor, account: _Account | None, reason: str, failures: int) -> None:
     audit.record(
         cur, who, events.LOGIN_FAILED, "user", account.id if account else None,
         metadata={"reason": reason, "consecutive_failures": failures},
@@ -268,7 +271,7 @@ def _audit_failure(cur: Any, who: Actor, account: _Account | None, reason: str, 
 def _fail(run: Runner, client: Client, account: _Account | None, subject: bytes, reason: str) -> None:
     """Count the failure and audit it in a transaction of its own (it must survive)."""
 
-    def work(cur: Any) -> None:
+    def work(cur: Cursor) -> None:
         failures, locked_now = throttle.record_login_failure(cur, subject)
         who = _actor(client, account)
         _audit_failure(cur, who, account, reason, failures)
@@ -285,7 +288,7 @@ def _fail(run: Runner, client: Client, account: _Account | None, subject: bytes,
     run(work)
 
 
-def _notify_locked(cur: Any, user_id: UUID) -> None:
+def _notify_locked(cur: Cursor, user_id: UUID) -> None:
     from ledgerline import outbox
 
     outbox.enqueue(
@@ -310,7 +313,7 @@ def refresh(token: str, client: Client, *, run: Runner | None = None) -> dict[st
         raise errors.Unauthorized("the refresh token is not valid; log in again")
     token_hash = digest(token)
 
-    def work(cur: Any) -> tuple[str, dict[str, Any] | None]:
+    def work(cur: Cursor) -> tuple[str, dict[str, Any] | None]:
         cur.execute(
             """
             UPDATE refresh_tokens SET rotated_at = now()
@@ -380,7 +383,7 @@ def refresh(token: str, client: Client, *, run: Runner | None = None) -> dict[st
 # -- logout and session management ---------------------------------------------------------
 
 
-def logout(cur: Any, principal: Any, actor: Actor) -> None:
+def logout(cur: Cursor, principal: Any, actor: Actor) -> None:
     """Revoke the access token's jti and its session (the whole refresh family)."""
     claims = principal.claims
     cur.execute(
@@ -396,7 +399,9 @@ def logout(cur: Any, principal: Any, actor: Actor) -> None:
     audit.record(cur, actor, events.LOGOUT, "session", session_id, metadata={"jti": str(claims["jti"])})
 
 
-def list_sessions(cur: Any, principal: Any, *, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+def list_sessions(
+    cur: Cursor, principal: Any, *, limit: int | None = None, cursor: str | None = None
+) -> dict[str, Any]:
     limit = pagination.check_limit(limit)
     after = pagination.decode(cursor)
     params: dict[str, Any] = {"user": principal.id, "limit": limit + 1}
@@ -429,7 +434,7 @@ def list_sessions(cur: Any, principal: Any, *, limit: int | None = None, cursor:
     return {"items": items, "next_cursor": next_cursor}
 
 
-def revoke_session(cur: Any, principal: Any, session_id: UUID, actor: Actor) -> None:
+def revoke_session(cur: Cursor, principal: Any, session_id: UUID, actor: Actor) -> None:
     """End one of the caller's sessions; another user's session is 404, never touched."""
     cur.execute("SELECT revoked_at FROM sessions WHERE id = %s AND user_id = %s FOR UPDATE", (session_id, principal.id))
     row = cur.fetchone()
@@ -440,7 +445,7 @@ def revoke_session(cur: Any, principal: Any, session_id: UUID, actor: Actor) -> 
         audit.record(cur, actor, events.SESSION_REVOKED, "session", session_id)
 
 
-def revoke_all_sessions(cur: Any, principal: Any, actor: Actor) -> int:
+def revoke_all_sessions(cur: Cursor, principal: Any, actor: Actor) -> int:
     """End every session of the caller, this one included."""
     count = revoke_all(cur, principal.id, reason="revoked_by_user")
     claims = principal.claims

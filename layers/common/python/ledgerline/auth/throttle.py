@@ -14,9 +14,12 @@ import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ledgerline import errors
+
+if TYPE_CHECKING:
+    from ledgerline.db import Cursor
 
 FREE_FAILURES = 3
 MAX_DELAY = 60
@@ -43,7 +46,7 @@ def delay_after(failures: int) -> int:
     return min(MAX_DELAY, 2 ** (failures - FREE_FAILURES))
 
 
-def login_gate(cur: Any, subject: bytes) -> Gate:
+def login_gate(cur: Cursor, subject: bytes) -> Gate:
     """Where this login name stands; a lock that has run out is forgotten."""
     cur.execute(
         """
@@ -79,7 +82,7 @@ def enforce_gate(gate: Gate) -> None:
         )
 
 
-def record_login_failure(cur: Any, subject: bytes) -> tuple[int, bool]:
+def record_login_failure(cur: Cursor, subject: bytes) -> tuple[int, bool]:
     """Count a failure; return (consecutive failures, whether this one locked the login)."""
     cur.execute(
         """
@@ -97,5 +100,5 @@ def record_login_failure(cur: Any, subject: bytes) -> tuple[int, bool]:
     return row["failures"], bool(row["locked"]) and row["failures"] == LOCK_AFTER
 
 
-def clear_login_failures(cur: Any, subject: bytes) -> None:
+def clear_login_failures(cur: Cursor, subject: bytes) -> None:
     cur.execute("DELETE FROM login_throttle WHERE subject = %s", (subject,))

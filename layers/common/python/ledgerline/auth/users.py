@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from ledgerline import audit, errors, pagination
 from ledgerline.audit import Actor
 from ledgerline.auth import events, passwords
+
+if TYPE_CHECKING:
+    from ledgerline.db import Cursor
 
 ROLES = ("user", "merchant", "admin", "auditor")
 STATUSES = ("active", "suspended")
@@ -77,7 +80,7 @@ def public(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _protect_phone(cur: Any, user_id: UUID, phone: str) -> None:
+def _protect_phone(cur: Cursor, user_id: UUID, phone: str) -> None:
     """Store a phone number as DESIGN.md requires: an envelope (AES-256-GCM, bound to this
     row and column) and a keyed blind index for lookups; never the number itself."""
     from ledgerline import crypto
@@ -93,7 +96,7 @@ def _protect_phone(cur: Any, user_id: UUID, phone: str) -> None:
     )
 
 
-def phone_of(cur: Any, user_id: UUID) -> str | None:
+def phone_of(cur: Cursor, user_id: UUID) -> str | None:
     """The decrypted phone number (for notifications); None when there is none."""
     cur.execute("SELECT phone_ciphertext FROM users WHERE id = %s", (user_id,))
     row = cur.fetchone()
@@ -107,7 +110,7 @@ def phone_of(cur: Any, user_id: UUID) -> str | None:
 
 
 def create_user(
-    cur: Any,
+    cur: Cursor,
     *,
     email: str,
     password: str,
@@ -149,7 +152,7 @@ def create_user(
 
 
 def register(
-    cur: Any, *, email: str, password: str, full_name: str, phone: str | None = None, actor: Actor
+    cur: Cursor, *, email: str, password: str, full_name: str, phone: str | None = None, actor: Actor
 ) -> dict[str, Any]:
     """Self-service sign-up: always the ``user`` role."""
     user = create_user(
@@ -169,7 +172,7 @@ def _audit_view(row: dict[str, Any]) -> dict[str, Any]:
     return {"email": row["email"], "full_name": row["full_name"], "role": row["role"], "status": row["status"]}
 
 
-def get_user(cur: Any, user_id: UUID) -> dict[str, Any]:
+def get_user(cur: Cursor, user_id: UUID) -> dict[str, Any]:
     cur.execute(
         f"""
         SELECT {_PUBLIC_COLUMNS},
@@ -186,7 +189,7 @@ def get_user(cur: Any, user_id: UUID) -> dict[str, Any]:
 
 
 def list_users(
-    cur: Any,
+    cur: Cursor,
     *,
     limit: int | None = None,
     cursor: str | None = None,
@@ -220,7 +223,7 @@ def list_users(
 
 
 def update_user(
-    cur: Any, user_id: UUID, *, role: str | None = None, status: str | None = None, actor: Actor
+    cur: Cursor, user_id: UUID, *, role: str | None = None, status: str | None = None, actor: Actor
 ) -> dict[str, Any]:
     """An administrator changes a user's role and/or status; audited with before/after.
 

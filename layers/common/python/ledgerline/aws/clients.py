@@ -27,9 +27,3 @@ def client(service: str) -> Any:
 def reset() -> None:
     """Forget clients (tests point the library at another endpoint)."""
     _local.clients = {}
-
-
-def resource_name(kind: str) -> str:
-    """Conventional names shared by the CDK app and the local stack, e.g. 'audit' →
-    'ledgerline-audit'."""
-    return f"{settings().resource_prefix}-{kind}"

@@ -46,7 +46,3 @@ def register(table: str, column: str, id_column: str = "id", where: str | None =
             return existing
     ENCRYPTED_COLUMNS.append(entry)
     return entry
-
-
-def unregister(table: str, column: str) -> None:
-    ENCRYPTED_COLUMNS[:] = [c for c in ENCRYPTED_COLUMNS if (c.table, c.column) != (table, column)]

@@ -32,8 +32,6 @@ MAX_ATTEMPTS = 6
 BASE_DELAY = 0.005
 MAX_DELAY = 0.25
 
-Cursor = Any  # a DeferringCursor; domain code only calls execute/fetch*
-
 
 class DeferringCursor(psycopg2.extras.RealDictCursor):
     """A dict-row cursor that holds back statements whose results nobody reads (BEGIN,
@@ -70,6 +68,10 @@ class DeferringCursor(psycopg2.extras.RealDictCursor):
             text = b";\n".join(self.deferred)
             self.deferred.clear()
             super().execute(text)
+
+
+# What domain code is handed: it only calls execute, fetch*, rowcount, defer and flush.
+Cursor = DeferringCursor
 
 
 class CommitOutcomeUnknown(Exception):

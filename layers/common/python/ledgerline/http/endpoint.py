@@ -79,6 +79,10 @@ def authorizer_claims(ctx: dict[str, Any]) -> dict[str, Any] | None:
     return claims
 
 
+def log_refusal(err: errors.DomainError) -> None:
+    logger.info("request refused", extra={"status": err.status, "code": err.code})
+
+
 def problem_body(err: errors.DomainError) -> str:
     return jsonutil.dumps(err.problem())
 
@@ -172,7 +176,7 @@ class Endpoint:
         try:
             self._local.request = self._prepare(event, ctx, request_id)
         except errors.DomainError as err:
-            logger.info("request refused", extra={"status": err.status, "code": err.code})
+            log_refusal(err)
             return problem_result(err)
         try:
             result = self._resolver().resolve(event, context)
@@ -272,7 +276,7 @@ def build_resolver(json_body: Callable[[str], Any] | None = None) -> APIGatewayH
 
     @app.exception_handler(errors.DomainError)
     def _domain(err: errors.DomainError) -> Response:
-        logger.info("request refused", extra={"status": err.status, "code": err.code})
+        log_refusal(err)
         return problem_response(err)
 
     @app.exception_handler(RequestValidationError)

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Protocol
 from uuid import UUID
+
+from ledgerline.caller import Principal
 
 READ_ANY_ROLES = frozenset({"admin", "auditor"})
 
 
-class Caller(Protocol):
-    id: UUID
-    role: str
-
-
-def read_scope(caller: Caller) -> UUID | None:
+def read_scope(caller: Principal) -> UUID | None:
     """The owner whose objects the caller may read: itself, or anyone's (None) for
     administrators and auditors. Someone else's object is then simply not found."""
     return None if caller.role in READ_ANY_ROLES else caller.id

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from ledgerline import errors, jsonutil, routes
+from ledgerline import errors, routes
 from ledgerline.auth.authorizer import authorize_bearer, verify_credential
 from ledgerline.crypto import masking
-from ledgerline.http.endpoint import PROBLEM_JSON
+from ledgerline.http.endpoint import PROBLEM_JSON, problem_body
 
 logger = logging.getLogger("ledgerline.gateway")
 
@@ -391,7 +391,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _problem(self, err: errors.DomainError, extra: dict[str, str] | None = None) -> int:
         headers = {"Content-Type": PROBLEM_JSON, **err.headers, **(extra or {})}
-        self._send(err.status, jsonutil.dumps(err.problem()).encode(), headers)
+        self._send(err.status, problem_body(err).encode(), headers)
         return err.status
 
     def _refuse(self, err: errors.DomainError) -> int:
