@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p ledgerline
-	$(BIN)/mypy functions
+	$(BIN)/mypy --disallow-untyped-defs functions  # handlers declare what they return
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
@@ -47,7 +47,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p ledgerline
-	$(BIN)/mypy functions
+	$(BIN)/mypy --disallow-untyped-defs functions  # handlers declare what they return
 	$(BIN)/lint-imports --no-cache
 
 synth: $(STAMP)

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from ledgerline.auth import users
-from ledgerline.http import Endpoint, json_response
+from ledgerline.http import Endpoint, Response, json_response
 
 api = Endpoint(__name__)
 
@@ -17,7 +17,7 @@ def list_users(
     role: Literal["user", "merchant", "admin", "auditor"] | None = None,
     status: Literal["active", "suspended"] | None = None,
     email: str | None = None,
-):
+) -> Response:
     page = api.read(
         lambda cur: users.list_users(cur, limit=limit, cursor=cursor, role=role, status=status, email=email)
     )

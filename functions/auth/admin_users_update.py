@@ -2,14 +2,14 @@
 
 from ledgerline.auth import users
 from ledgerline.auth.schemas import UserUpdateBody
-from ledgerline.http import Endpoint, json_response
+from ledgerline.http import Endpoint, Response, json_response
 from ledgerline.ids import object_id
 
 api = Endpoint(__name__)
 
 
 @api
-def update_user(id: str, body: UserUpdateBody):
+def update_user(id: str, body: UserUpdateBody) -> Response:
     user_id = object_id(id, "user")
     actor = api.request.actor
     return json_response(

@@ -2,13 +2,13 @@
 
 from ledgerline.auth import apikeys
 from ledgerline.auth.schemas import ApiKeyBody
-from ledgerline.http import Endpoint, json_response
+from ledgerline.http import Endpoint, Response, json_response
 
 api = Endpoint(__name__)
 
 
 @api
-def create_api_key(body: ApiKeyBody):
+def create_api_key(body: ApiKeyBody) -> Response:
     request = api.request
     principal = request.require_principal()
     key = api.write(lambda cur: apikeys.create(cur, principal, name=body.name, scopes=body.scopes, actor=request.actor))

@@ -8,7 +8,7 @@ api = Endpoint(__name__)
 
 
 @api
-def revoke_api_key(id: str):
+def revoke_api_key(id: str) -> Response:
     request = api.request
     key_id = object_id(id, "API key")
     api.write(lambda cur: apikeys.revoke(cur, request.require_principal(), key_id, request.actor))

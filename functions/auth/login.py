@@ -2,13 +2,13 @@
 
 from ledgerline.auth import sessions
 from ledgerline.auth.schemas import LoginBody
-from ledgerline.http import Endpoint, json_response
+from ledgerline.http import Endpoint, Response, json_response
 
 api = Endpoint(__name__)
 
 
 @api
-def login(body: LoginBody):
+def login(body: LoginBody) -> Response:
     client = sessions.Client.from_request(api.request)
     result = sessions.login(body.email, body.password, body.otp, client, run=api.write)
     return json_response(result, headers={"Cache-Control": "no-store"})

@@ -7,7 +7,7 @@ api = Endpoint(__name__)
 
 
 @api
-def logout():
+def logout() -> Response:
     request = api.request
     api.write(lambda cur: sessions.logout(cur, request.require_principal(), request.actor))
     return Response(status_code=204)

@@ -8,7 +8,7 @@ api = Endpoint(__name__)
 
 
 @api
-def revoke_my_session(id: str):
+def revoke_my_session(id: str) -> Response:
     request = api.request
     session_id = object_id(id, "session")
     api.write(lambda cur: sessions.revoke_session(cur, request.require_principal(), session_id, request.actor))

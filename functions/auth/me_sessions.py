@@ -5,13 +5,13 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from ledgerline.auth import sessions
-from ledgerline.http import Endpoint, json_response
+from ledgerline.http import Endpoint, Response, json_response
 
 api = Endpoint(__name__)
 
 
 @api
-def list_my_sessions(limit: Annotated[int | None, Query(ge=1, le=200)] = None, cursor: str | None = None):
+def list_my_sessions(limit: Annotated[int | None, Query(ge=1, le=200)] = None, cursor: str | None = None) -> Response:
     principal = api.request.require_principal()
     return json_response(api.read(lambda cur: sessions.list_sessions(cur, principal, limit=limit, cursor=cursor)))
 

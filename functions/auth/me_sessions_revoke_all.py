@@ -7,7 +7,7 @@ api = Endpoint(__name__)
 
 
 @api
-def revoke_all_my_sessions():
+def revoke_all_my_sessions() -> Response:
     request = api.request
     api.write(lambda cur: sessions.revoke_all_sessions(cur, request.require_principal(), request.actor))
     return Response(status_code=204)

@@ -1,13 +1,13 @@
 """GET /.well-known/openid-configuration: where API Gateway's JWT authorizer finds the JWKS."""
 
 from ledgerline.config import settings
-from ledgerline.http import Endpoint, json_response
+from ledgerline.http import Endpoint, Response, json_response
 
 api = Endpoint(__name__)
 
 
 @api
-def get_openid_configuration():
+def get_openid_configuration() -> Response:
     issuer = settings().jwt_issuer.rstrip("/")
     return json_response(
         {

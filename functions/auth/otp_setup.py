@@ -1,17 +1,20 @@
 """POST /v1/auth/otp/setup: start TOTP enrolment (secret and recovery codes, shown once)."""
 
+from typing import Any
+
 from ledgerline.auth import otp, users
-from ledgerline.http import Endpoint, json_response
+from ledgerline.db.tx import Cursor
+from ledgerline.http import Endpoint, Response, json_response
 
 api = Endpoint(__name__)
 
 
 @api
-def otp_setup():
+def otp_setup() -> Response:
     request = api.request
     principal = request.require_principal()
 
-    def work(cur):
+    def work(cur: Cursor) -> dict[str, Any]:
         me = users.get_user(cur, principal.id)
         return otp.setup(cur, principal.id, me["email"], request.actor)
 

@@ -3,13 +3,13 @@
 from ledgerline import errors
 from ledgerline.auth import events, otp
 from ledgerline.auth.schemas import OtpBody
-from ledgerline.http import Endpoint, json_response
+from ledgerline.http import Endpoint, Response, json_response
 
 api = Endpoint(__name__)
 
 
 @api
-def otp_verify(body: OtpBody):
+def otp_verify(body: OtpBody) -> Response:
     request = api.request
     principal = request.require_principal()
     result = api.write(lambda cur: otp.verify_enrolment(cur, principal.id, body.otp, request.actor))

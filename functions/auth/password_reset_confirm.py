@@ -9,7 +9,7 @@ api = Endpoint(__name__)
 
 
 @api
-def password_reset_confirm(body: ResetConfirmBody):
+def password_reset_confirm(body: ResetConfirmBody) -> Response:
     request = api.request
     # Guessing reset tokens is guessing credentials: counted per IP like them.
     failures.counted(

@@ -2,13 +2,13 @@
 
 from ledgerline.auth import resets
 from ledgerline.auth.schemas import ResetRequestBody
-from ledgerline.http import Endpoint, json_response
+from ledgerline.http import Endpoint, Response, json_response
 
 api = Endpoint(__name__)
 
 
 @api
-def password_reset_request(body: ResetRequestBody):
+def password_reset_request(body: ResetRequestBody) -> Response:
     actor = api.request.actor
     api.write(lambda cur: resets.request_reset(cur, body.email, actor))
     return json_response({"status": "accepted"}, 202)

@@ -2,13 +2,13 @@
 
 from ledgerline.auth import failures, sessions
 from ledgerline.auth.schemas import RefreshBody
-from ledgerline.http import Endpoint, json_response
+from ledgerline.http import Endpoint, Response, json_response
 
 api = Endpoint(__name__)
 
 
 @api
-def refresh(body: RefreshBody):
+def refresh(body: RefreshBody) -> Response:
     request = api.request
     # A refused refresh token counts against the caller's IP like any refused credential.
     result = failures.counted(

@@ -2,13 +2,13 @@
 
 from ledgerline.auth import users
 from ledgerline.auth.schemas import RegisterBody
-from ledgerline.http import Endpoint, json_response
+from ledgerline.http import Endpoint, Response, json_response
 
 api = Endpoint(__name__)
 
 
 @api
-def register(body: RegisterBody):
+def register(body: RegisterBody) -> Response:
     actor = api.request.actor
     user = api.write(
         lambda cur: users.register(

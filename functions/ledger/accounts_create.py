@@ -1,14 +1,14 @@
 """POST /v1/accounts: open a wallet for the caller in a currency."""
 
 from ledgerline import ledger
-from ledgerline.http import Endpoint, json_response
+from ledgerline.http import Endpoint, Response, json_response
 from ledgerline.ledger.schemas import CreateAccount
 
 api = Endpoint(__name__)
 
 
 @api
-def create_account(body: CreateAccount):
+def create_account(body: CreateAccount) -> Response:
     principal = api.request.require_principal()
     account = api.write(
         lambda cur: ledger.open_account(

@@ -5,13 +5,15 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from ledgerline import ledger
-from ledgerline.http import Endpoint, json_response
+from ledgerline.http import Endpoint, Response, json_response
 
 api = Endpoint(__name__)
 
 
 @api
-def list_accounts(limit: Annotated[int | None, Query()] = None, cursor: Annotated[str | None, Query()] = None):
+def list_accounts(
+    limit: Annotated[int | None, Query()] = None, cursor: Annotated[str | None, Query()] = None
+) -> Response:
     principal = api.request.require_principal()
     items, next_cursor = api.read(
         lambda cur: ledger.list_accounts(cur, owner_id=principal.id, limit=limit, cursor=cursor)

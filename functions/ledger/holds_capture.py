@@ -4,7 +4,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from ledgerline.http import Endpoint
+from ledgerline.http import Endpoint, Response
 from ledgerline.ids import object_id
 from ledgerline.ledger.schemas import CaptureHold
 
@@ -12,7 +12,7 @@ api = Endpoint(__name__)
 
 
 @api
-def capture_hold(id: str, body: Annotated[CaptureHold, Body()]):
+def capture_hold(id: str, body: Annotated[CaptureHold, Body()]) -> Response:
     return api.money("hold_capture", {"hold_id": str(object_id(id, "hold")), **body.model_dump(mode="json")})
 
 

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from ledgerline.http import Endpoint
+from ledgerline.http import Endpoint, Response
 from ledgerline.ids import object_id
 from ledgerline.ledger.schemas import VoidHold
 
@@ -12,7 +12,7 @@ api = Endpoint(__name__)
 
 
 @api
-def void_hold(id: str, body: Annotated[VoidHold | None, Body()] = None):
+def void_hold(id: str, body: Annotated[VoidHold | None, Body()] = None) -> Response:
     return api.money("hold_void", {"hold_id": str(object_id(id, "hold")), "reason": body.reason if body else None})
 
 

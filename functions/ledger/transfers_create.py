@@ -5,14 +5,14 @@ statement does it all (``api.money``); refusals (insufficient funds, frozen acco
 a bad amount...) are stored and audited as ``transfer.failed``.
 """
 
-from ledgerline.http import Endpoint
+from ledgerline.http import Endpoint, Response
 from ledgerline.ledger.schemas import CreateTransfer
 
 api = Endpoint(__name__)
 
 
 @api
-def create_transfer(body: CreateTransfer):
+def create_transfer(body: CreateTransfer) -> Response:
     return api.money("transfer", body.model_dump(mode="json"))
 
 

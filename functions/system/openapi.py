@@ -1,13 +1,13 @@
 """GET /v1/openapi.json: the OpenAPI 3 document of every route."""
 
-from ledgerline.http import Endpoint, json_response
+from ledgerline.http import Endpoint, Response, json_response
 from ledgerline.http.openapi import document
 
 api = Endpoint(__name__)
 
 
 @api
-def get_openapi():
+def get_openapi() -> Response:
     return json_response(document())
 
 

@@ -24,12 +24,14 @@ transaction (they refuse a money route); ``api.money`` is the only way a money r
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
@@ -41,6 +43,7 @@ from ledgerline.observability import logger, metrics
 
 PROBLEM_JSON = "application/problem+json"
 T = TypeVar("T")
+P = ParamSpec("P")
 
 # Admission of a non-money route: the caller (None on a public route), or a DomainError.
 # ``ledgerline.auth.admission.admit`` unless a test hands the Endpoint another.
@@ -131,11 +134,11 @@ class Endpoint:
     def __init__(self, module: str, *, admit: Admit = database_admission) -> None:
         self.route = routes.by_handler(module)
         self._admit = admit
-        self._fn: Callable[..., Any] | None = None
+        self._fn: Callable[..., Response] | None = None
         self._local = threading.local()
 
     # -- registration -------------------------------------------------------------
-    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def __call__(self, fn: Callable[P, Response]) -> Callable[P, Response]:
         self._fn = fn
         return fn
 
@@ -150,7 +153,7 @@ class Endpoint:
             tags=list(r.tags) or [r.handler.split(".")[1]],
             operation_id=r.name,
             security=None if r.public else [{"bearerAuth": []}],
-        )(self._fn)
+        )(_without_return_type(self._fn))
 
     def _resolver(self) -> APIGatewayHttpResolver:
         # Powertools keeps the current event on the resolver; the local gateway runs
@@ -293,3 +296,17 @@ def build_resolver(json_body: Callable[[str], Any] | None = None) -> APIGatewayH
         return problem_response(errors.NotFound("no such route"))
 
     return app
+
+
+def _without_return_type(fn: Callable[P, Response]) -> Callable[P, Response]:
+    """The handler as powertools should see it. Handlers declare ``-> Response`` for the
+    type checker; powertools would read that as a response model to validate the body
+    against, and a built Response is not one."""
+
+    @functools.wraps(fn)
+    def call(*args: P.args, **kwargs: P.kwargs) -> Response:
+        return fn(*args, **kwargs)
+
+    signature = inspect.signature(fn, eval_str=True)
+    call.__signature__ = signature.replace(return_annotation=inspect.Signature.empty)  # type: ignore[attr-defined]
+    return call
