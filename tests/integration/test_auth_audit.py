@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
 
 import pyotp
 import pytest
@@ -114,11 +113,6 @@ def test_every_auth_event_is_written_to_the_audit_trail(owner_conn, monkeypatch)
     transaction(lambda cur: otp.verify_enrolment(cur, bob["id"], pyotp.TOTP(setup["secret"]).now(), bob_actor))
     expect(errors.OtpRequired, sessions.login, bob["email"], PASSWORD, "12345x", CLIENT)
     sessions.login(bob["email"], PASSWORD, setup["recovery_codes"][0], CLIENT)
-    # auth.step_up_succeeded / step_up_failed
-    bob_p = Principal(id=bob["id"], role="user")
-    big = otp.step_up_threshold("USD") + Decimal("0.01")
-    expect(errors.OtpRequired, transaction, lambda cur: otp.require_step_up(cur, bob_p, "00000x", big, "USD"))
-    transaction(lambda cur: otp.require_step_up(cur, bob_p, setup["recovery_codes"][1], big, "USD"))
     # user.role_changed / suspended / reactivated
     admin_actor = Actor(id=admin["id"], type="admin")
     transaction(lambda cur: users.update_user(cur, bob["id"], role="merchant", actor=admin_actor))
@@ -154,4 +148,4 @@ def test_every_auth_event_is_written_to_the_audit_trail(owner_conn, monkeypatch)
     missing = sorted(set(events.ALL) - set(seen))
     assert missing == [], f"auth events without an audit row: {missing}"
     assert {seen[a] for a in events.ALL} == {"auth"}
-    assert len(events.ALL) == 29
+    assert len(events.ALL) == 27

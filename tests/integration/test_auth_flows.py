@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from decimal import Decimal
 
 import psycopg2.extras
 import pyotp
@@ -531,26 +530,6 @@ def test_an_admin_without_2fa_gets_a_token_that_only_reaches_enrolment():
     enrol(admin)
     with pytest.raises(errors.OtpRequired):
         sessions.login(admin["email"], PASSWORD, None, CLIENT)
-
-
-def test_step_up_is_needed_above_the_threshold_and_a_wrong_code_is_audited_despite_the_rollback(owner_conn):
-    user = new_user()
-    me = Principal(id=user["id"], role="user")
-    big = otp.step_up_threshold("NGN") + 1
-
-    assert transaction(lambda cur: otp.require_step_up(cur, me, None, Decimal("10.00"), "NGN")) is False
-    with pytest.raises(errors.OtpRequired, match="enrol"):
-        transaction(lambda cur: otp.require_step_up(cur, me, "123456", big, "NGN"))
-    setup = enrol(user)
-    with pytest.raises(errors.OtpRequired):
-        transaction(lambda cur: otp.require_step_up(cur, me, None, big, "NGN"))
-    with pytest.raises(errors.OtpRequired, match="not valid"):
-        transaction(lambda cur: otp.require_step_up(cur, me, "000000", big, "NGN"))
-    assert audit_rows(owner_conn, events.STEP_UP_FAILED, user["id"])
-
-    code = pyotp.TOTP(setup["secret"]).now()
-    assert transaction(lambda cur: otp.require_step_up(cur, me, code, big, "NGN")) is True
-    assert audit_rows(owner_conn, events.STEP_UP_SUCCEEDED, user["id"])
 
 
 # -- rate limits ------------------------------------------------------------------------------------

@@ -1,7 +1,5 @@
 """Pure rules of identity: TOTP steps, progressive delays, step-up thresholds."""
 
-from decimal import Decimal
-
 import pyotp
 import pytest
 
@@ -36,26 +34,6 @@ def test_delays_grow_after_three_failures_and_stop_growing_at_a_minute():
 def test_attempts_before_the_lock_take_about_two_minutes_of_waiting():
     # What an attacker pays to lock a victim out once (then a reset by email unlocks).
     assert sum(throttle.delay_after(n) for n in range(1, throttle.LOCK_AFTER)) == 123
-
-
-def test_step_up_thresholds_come_from_configuration(monkeypatch):
-    monkeypatch.setenv(otp.STEP_UP_ENV, "default=50;NGN=100000")
-    otp.step_up_thresholds.cache_clear()
-    try:
-        assert otp.step_up_threshold("ngn") == Decimal("100000")
-        assert otp.step_up_threshold("USD") == Decimal("50")
-    finally:
-        otp.step_up_thresholds.cache_clear()
-
-
-def test_a_bad_threshold_is_a_configuration_error(monkeypatch):
-    monkeypatch.setenv(otp.STEP_UP_ENV, "NGN=lots")
-    otp.step_up_thresholds.cache_clear()
-    try:
-        with pytest.raises(ValueError, match="CURRENCY=amount"):
-            otp.step_up_thresholds()
-    finally:
-        otp.step_up_thresholds.cache_clear()
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,4 @@
-"""Two-factor authentication: TOTP (RFC 6238) enrolment and checks, recovery codes, and
-the step-up check for large withdrawals.
+"""Two-factor authentication: TOTP (RFC 6238) enrolment and checks, and recovery codes.
 
 The TOTP secret is field-encrypted (``ledgerline.crypto``, bound to its row); a code is
 accepted once (``last_step``), within one 30 s step of clock drift. Recovery codes are
@@ -9,11 +8,8 @@ accepted once (``last_step``), within one 30 s step of clock drift. Recovery cod
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 import time
-from decimal import Decimal, InvalidOperation
-from functools import cache
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -31,10 +27,6 @@ RECOVERY_CODES = 10
 VALID_WINDOW = 1  # steps either side of now
 STEP_SECONDS = 30
 _RECOVERY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
-
-STEP_UP_ENV = "LEDGERLINE_STEP_UP_THRESHOLDS"
-# Withdrawals above these amounts (major units) need a fresh code; about USD 1,000 each.
-DEFAULT_STEP_UP = "default=1000;USD=1000;EUR=1000;GBP=800;NGN=1500000;KES=130000;GHS=15000;ZAR=18000;JPY=150000"
 
 
 def _seal(user_id: UUID, secret: str) -> bytes:
@@ -155,66 +147,3 @@ def verify_enrolment(
 def otp_enabled(cur: Cursor, user_id: UUID) -> bool:
     cur.execute("SELECT 1 FROM otp_credentials WHERE user_id = %s AND confirmed_at IS NOT NULL", (user_id,))
     return cur.fetchone() is not None
-
-
-# -- step-up ------------------------------------------------------------------------------
-
-
-@cache
-def step_up_thresholds() -> dict[str, Decimal]:
-    text = os.environ.get(STEP_UP_ENV) or DEFAULT_STEP_UP
-    out: dict[str, Decimal] = {}
-    for part in filter(None, (p.strip() for p in text.split(";"))):
-        name, _, value = part.partition("=")
-        try:
-            out[name.strip().upper() if name.strip() != "default" else "default"] = Decimal(value.strip())
-        except InvalidOperation:
-            raise ValueError(f"{STEP_UP_ENV}: {part!r} is not CURRENCY=amount") from None
-    out.setdefault("default", Decimal("1000"))
-    return out
-
-
-def step_up_threshold(currency: str) -> Decimal:
-    table = step_up_thresholds()
-    return table.get(currency.upper(), table["default"])
-
-
-def require_step_up(
-    cur: Cursor, principal: Any, otp: str | None, amount: Decimal, currency: str, *, actor: Actor | None = None
-) -> bool:
-    """Demand a fresh second factor for an amount above the currency's threshold.
-
-    Call it inside the withdrawal's transaction, before any money moves. Returns False
-    when no step-up was needed, True when a code was checked and spent. Raises
-    ``OtpRequired`` (401) when a code is needed and missing, not enrolled, or wrong;
-    ``RateLimited`` after too many codes (per account, the ``otp`` limit). The attempt
-    counter and the audit row of a wrong code are committed on a side transaction, so
-    the refusal (which rolls the withdrawal back) does not erase them.
-    """
-    if amount <= step_up_threshold(currency):
-        return False
-    actor = actor or Actor(id=principal.id, type=principal.role)
-    threshold = step_up_threshold(currency)
-    if not otp_enabled(cur, principal.id):
-        raise errors.OtpRequired(
-            f"amounts above {threshold} {currency.upper()} need two-factor authentication: "
-            "enrol with POST /v1/auth/otp/setup first"
-        )
-    if not otp:
-        raise errors.OtpRequired(f"amounts above {threshold} {currency.upper()} need otp: send the current code")
-    from ledgerline.auth import ratelimits
-
-    refusals = events.side_transaction(lambda c: ratelimits.hit(c, ratelimits.account_check("otp", str(principal.id))))
-    if refusals:
-        raise ratelimits.refused(refusals)
-    if not check_code(cur, principal.id, otp, actor):
-        events.record_refusal(
-            actor, events.STEP_UP_FAILED, "user", principal.id,
-            metadata={"amount": str(amount), "currency": currency.upper()},
-        )  # fmt: skip
-        raise errors.OtpRequired("the one-time password is not valid; send the current code")
-    audit.record(
-        cur, actor, events.STEP_UP_SUCCEEDED, "user", principal.id,
-        metadata={"amount": str(amount), "currency": currency.upper()},
-    )  # fmt: skip
-    return True
