@@ -8,7 +8,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from ledgerline import config
-from ledgerline.db import connection, embedded, testing
+from ledgerline.db import connection, testing
+from ledgerline.local import embedded
 
 
 def server_url() -> str:

@@ -25,7 +25,12 @@ from infra.constants import LAYER_DIR_ENV
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LAYER_SOURCE = Path("layers/common/python/ledgerline")
 FUNCTIONS_SOURCE = Path("functions")
-_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", "test_*.py", "*_test.py", ".pytest_cache")
+_CACHES_AND_TESTS = ("__pycache__", "*.pyc", "tests", "test_*.py", "*_test.py", ".pytest_cache")
+# What no Lambda runs: the laptop stand-ins (embedded PostgreSQL, moto, the local
+# gateway), the test helpers and the operator's command line.
+NOT_SHIPPED = ("local", "testing.py", "cli.py")
+_IGNORED = shutil.ignore_patterns(*_CACHES_AND_TESTS)
+_LAYER_IGNORED = shutil.ignore_patterns(*_CACHES_AND_TESTS, *NOT_SHIPPED)
 _PIP_TARGET = (
     "--platform",
     "manylinux2014_aarch64",
@@ -97,7 +102,7 @@ def build_layer(root: Path, dest: Path) -> Path:
     )
     if pip.returncode != 0:
         raise RuntimeError(f"pip could not build the Lambda layer:\n{pip.stdout}{pip.stderr}")
-    shutil.copytree(root / LAYER_SOURCE, site / "ledgerline", ignore=_IGNORED)
+    shutil.copytree(root / LAYER_SOURCE, site / "ledgerline", ignore=_LAYER_IGNORED)
     for cache in site.rglob("__pycache__"):
         shutil.rmtree(cache, ignore_errors=True)
     shutil.rmtree(dest, ignore_errors=True)

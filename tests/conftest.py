@@ -27,7 +27,8 @@ if importlib.util.find_spec("tests.fixtures_aws") is not None:
 def database_url():
     """The owner URL of this run's database; the library is pointed at it."""
     from ledgerline import config
-    from ledgerline.db import connection, embedded, testing
+    from ledgerline.db import connection, testing
+    from ledgerline.local import embedded
 
     server = os.environ.get("DATABASE_URL") or embedded.ensure_running(config.settings().data_dir)
     url = testing.create_test_database(server)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 from pathlib import Path
 
@@ -104,6 +105,60 @@ def test_a_failed_pip_install_says_so_and_keeps_the_previous_layer(
     with pytest.raises(RuntimeError, match="no wheel"):
         build.build_layer(root, tmp_path / "build/layer")
     assert (layer / "python/ledgerline/__init__.py").read_text() == "VERSION = 1\n"
+
+
+def _ledgerline_imports(source: Path) -> set[str]:
+    """Every ``ledgerline.*`` module a file imports, at the top or inside a function."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "ledgerline")
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "ledgerline":
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)  # "from pkg import module"
+    return found
+
+
+def test_the_layer_ships_no_laptop_stand_in_no_test_helper_and_nothing_that_needs_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(build.subprocess, "run", lambda command, **_: subprocess.CompletedProcess(command, 0, "", ""))
+    site = build.build_layer(build.PROJECT_ROOT, tmp_path / "layer") / "python"
+    shipped = {p.relative_to(site).as_posix() for p in site.rglob("*.py")}
+
+    assert "ledgerline/routes.py" in shipped and "ledgerline/db/migrate.py" in shipped
+    assert not [p for p in shipped if p.startswith("ledgerline/local/")]
+    assert not [p for p in shipped if p.endswith(("/testing.py", "/cli.py"))]
+    assert list((site / "ledgerline/db/routines").glob("*.sql")), "the routine files ship with the migrator"
+
+    def importable(name: str) -> bool:
+        """A shipped module, or a name a shipped module binds (``from ledgerline.db import Cursor``)."""
+        path = name.replace(".", "/")
+        if f"{path}.py" in shipped or f"{path}/__init__.py" in shipped:
+            return True
+        parent, _, attr = path.rpartition("/")
+        module = site / f"{parent}.py" if f"{parent}.py" in shipped else site / parent / "__init__.py"
+        return module.is_file() and attr in _bound_names(module)
+
+    handlers = build.stage_functions(build.PROJECT_ROOT, tmp_path / "functions")
+    sources = [*site.joinpath("ledgerline").rglob("*.py"), *handlers.rglob("*.py")]
+    missing = {
+        f"{source.name}: {name}" for source in sources for name in _ledgerline_imports(source) if not importable(name)
+    }
+    assert not missing, f"shipped code imports what the layer leaves out: {sorted(missing)}"
+
+
+def _bound_names(module: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.parse(module.read_text()).body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
 
 
 def test_layer_dir_override_must_be_a_layer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

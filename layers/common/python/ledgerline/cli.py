@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 Command = Callable[[argparse.Namespace], int]
+NEEDS_DATABASE = ("db", "users", "keys")  # on a laptop, these start the embedded server
 
 
 def _db_migrate(args: argparse.Namespace) -> int:
@@ -99,7 +100,13 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from ledgerline import config
     from ledgerline.errors import DomainError
+
+    if args.group in NEEDS_DATABASE and config.settings().environment != "aws":
+        from ledgerline.local import embedded
+
+        embedded.use_unless_configured()
 
     try:
         return args.run(args)

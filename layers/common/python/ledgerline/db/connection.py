@@ -65,8 +65,7 @@ def database_name(url: str) -> str:
 
 @cache
 def owner_url() -> str:
-    """The migrator's connection: DATABASE_URL, the proxy as the master user, or the
-    embedded server."""
+    """The migrator's connection: DATABASE_URL, or in AWS the proxy as the master user."""
     cfg = settings()
     if cfg.database_url:
         return cfg.database_url
@@ -74,11 +73,10 @@ def owner_url() -> str:
         if not cfg.db_owner_user:
             raise RuntimeError("LEDGERLINE_DB_OWNER_USER is not set: the migrator needs the master user's name")
         return proxy_url(cfg.db_owner_user)
-    from ledgerline.db import embedded
-
-    server = embedded.ensure_running(cfg.data_dir)
-    embedded.ensure_database(server, "ledgerline")
-    return with_database(server, "ledgerline")
+    raise RuntimeError(
+        "DATABASE_URL is not set. `make run` (ledgerline dev up) and the ledgerline command start"
+        " the embedded PostgreSQL and set it; elsewhere, set it to the migrator's connection."
+    )
 
 
 @cache

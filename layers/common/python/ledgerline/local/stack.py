@@ -42,12 +42,12 @@ class Stack:
 
 
 def _database(stack: Stack) -> None:
-    from ledgerline.db import embedded, migrate
+    from ledgerline.db import migrate
+    from ledgerline.local import embedded
 
-    cfg = config.settings()
-    if not cfg.database_url:
-        embedded.ensure_running(cfg.data_dir)
-        stack.started("postgresql (embedded)", lambda: embedded.stop(cfg.data_dir))
+    if embedded.use_unless_configured():
+        data_dir = config.settings().data_dir
+        stack.started("postgresql (embedded)", lambda: embedded.stop(data_dir))
     applied = migrate.migrate()
     logger.info("migrations applied: %s", ", ".join(applied) or "none pending")
 

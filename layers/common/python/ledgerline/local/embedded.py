@@ -2,14 +2,20 @@
 
 It listens on a Unix socket in its data directory only, so nothing outside this machine
 can reach it. The server outlives the process that started it (tests and the CLI reuse
-a running one); ``stop`` ends it.
+a running one); ``stop`` ends it. The code that connects knows nothing of it: the local
+stack and the CLI point ``DATABASE_URL`` at it (``use_unless_configured``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 from pathlib import Path
+
+from ledgerline import config
+
+DATABASE = "ledgerline"
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +47,20 @@ def ensure_database(server_uri: str, name: str) -> None:
         conn.close()
 
 
+def use_unless_configured() -> bool:
+    """Start the embedded server and point ``DATABASE_URL`` at its ledgerline database,
+    unless DATABASE_URL is already set. True when it did."""
+    if config.settings().database_url:
+        return False
+    from ledgerline.db.connection import with_database
+
+    server = ensure_running(config.settings().data_dir)
+    ensure_database(server, DATABASE)
+    os.environ["DATABASE_URL"] = with_database(server, DATABASE)
+    config.settings.cache_clear()
+    return True
+
+
 def bin_dir() -> Path:
     import pgserver
 
@@ -62,8 +82,6 @@ def stop(data_dir: Path) -> None:
         return
     cmd = [str(bin_dir() / "pg_ctl"), "-D", str(path), "-m", "fast", "-w", "stop"]
     owner = path.stat().st_uid
-    import os
-
     if os.geteuid() == 0 and owner != 0:
         # pgserver runs the server as its own system user when started by root.
         import pwd
