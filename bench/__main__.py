@@ -18,7 +18,7 @@ SCENARIOS = ["transfers", "balance", "http", "coldstart", "crypto"]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench")
-    parser.add_argument("--quick", action="store_true", help="short runs (under 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="short runs (about 2.5 minutes)")
     parser.add_argument("--only", nargs="*", choices=SCENARIOS)
     args = parser.parse_args(argv)
     os.environ.setdefault("LEDGERLINE_ENV", "test")
@@ -40,11 +40,13 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             raise
         print(f"[{name}] running…", file=sys.stderr, flush=True)
+        began = time.monotonic()
         try:
             figures += module.run(args.quick)
         except Exception:
             traceback.print_exc()
             failed.append(name)
+        print(f"[{name}] {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
     harness.write(figures, quick=args.quick)
     harness.RESULTS.with_suffix(".md").write_text(harness.markdown(figures) + "\n")
     print(harness.table(figures))

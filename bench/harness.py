@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -38,6 +39,24 @@ class Figure:
         out = asdict(self)
         out["ratio"] = None if self.ratio is None else round(self.ratio, 3)
         return out
+
+
+@dataclass
+class Skipped:
+    """A figure that could not be measured in this run, and why (kept in results.json and
+    shown in the tables, so a missing baseline is never mistaken for a missing feature)."""
+
+    scenario: str
+    name: str
+    reason: str
+
+
+SKIPPED: list[Skipped] = []
+
+
+def skip(scenario: str, name: str, reason: str) -> None:
+    print(f"[{scenario}] skipped {name!r}: {reason}", file=sys.stderr, flush=True)
+    SKIPPED.append(Skipped(scenario, name, reason))
 
 
 def interleaved(
@@ -98,10 +117,18 @@ def _git_commit() -> str | None:
         return None
 
 
-def write(figures: list[Figure], *, quick: bool, path: Path = RESULTS) -> None:
+def write(figures: list[Figure], *, quick: bool, path: Path = RESULTS, skipped: list[Skipped] | None = None) -> None:
+    skipped = SKIPPED if skipped is None else skipped
     path.write_text(
         json.dumps(
-            {"machine": machine(), "quick": quick, "figures": [f.as_json() for f in figures]}, indent=2, default=str
+            {
+                "machine": machine(),
+                "quick": quick,
+                "figures": [f.as_json() for f in figures],
+                "skipped": [asdict(s) for s in skipped],
+            },
+            indent=2,
+            default=str,
         )
     )
 
@@ -120,6 +147,8 @@ def table(figures: list[Figure]) -> str:
                 f.goal or "",
             )
         )
+    for s in SKIPPED:
+        rows.append((s.scenario, s.name, "skipped", "", s.reason, "", ""))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     lines = [" | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
@@ -137,4 +166,6 @@ def markdown(figures: list[Figure]) -> str:
         base = "" if f.baseline is None else f"{f.baseline:,.1f} ({f.baseline_name})"
         ratio = "" if f.ratio is None else f"{f.ratio:.2f}"
         lines.append(f"| {f.scenario} | {f.name} | {value} | {base} | {ratio} | {f.goal or ''} |")
+    for s in SKIPPED:
+        lines.append(f"| {s.scenario} | {s.name} | skipped: {s.reason} |  |  |  |")
     return "\n".join(lines)
