@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-pgbouncer lint synth bench bench-quick clean
+.PHONY: run test test-unit test-pgbouncer lint synth bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,15 +20,14 @@ run: $(STAMP)
 	$(BIN)/ledgerline dev up
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a pass.
-test: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy -p ledgerline
-	$(BIN)/mypy --disallow-untyped-defs functions  # handlers declare what they return
-	$(BIN)/lint-imports --no-cache
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 	@$(MAKE) --no-print-directory test-pgbouncer
+
+# The fast tier alone (no database): what CI runs on the other supported Python.
+test-unit: lint
+	$(BIN)/python -m pytest tests/unit -q
 
 # The e2e tier once more, every application connection through PgBouncer in transaction
 # pooling mode: what RDS Proxy refuses (startup options) or loses (session state between
@@ -43,6 +42,7 @@ test-pgbouncer: $(STAMP)
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc; \
 	fi
 
+# What the pre-commit hook runs (.pre-commit-config.yaml), and what make test runs first.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -152,3 +152,12 @@ def test_ledger_routes_are_exactly_the_contracts():
         ("POST", "/v1/admin/accounts/{id}/freeze", "admin", False),
         ("POST", "/v1/admin/accounts/{id}/unfreeze", "admin", False),
     }
+
+
+def test_a_money_operation_audited_outside_the_known_categories_is_refused_when_declared():
+    from ledgerline.ledger.operations import Operation
+
+    with pytest.raises(ValueError, match="unknown namespace 'payout'"):
+        Operation("payout", 201, "payout.completed", "payout.failed")
+    with pytest.raises(ValueError, match="different categories"):
+        Operation("transfer", 201, "transfer.completed", "admin.transfer_failed")

@@ -23,6 +23,12 @@ class Operation:
     done: str  # audit action of a success
     failed: str  # audit action of a refusal (and of a crash)
 
+    def __post_init__(self) -> None:
+        # An action outside the audit trail's known namespaces is refused when the table
+        # is built, not when the first request is audited.
+        if audit.category_of(self.done) != audit.category_of(self.failed):
+            raise ValueError(f"{self.name}: {self.done!r} and {self.failed!r} are audited in different categories")
+
     def arguments(self, args: dict[str, Any], *, owner: UUID | None) -> dict[str, Any]:
         """What ``money_op`` receives: the request's arguments and the operation's rules.
         ``owner``: the caller on user routes (object-level checks); None for administrators."""
