@@ -199,8 +199,11 @@ def test_only_rows_relayed_long_ago_are_purged(app, outbox_db):
 
 
 def test_enqueue_refuses_unknown_queues_and_oversized_payloads(app):
-    with pytest.raises(outbox.OutboxError, match="unknown queue"):
+    with pytest.raises(outbox.OutboxError, match="does not send to 'e-mails'"):
         _enqueue(app, 1, queue="e-mails")
+    # A real queue the relay holds no send grant for would fail only in AWS: refused here.
+    with pytest.raises(outbox.OutboxError, match="grant 'sqs:gateway-webhooks' on the outbox-relay"):
+        _enqueue(app, 1, queue="gateway-webhooks")
     with pytest.raises(outbox.OutboxError, match="bytes"):
         transaction(lambda cur: outbox.enqueue(cur, "notifications", {"blob": "x" * 300_000}), connection=app)
     assert transaction(outbox.pending, connection=app) == {}

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from ledgerline.db import Cursor
 
-# The five categories of DESIGN.md's audit trail, by action namespace.
+# The five categories of the audit trail (docs/design.md), by action namespace.
 CATEGORIES = {
     "auth": "auth",  # authentication and access
     "user": "auth",

@@ -1,4 +1,4 @@
-"""Domain errors: each carries its HTTP status and a stable machine code (see API.md).
+"""Domain errors: each carries its HTTP status and a stable machine code (see docs/api.md).
 
 Domain code raises these; the HTTP layer turns any of them into one problem+json
 response in one place. Messages say what to do, never what went wrong inside.

@@ -1,4 +1,4 @@
-"""Idempotency of money-moving requests (DESIGN.md 'Idempotency'): every money route runs
+"""Idempotency of money-moving requests (docs/design.md 'Idempotency'): every money route runs
 through ``call``, ONE statement (``money_call``, ``db/routines/money_call.sql``) that admits the caller,
 claims the caller's key, runs the operation, writes its audit row and stores and returns
 its response. In autocommit that is one round trip and one transaction. Then:

@@ -45,11 +45,11 @@ class RelayResult:
 
 def enqueue(cur: Cursor, queue: str, payload: Mapping[str, Any]) -> int:
     """Add an event for the QUEUES row ``queue`` to the caller's transaction; return its id."""
-    from ledgerline.jobs import QUEUES
-
-    if queue not in {q.name for q in QUEUES}:
-        known = ", ".join(q.name for q in QUEUES)
-        raise OutboxError(f"unknown queue {queue!r}; the outbox sends to: {known}")
+    if queue not in relayed_queues():
+        raise OutboxError(
+            f"the outbox relay does not send to {queue!r}: a queue needs its QUEUES row and the"
+            f" grant 'sqs:{queue}' on the outbox-relay schedule (ledgerline/jobs.py)"
+        )
     if not isinstance(payload, Mapping):
         raise OutboxError("an outbox payload is a JSON object (a mapping)")
     text = dumps(dict(payload))
@@ -60,6 +60,15 @@ def enqueue(cur: Cursor, queue: str, payload: Mapping[str, Any]) -> int:
         )
     cur.execute("INSERT INTO outbox (queue, payload) VALUES (%s, %s::jsonb) RETURNING id", (queue, text))
     return int(cur.fetchone()["id"])
+
+
+def relayed_queues() -> frozenset[str]:
+    """The queues the relay may send to in AWS: those its schedule holds a send grant for
+    (the grant is what its role is built from; a row without it would fail only there)."""
+    from ledgerline.jobs import QUEUES, schedule
+
+    granted = {g.removeprefix("sqs:") for g in schedule("outbox-relay").grants if g.startswith("sqs:")}
+    return frozenset(q.name for q in QUEUES if q.name in granted)
 
 
 def relay_batch(cur: Cursor, send: Sender, batch: int = 100) -> RelayResult:

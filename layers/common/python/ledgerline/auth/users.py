@@ -81,7 +81,7 @@ def public(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _protect_phone(cur: Cursor, user_id: UUID, phone: str) -> None:
-    """Store a phone number as DESIGN.md requires: an envelope (AES-256-GCM, bound to this
+    """Store a phone number as docs/design.md requires: an envelope (AES-256-GCM, bound to this
     row and column) and a keyed blind index for lookups; never the number itself."""
     from ledgerline import crypto
 

@@ -4,7 +4,7 @@ Retried: serialization failures (40001), deadlocks (40P01) and a connection lost
 COMMIT was sent. Never retried: anything once COMMIT was sent (the outcome is unknown, and
 a retry could move money twice; clients retry with the same Idempotency-Key instead).
 
-Round trips are the cost of a short transaction (PERFORMANCE.md): the connection stays in
+Round trips are the cost of a short transaction (README "Performance"): the connection stays in
 autocommit mode and ``transaction`` sends BEGIN with the work's first statement and COMMIT
 with whatever the work deferred to the end (``DeferringCursor.defer``), so a money
 operation of one function call costs two round trips, not four to six.

@@ -1,4 +1,4 @@
-"""The ledger's values, and their JSON shapes in the API (API.md)."""
+"""The ledger's values, and their JSON shapes in the API (docs/api.md)."""
 
 from __future__ import annotations
 
