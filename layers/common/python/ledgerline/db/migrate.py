@@ -255,13 +255,10 @@ def _stale(cur: Any, routines: list[Routine]) -> list[Routine]:
 
 
 def _apply_routine(conn: Any, routine: Routine) -> str:
-    cfg = settings()
     conn.autocommit = False
     try:
         with conn.cursor() as cur:
-            cur.execute("SET LOCAL statement_timeout = %s", (f"{cfg.migration_statement_timeout_ms}ms",))
-            cur.execute("SET LOCAL lock_timeout = %s", (f"{cfg.migration_lock_timeout_ms}ms",))
-            cur.execute(f"SET LOCAL ROLE {OWNER_ROLE}")
+            _as_migrator(cur)
             # Files apply in name order whatever calls what: bodies are checked when they run.
             cur.execute("SET LOCAL check_function_bodies = off")
             before = _signatures(cur, routine)
@@ -430,16 +427,21 @@ def _check_history(migrations: list[Migration], applied: dict[int, str], *, allo
     return bool(unknown)
 
 
-def _apply(conn: Any, migration: Migration) -> str:
+def _as_migrator(cur: Any) -> None:
+    """This transaction runs as the schema's owner with the migrator's limits: longer than
+    the application's 5 s, but never queued behind live traffic for long (a migration that
+    cannot take its locks fails the deploy instead)."""
     cfg = settings()
+    cur.execute("SET LOCAL statement_timeout = %s", (f"{cfg.migration_statement_timeout_ms}ms",))
+    cur.execute("SET LOCAL lock_timeout = %s", (f"{cfg.migration_lock_timeout_ms}ms",))
+    cur.execute(f"SET LOCAL ROLE {OWNER_ROLE}")
+
+
+def _apply(conn: Any, migration: Migration) -> str:
     conn.autocommit = False
     try:
         with conn.cursor() as cur:
-            # Longer than the application's 5 s, but never queued behind live traffic for
-            # long: a migration that cannot take its locks fails the deploy instead.
-            cur.execute("SET LOCAL statement_timeout = %s", (f"{cfg.migration_statement_timeout_ms}ms",))
-            cur.execute("SET LOCAL lock_timeout = %s", (f"{cfg.migration_lock_timeout_ms}ms",))
-            cur.execute(f"SET LOCAL ROLE {OWNER_ROLE}")
+            _as_migrator(cur)
             cur.execute(migration.sql)
             cur.execute(
                 "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
