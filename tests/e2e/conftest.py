@@ -172,3 +172,31 @@ def person(api, gateway) -> Callable[..., Client]:
         return Client(api, session_token(user_id, role))
 
     return make
+
+
+@pytest.fixture(scope="module")
+def wallet(admin, person):
+    """wallet(currency, funded, client=None) -> (client, account id): a new user's wallet,
+    or another wallet of ``client``."""
+
+    def make(currency="NGN", funded=None, client=None):
+        client = client or person()
+        account = client.post("/v1/accounts", json={"currency": currency})
+        assert account.status_code == 201, account.text
+        account_id = account.json()["id"]
+        if funded:
+            r = admin.post(
+                "/v1/admin/adjustments",
+                idempotency_key=True,
+                json={
+                    "account_id": account_id,
+                    "amount": funded,
+                    "currency": currency,
+                    "direction": "credit",
+                    "reason": "test funds",
+                },
+            )
+            assert r.status_code == 201, r.text
+        return client, account_id
+
+    return make

@@ -14,33 +14,6 @@ from ledgerline.db import transaction
 from ledgerline.ledger.testing import TEST_ADMIN
 
 
-@pytest.fixture(scope="module")
-def wallet(admin, person):
-    """wallet(currency, funded) -> (client of a new user, account id)."""
-
-    def make(currency="NGN", funded=None):
-        client = person()
-        account = client.post("/v1/accounts", json={"currency": currency})
-        assert account.status_code == 201, account.text
-        account_id = account.json()["id"]
-        if funded:
-            r = admin.post(
-                "/v1/admin/adjustments",
-                idempotency_key=True,
-                json={
-                    "account_id": account_id,
-                    "amount": funded,
-                    "currency": currency,
-                    "direction": "credit",
-                    "reason": "test funds",
-                },
-            )
-            assert r.status_code == 201, r.text
-        return client, account_id
-
-    return make
-
-
 def state(client, account_id):
     """What a bad request must not change: the balance and the entry list."""
     account = client.get(f"/v1/accounts/{account_id}").json()
