@@ -55,17 +55,17 @@ def _users(n: int) -> list[dict[str, Any]]:
             user = users.create_user(
                 cur, email=email, password=secrets.token_urlsafe(16), full_name="Bench", actor=Actor.system("bench")
             )
-            account = open_account(cur, owner_id=user["id"], currency="NGN", actor=Actor.system("bench"))
+            account = open_account(cur, owner_id=user.id, currency="NGN", actor=Actor.system("bench"))
             adjust(cur, account_id=account.id, amount=Decimal(10**9), currency="NGN", direction="credit", reason="bench",
                    actor=TEST_ADMIN)  # fmt: skip
-            return {"id": user["id"], "account": str(account.id)}
+            return {"id": user.id, "account": str(account.id)}
 
         user = transaction(work)
         started = transaction(
             lambda cur, uid=user["id"]: sessions.start(cur, uid, "user", sessions.Client(), amr=["pwd"])
         )
-        user.update(session_id=started["session_id"], scope=started["scope"])
-        _sign(user, started["access_token"])
+        user.update(session_id=started.session_id, scope=started.scope)
+        _sign(user, started.access_token)
         out.append(user)
     return out
 

@@ -18,10 +18,10 @@ def list_users(
     status: Literal["active", "suspended"] | None = None,
     email: str | None = None,
 ) -> Response:
-    page = api.read(
+    items, next_cursor = api.read(
         lambda cur: users.list_users(cur, limit=limit, cursor=cursor, role=role, status=status, email=email)
     )
-    return json_response(page)
+    return json_response({"items": [u.to_json() for u in items], "next_cursor": next_cursor})
 
 
 handler = api.handler

@@ -12,9 +12,8 @@ api = Endpoint(__name__)
 def update_user(id: str, body: UserUpdateBody) -> Response:
     user_id = object_id(id, "user")
     actor = api.request.actor
-    return json_response(
-        api.write(lambda cur: users.update_user(cur, user_id, role=body.role, status=body.status, actor=actor))
-    )
+    user = api.write(lambda cur: users.update_user(cur, user_id, role=body.role, status=body.status, actor=actor))
+    return json_response(user.to_json())
 
 
 handler = api.handler

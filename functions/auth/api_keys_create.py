@@ -12,7 +12,7 @@ def create_api_key(body: ApiKeyBody) -> Response:
     request = api.request
     principal = request.require_principal()
     key = api.write(lambda cur: apikeys.create(cur, principal, name=body.name, scopes=body.scopes, actor=request.actor))
-    return json_response(key, 201, headers={"Cache-Control": "no-store"})
+    return json_response(key.to_json(), 201, headers={"Cache-Control": "no-store"})
 
 
 handler = api.handler

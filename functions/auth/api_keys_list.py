@@ -13,7 +13,8 @@ api = Endpoint(__name__)
 @api
 def list_api_keys(limit: Annotated[int | None, Query(ge=1, le=200)] = None, cursor: str | None = None) -> Response:
     principal = api.request.require_principal()
-    return json_response(api.read(lambda cur: apikeys.list_keys(cur, principal, limit=limit, cursor=cursor)))
+    items, next_cursor = api.read(lambda cur: apikeys.list_keys(cur, principal, limit=limit, cursor=cursor))
+    return json_response({"items": [k.to_json() for k in items], "next_cursor": next_cursor})
 
 
 handler = api.handler

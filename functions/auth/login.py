@@ -11,7 +11,7 @@ api = Endpoint(__name__)
 def login(body: LoginBody) -> Response:
     client = sessions.Client.from_request(api.request)
     result = sessions.login(body.email, body.password, body.otp, client, run=api.write)
-    return json_response(result, headers={"Cache-Control": "no-store"})
+    return json_response(result.to_json(), headers={"Cache-Control": "no-store"})
 
 
 handler = api.handler

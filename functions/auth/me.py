@@ -9,7 +9,7 @@ api = Endpoint(__name__)
 @api
 def get_me() -> Response:
     principal = api.request.require_principal()
-    return json_response(api.read(lambda cur: users.get_user(cur, principal.id)))
+    return json_response(api.read(lambda cur: users.get_user(cur, principal.id)).to_json())
 
 
 handler = api.handler

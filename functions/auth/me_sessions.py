@@ -13,7 +13,8 @@ api = Endpoint(__name__)
 @api
 def list_my_sessions(limit: Annotated[int | None, Query(ge=1, le=200)] = None, cursor: str | None = None) -> Response:
     principal = api.request.require_principal()
-    return json_response(api.read(lambda cur: sessions.list_sessions(cur, principal, limit=limit, cursor=cursor)))
+    items, next_cursor = api.read(lambda cur: sessions.list_sessions(cur, principal, limit=limit, cursor=cursor))
+    return json_response({"items": [s.to_json() for s in items], "next_cursor": next_cursor})
 
 
 handler = api.handler

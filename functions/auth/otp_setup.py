@@ -1,8 +1,7 @@
 """POST /v1/auth/otp/setup: start TOTP enrolment (secret and recovery codes, shown once)."""
 
-from typing import Any
-
 from ledgerline.auth import otp, users
+from ledgerline.auth.model import OtpEnrolment
 from ledgerline.db.tx import Cursor
 from ledgerline.http import Endpoint, Response, json_response
 
@@ -14,11 +13,11 @@ def otp_setup() -> Response:
     request = api.request
     principal = request.require_principal()
 
-    def work(cur: Cursor) -> dict[str, Any]:
+    def work(cur: Cursor) -> OtpEnrolment:
         me = users.get_user(cur, principal.id)
-        return otp.setup(cur, principal.id, me["email"], request.actor)
+        return otp.setup(cur, principal.id, me.email, request.actor)
 
-    return json_response(api.write(work), headers={"Cache-Control": "no-store"})
+    return json_response(api.write(work).to_json(), headers={"Cache-Control": "no-store"})
 
 
 handler = api.handler

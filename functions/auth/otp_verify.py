@@ -12,8 +12,8 @@ api = Endpoint(__name__)
 def otp_verify(body: OtpBody) -> Response:
     request = api.request
     principal = request.require_principal()
-    result = api.write(lambda cur: otp.verify_enrolment(cur, principal.id, body.otp, request.actor))
-    if not result["ok"]:
+    enabled = api.write(lambda cur: otp.verify_enrolment(cur, principal.id, body.otp, request.actor))
+    if not enabled:
         events.record_refusal(
             request.actor, events.OTP_FAILED, "user", principal.id, metadata={"during": "enrolment"}, run=api.write
         )

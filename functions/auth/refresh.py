@@ -14,7 +14,7 @@ def refresh(body: RefreshBody) -> Response:
     result = failures.counted(
         request.ip, lambda: sessions.refresh(body.refresh_token, sessions.Client.from_request(request), run=api.write)
     )
-    return json_response(result, headers={"Cache-Control": "no-store"})
+    return json_response(result.to_json(), headers={"Cache-Control": "no-store"})
 
 
 handler = api.handler

@@ -15,7 +15,7 @@ def register(body: RegisterBody) -> Response:
             cur, email=body.email, password=body.password, full_name=body.full_name, phone=body.phone, actor=actor
         )
     )
-    return json_response(user, 201)
+    return json_response(user.to_json(), 201)
 
 
 handler = api.handler

@@ -116,7 +116,7 @@ def session_token(user_id: Any, role: str) -> str:
     from ledgerline.db import transaction
 
     started = transaction(lambda cur: sessions.start(cur, user_id, role, sessions.Client(), amr=["pwd"]))
-    return started["access_token"]
+    return started.access_token
 
 
 @pytest.fixture(scope="session")
@@ -136,8 +136,8 @@ def make_user(gateway) -> Callable[..., dict[str, Any]]:
                 cur, email=email, password=password, full_name=f"Test {role}", role=role, actor=Actor.system("tests")
             )
         )
-        token = session_token(user["id"], role)
-        return {**user, "email": email, "password": password, "token": token, "client": Client(gateway.url, token)}
+        token = session_token(user.id, role)
+        return {**user.to_json(), "password": password, "token": token, "client": Client(gateway.url, token)}
 
     return make
 

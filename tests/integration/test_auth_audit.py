@@ -45,7 +45,7 @@ def mailed_reset_token(email):
 def session_claims(user_id, role):
     """The verified claims of a new session of the user (a password login)."""
     started = transaction(lambda cur: sessions.start(cur, user_id, role, CLIENT, amr=["pwd"]))
-    return tokens.verify_access_token(started["access_token"])
+    return tokens.verify_access_token(started.access_token)
 
 
 def expect(exc_type, fn, *args):
@@ -73,61 +73,61 @@ def test_every_auth_event_is_written_to_the_audit_trail(owner_conn, monkeypatch)
     # user.password_rehashed: a hash made with weaker parameters is upgraded at login
     weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
     with owner_conn.cursor() as cur:
-        cur.execute("UPDATE users SET password_hash = %s WHERE id = %s", (weak, alice["id"]))
+        cur.execute("UPDATE users SET password_hash = %s WHERE id = %s", (weak, alice.id))
     # auth.login_succeeded / token_refreshed / refresh_token_reused / logout
-    first = sessions.login(alice["email"], PASSWORD, None, CLIENT)
-    second = sessions.refresh(first["refresh_token"], CLIENT)
-    expect(errors.Unauthorized, sessions.refresh, first["refresh_token"], CLIENT)
-    third = sessions.login(alice["email"], PASSWORD, None, CLIENT)
+    first = sessions.login(alice.email, PASSWORD, None, CLIENT)
+    second = sessions.refresh(first.refresh_token, CLIENT)
+    expect(errors.Unauthorized, sessions.refresh, first.refresh_token, CLIENT)
+    third = sessions.login(alice.email, PASSWORD, None, CLIENT)
     from ledgerline.auth import principal as principal_mod
     from ledgerline.auth import tokens
 
-    me = principal_mod.authenticate(tokens.verify_access_token(third["access_token"]))
-    actor = CLIENT.actor(alice["id"], "user")
+    me = principal_mod.authenticate(tokens.verify_access_token(third.access_token))
+    actor = CLIENT.actor(alice.id, "user")
     transaction(lambda cur: sessions.logout(cur, me, actor))
     # auth.session_revoked / sessions_revoked
-    fourth = sessions.login(alice["email"], PASSWORD, None, CLIENT)
-    me = principal_mod.authenticate(tokens.verify_access_token(fourth["access_token"]))
+    fourth = sessions.login(alice.email, PASSWORD, None, CLIENT)
+    me = principal_mod.authenticate(tokens.verify_access_token(fourth.access_token))
     transaction(lambda cur: sessions.revoke_session(cur, me, uuid.UUID(me.claims["sid"]), actor))
-    fifth = sessions.login(alice["email"], PASSWORD, None, CLIENT)
-    me = principal_mod.authenticate(tokens.verify_access_token(fifth["access_token"]))
+    fifth = sessions.login(alice.email, PASSWORD, None, CLIENT)
+    me = principal_mod.authenticate(tokens.verify_access_token(fifth.access_token))
     transaction(lambda cur: sessions.revoke_all_sessions(cur, me, actor))
     assert second  # used above
     # auth.login_failed / account_locked
     for attempt in range(throttle.LOCK_AFTER):
-        expect(errors.Unauthorized, sessions.login, alice["email"], f"wrong {attempt} password", None, CLIENT)
+        expect(errors.Unauthorized, sessions.login, alice.email, f"wrong {attempt} password", None, CLIENT)
         with owner_conn.cursor() as cur:
             cur.execute(
                 "UPDATE login_throttle SET last_failed_at = now() - interval '5 minutes' WHERE subject = %s",
-                (throttle.login_subject(alice["email"]),),
+                (throttle.login_subject(alice.email),),
             )
     # auth.password_reset_requested / sent / skipped / completed / failed (the reset also unlocks)
-    token = mailed_reset_token(alice["email"])
+    token = mailed_reset_token(alice.email)
     assert mailed_reset_token(f"nobody-{uuid.uuid4().hex[:8]}@example.test") is None
     resets.confirm_reset(token, "a new and long passphrase", CLIENT.actor())
     expect(errors.BadRequest, resets.confirm_reset, token, "a new and long passphrase", CLIENT.actor())
     # auth.otp_setup_started / otp_enabled / otp_failed / recovery_code_used
     bob = create()
-    bob_actor = Actor(id=bob["id"], type="user")
-    setup = transaction(lambda cur: otp.setup(cur, bob["id"], bob["email"], bob_actor))
-    transaction(lambda cur: otp.verify_enrolment(cur, bob["id"], pyotp.TOTP(setup["secret"]).now(), bob_actor))
-    expect(errors.OtpRequired, sessions.login, bob["email"], PASSWORD, "12345x", CLIENT)
-    sessions.login(bob["email"], PASSWORD, setup["recovery_codes"][0], CLIENT)
+    bob_actor = Actor(id=bob.id, type="user")
+    setup = transaction(lambda cur: otp.setup(cur, bob.id, bob.email, bob_actor))
+    transaction(lambda cur: otp.verify_enrolment(cur, bob.id, pyotp.TOTP(setup.secret).now(), bob_actor))
+    expect(errors.OtpRequired, sessions.login, bob.email, PASSWORD, "12345x", CLIENT)
+    sessions.login(bob.email, PASSWORD, setup.recovery_codes[0], CLIENT)
     # user.role_changed / suspended / reactivated
-    admin_actor = Actor(id=admin["id"], type="admin")
-    transaction(lambda cur: users.update_user(cur, bob["id"], role="merchant", actor=admin_actor))
-    transaction(lambda cur: users.update_user(cur, bob["id"], status="suspended", actor=admin_actor))
-    transaction(lambda cur: users.update_user(cur, bob["id"], status="active", actor=admin_actor))
+    admin_actor = Actor(id=admin.id, type="admin")
+    transaction(lambda cur: users.update_user(cur, bob.id, role="merchant", actor=admin_actor))
+    transaction(lambda cur: users.update_user(cur, bob.id, status="suspended", actor=admin_actor))
+    transaction(lambda cur: users.update_user(cur, bob.id, status="active", actor=admin_actor))
     # api_key.created / revoked
-    merchant = Principal(id=bob["id"], role="merchant")
+    merchant = Principal(id=bob.id, role="merchant")
     key = transaction(lambda cur: apikeys.create(cur, merchant, name="k", scopes=["accounts:read"], actor=bob_actor))
-    transaction(lambda cur: apikeys.revoke(cur, merchant, key["id"], bob_actor))
+    transaction(lambda cur: apikeys.revoke(cur, merchant, key.id, bob_actor))
     # auth.rate_limited / velocity_blocked
     monkeypatch.setenv("LEDGERLINE_RATE_LIMITS", "default=1/minute")
     monkeypatch.setenv("LEDGERLINE_VELOCITY", "1/60s")
     config.settings.cache_clear()
     try:
-        claims = session_claims(bob["id"], "merchant")
+        claims = session_claims(bob.id, "merchant")
         request = Request("r", f"192.0.2.{uuid.uuid4().int % 200}", "ua", {}, None)
         plain = routes.Route("GET", "/v1/x", "tests.x", routes.Access.USER, "x")
         moving = routes.Route("POST", "/v1/t", "tests.t", routes.Access.USER, "t", money=True,

@@ -31,7 +31,7 @@ def new_user(role="user", password=PASSWORD, **kw):
             cur, email=email, password=password, full_name=f"Test {role}", role=role, actor=SYSTEM, **kw
         )
     )
-    return {**user, "password": password}
+    return user
 
 
 def audit_rows(owner_conn, action, resource_id=None):
@@ -56,14 +56,14 @@ def age_failures(owner_conn, email, seconds=120):
 
 
 def claims_of(result):
-    return tokens.verify_access_token(result["access_token"])
+    return tokens.verify_access_token(result.access_token)
 
 
 def session_claims(user, role_claim=None):
     """The claims of an access token of a new session of ``user`` (the token may claim
     another role than the user has: a stale or forged claim)."""
-    session_id, _ = transaction(lambda cur: sessions.create_session(cur, user["id"], CLIENT, amr=["pwd"]))
-    token, _ = tokens.issue_access_token(user["id"], role_claim or user["role"], session_id=session_id)
+    session_id, _ = transaction(lambda cur: sessions.create_session(cur, user.id, CLIENT, amr=["pwd"]))
+    token, _ = tokens.issue_access_token(user.id, role_claim or user.role, session_id=session_id)
     return tokens.verify_access_token(token)
 
 
@@ -92,11 +92,11 @@ def test_registration_normalises_the_email_and_refuses_a_second_account(owner_co
 
     user = transaction(lambda cur: users.register(cur, email=email, password=PASSWORD, full_name="Ada", actor=actor))
 
-    assert user["email"] == email.strip().lower() and user["role"] == "user"
+    assert user.email == email.strip().lower() and user.role == "user"
     with pytest.raises(errors.Conflict):
         transaction(lambda cur: users.register(cur, email=email.upper(), password=PASSWORD, full_name="A", actor=actor))
-    [row] = audit_rows(owner_conn, events.USER_REGISTERED, user["id"])
-    assert row["actor_id"] == user["id"]
+    [row] = audit_rows(owner_conn, events.USER_REGISTERED, user.id)
+    assert row["actor_id"] == user.id
 
 
 def test_a_phone_number_is_stored_encrypted_with_a_blind_index_never_in_plaintext(owner_conn):
@@ -105,18 +105,18 @@ def test_a_phone_number_is_stored_encrypted_with_a_blind_index_never_in_plaintex
     user = new_user(phone="+234 803 123 4567")
 
     with owner_conn.cursor() as cur:
-        cur.execute("SELECT * FROM users WHERE id = %s", (user["id"],))
+        cur.execute("SELECT * FROM users WHERE id = %s", (user.id,))
         row = cur.fetchone()
     stored = b"".join(bytes(v) if isinstance(v, memoryview) else str(v).encode() for v in row if v is not None)
     assert b"8031234567" not in stored
-    assert user["phone"] == "****4567"
-    assert transaction(lambda cur: users.phone_of(cur, user["id"])) == "+2348031234567"
+    assert user.phone == "****4567"
+    assert transaction(lambda cur: users.phone_of(cur, user.id)) == "+2348031234567"
     with owner_conn.cursor() as cur:
         cur.execute(
             "SELECT id FROM users WHERE phone_blind_index = %s", (crypto.blind_index("+2348031234567", kind="phone"),)
         )
         # Other tests in this run may register the same number: the lookup finds them all.
-        assert user["id"] in {row[0] for row in cur.fetchall()}
+        assert user.id in {row[0] for row in cur.fetchall()}
 
 
 @pytest.mark.parametrize(
@@ -145,20 +145,20 @@ def test_registration_refuses_bad_input_with_the_field_named(field, value):
 def test_login_opens_a_session_and_signs_a_token_naming_it(owner_conn):
     user = new_user()
 
-    result = sessions.login(user["email"].upper(), PASSWORD, None, CLIENT)
+    result = sessions.login(user.email.upper(), PASSWORD, None, CLIENT)
 
     claims = claims_of(result)
-    assert result["token_type"] == "Bearer" and result["expires_in"] == 900
-    assert claims["sub"] == str(user["id"]) and claims["amr"] == ["pwd"] and "scope" not in claims
-    assert result["refresh_token"].startswith("rt1_")
+    assert result.token_type == "Bearer" and result.expires_in == 900
+    assert claims["sub"] == str(user.id) and claims["amr"] == ["pwd"] and "scope" not in claims
+    assert result.refresh_token.startswith("rt1_")
     [row] = audit_rows(owner_conn, events.LOGIN_SUCCEEDED, claims["sid"])
-    assert row["actor_id"] == user["id"]
+    assert row["actor_id"] == user.id
 
 
 def test_an_unknown_email_and_a_wrong_password_get_the_same_answer(owner_conn):
     user = new_user()
     answers = []
-    for email in (user["email"], f"nobody-{uuid.uuid4().hex[:8]}@example.test"):
+    for email in (user.email, f"nobody-{uuid.uuid4().hex[:8]}@example.test"):
         with pytest.raises(errors.DomainError) as exc:
             sessions.login(email, "wrong password 123", None, CLIENT)
         answers.append((type(exc.value), exc.value.status, exc.value.detail))
@@ -168,7 +168,7 @@ def test_an_unknown_email_and_a_wrong_password_get_the_same_answer(owner_conn):
 
 def test_failures_slow_down_progressively_then_lock_and_the_lock_ends_by_itself(owner_conn):
     user = new_user()
-    email = user["email"]
+    email = user.email
     for attempt in range(1, throttle.LOCK_AFTER):
         with pytest.raises(errors.Unauthorized):
             sessions.login(email, f"wrong-{attempt}-password", None, CLIENT)
@@ -185,16 +185,16 @@ def test_failures_slow_down_progressively_then_lock_and_the_lock_ends_by_itself(
         sessions.login(email, PASSWORD, None, CLIENT)  # even the right password
 
     assert locked.value.status == 423 and locked.value.headers["Retry-After"] == str(throttle.LOCK_SECONDS)
-    assert len(audit_rows(owner_conn, events.ACCOUNT_LOCKED, user["id"])) == 1
+    assert len(audit_rows(owner_conn, events.ACCOUNT_LOCKED, user.id)) == 1
     with owner_conn.cursor() as cur:
-        cur.execute("SELECT payload FROM outbox WHERE payload->>'user_id' = %s", (str(user["id"]),))
+        cur.execute("SELECT payload FROM outbox WHERE payload->>'user_id' = %s", (str(user.id),))
         assert cur.fetchone()[0]["type"] == "auth.account_locked"
         # 30 minutes pass.
         cur.execute(
             "UPDATE login_throttle SET locked_until = now() - interval '1 second' WHERE subject = %s",
             (throttle.login_subject(email),),
         )
-    assert sessions.login(email, PASSWORD, None, CLIENT)["access_token"]
+    assert sessions.login(email, PASSWORD, None, CLIENT).access_token
 
 
 def test_unknown_emails_are_locked_like_real_ones_so_the_lock_reveals_nothing(owner_conn):
@@ -210,7 +210,7 @@ def test_unknown_emails_are_locked_like_real_ones_so_the_lock_reveals_nothing(ow
 
 def test_a_password_reset_by_email_lifts_the_lock_and_ends_every_session(owner_conn):
     user = new_user()
-    email = user["email"]
+    email = user.email
     first = sessions.login(email, PASSWORD, None, CLIENT)
     for attempt in range(throttle.LOCK_AFTER):
         with pytest.raises(errors.Unauthorized):
@@ -222,14 +222,14 @@ def test_a_password_reset_by_email_lifts_the_lock_and_ends_every_session(owner_c
     token = mailed_reset_token(email)
     resets.confirm_reset(token, "a brand new passphrase 7", SYSTEM)
 
-    assert sessions.login(email, "a brand new passphrase 7", None, CLIENT)["access_token"]
+    assert sessions.login(email, "a brand new passphrase 7", None, CLIENT).access_token
     with pytest.raises(errors.Unauthorized):  # the old password is gone
         sessions.login(email, PASSWORD, None, CLIENT)
     with pytest.raises(errors.Unauthorized):  # the session from before the reset ended
         principal.authenticate(claims_of(first))
     with pytest.raises(errors.BadRequest):  # the token works once
         resets.confirm_reset(token, "another passphrase 8", SYSTEM)
-    assert audit_rows(owner_conn, events.PASSWORD_RESET_COMPLETED, user["id"])
+    assert audit_rows(owner_conn, events.PASSWORD_RESET_COMPLETED, user.id)
 
 
 def test_a_reset_request_for_an_unknown_email_looks_the_same_and_sends_nothing(owner_conn):
@@ -242,7 +242,7 @@ def test_a_reset_request_for_an_unknown_email_looks_the_same_and_sends_nothing(o
 
 
 def test_a_reset_request_writes_the_same_rows_for_known_and_unknown_addresses(owner_conn):
-    known = new_user()["email"]
+    known = new_user().email
     unknown = f"nobody-{uuid.uuid4().hex[:8]}@example.test"
 
     def rows_written_by_a_request(email):
@@ -272,13 +272,13 @@ def test_a_reset_request_writes_the_same_rows_for_known_and_unknown_addresses(ow
 def test_no_reset_token_is_ever_in_the_outbox_and_only_the_newest_mailed_token_works(owner_conn):
     user = new_user()
 
-    first = mailed_reset_token(user["email"])
+    first = mailed_reset_token(user.email)
     with owner_conn.cursor() as cur:
         cur.execute("SELECT payload FROM outbox WHERE payload->>'type' = %s", (resets.EVENT,))
         payloads = [r[0] for r in cur.fetchall()]
     # a redelivery of the same message mints a fresh token; the first one dies
     with owner_conn.cursor() as cur:
-        cur.execute("SELECT id FROM password_resets WHERE user_id = %s", (user["id"],))
+        cur.execute("SELECT id FROM password_resets WHERE user_id = %s", (user.id,))
         [(reset_id,)] = cur.fetchall()
     from ledgerline import notifications
 
@@ -297,9 +297,9 @@ def test_no_reset_token_is_ever_in_the_outbox_and_only_the_newest_mailed_token_w
 def test_a_second_reset_within_a_minute_is_not_mailed(owner_conn):
     user = new_user()
 
-    assert mailed_reset_token(user["email"]) is not None
-    assert mailed_reset_token(user["email"]) is None
-    [row] = audit_rows(owner_conn, events.PASSWORD_RESET_SKIPPED, user["id"])
+    assert mailed_reset_token(user.email) is not None
+    assert mailed_reset_token(user.email) is None
+    [row] = audit_rows(owner_conn, events.PASSWORD_RESET_SKIPPED, user.id)
     assert row["metadata"]["reason"] == "recent"
 
 
@@ -308,10 +308,10 @@ def test_a_second_reset_within_a_minute_is_not_mailed(owner_conn):
 
 def test_refresh_rotates_and_a_reused_token_revokes_the_whole_family(owner_conn):
     user = new_user()
-    first = sessions.login(user["email"], PASSWORD, None, CLIENT)
-    second = sessions.refresh(first["refresh_token"], CLIENT)
-    assert second["refresh_token"] != first["refresh_token"]
-    assert principal.authenticate(claims_of(second)).id == user["id"]
+    first = sessions.login(user.email, PASSWORD, None, CLIENT)
+    second = sessions.refresh(first.refresh_token, CLIENT)
+    assert second.refresh_token != first.refresh_token
+    assert principal.authenticate(claims_of(second)).id == user.id
     with owner_conn.cursor() as cur:  # the thief comes later than any honest retry would
         cur.execute(
             "UPDATE refresh_tokens SET rotated_at = rotated_at - interval '1 minute' WHERE session_id = %s",
@@ -319,10 +319,10 @@ def test_refresh_rotates_and_a_reused_token_revokes_the_whole_family(owner_conn)
         )
 
     with pytest.raises(errors.Unauthorized, match="already used"):
-        sessions.refresh(first["refresh_token"], CLIENT)  # the stolen copy
+        sessions.refresh(first.refresh_token, CLIENT)  # the stolen copy
 
     with pytest.raises(errors.Unauthorized):
-        sessions.refresh(second["refresh_token"], CLIENT)  # the family is gone
+        sessions.refresh(second.refresh_token, CLIENT)  # the family is gone
     with pytest.raises(errors.Unauthorized):
         principal.authenticate(claims_of(second))  # and its access tokens
     assert audit_rows(owner_conn, events.REFRESH_TOKEN_REUSED, claims_of(first)["sid"])
@@ -330,7 +330,7 @@ def test_refresh_rotates_and_a_reused_token_revokes_the_whole_family(owner_conn)
 
 def test_two_concurrent_refreshes_with_one_token_cannot_both_win():
     user = new_user()
-    token = sessions.login(user["email"], PASSWORD, None, CLIENT)["refresh_token"]
+    token = sessions.login(user.email, PASSWORD, None, CLIENT).refresh_token
     outcomes = []
 
     def use():
@@ -351,7 +351,7 @@ def test_two_concurrent_refreshes_with_one_token_cannot_both_win():
 
 def test_ten_parallel_refreshes_with_one_token_leave_the_winners_new_token_alive():
     user = new_user()
-    token = sessions.login(user["email"], PASSWORD, None, CLIENT)["refresh_token"]
+    token = sessions.login(user.email, PASSWORD, None, CLIENT).refresh_token
     won, refused = [], []
     barrier = threading.Barrier(10)
 
@@ -370,8 +370,8 @@ def test_ten_parallel_refreshes_with_one_token_leave_the_winners_new_token_alive
 
     assert len(won) == 1 and len(refused) == 9
     assert all("just used" in detail for detail in refused)
-    assert principal.authenticate(claims_of(won[0])).id == user["id"]
-    assert sessions.refresh(won[0]["refresh_token"], CLIENT)["access_token"]
+    assert principal.authenticate(claims_of(won[0])).id == user.id
+    assert sessions.refresh(won[0].refresh_token, CLIENT).access_token
 
 
 def test_garbage_and_unknown_refresh_tokens_are_refused():
@@ -391,7 +391,7 @@ def test_the_role_comes_from_the_database_not_the_token():
 
 def test_an_access_token_without_a_session_is_refused():
     user = new_user()
-    token, _ = tokens.issue_access_token(user["id"], "user")
+    token, _ = tokens.issue_access_token(user.id, "user")
 
     with pytest.raises(errors.Unauthorized):
         principal.authenticate(tokens.verify_access_token(token))
@@ -401,60 +401,60 @@ def test_a_suspended_users_tokens_stop_at_once_and_work_again_after_reactivation
     admin = new_user("admin")
     user = new_user()
     claims = session_claims(user)
-    session = sessions.login(user["email"], PASSWORD, None, CLIENT)
-    admin_actor = Actor(id=admin["id"], type="admin")
+    session = sessions.login(user.email, PASSWORD, None, CLIENT)
+    admin_actor = Actor(id=admin.id, type="admin")
 
-    transaction(lambda cur: users.update_user(cur, user["id"], status="suspended", actor=admin_actor))
+    transaction(lambda cur: users.update_user(cur, user.id, status="suspended", actor=admin_actor))
 
     with pytest.raises(errors.Unauthorized):
         principal.authenticate(claims)
     with pytest.raises(errors.Forbidden):
-        sessions.login(user["email"], PASSWORD, None, CLIENT)
-    transaction(lambda cur: users.update_user(cur, user["id"], status="active", actor=admin_actor))
+        sessions.login(user.email, PASSWORD, None, CLIENT)
+    transaction(lambda cur: users.update_user(cur, user.id, status="active", actor=admin_actor))
     with pytest.raises(errors.Unauthorized):  # sessions ended by the suspension stay ended
         principal.authenticate(claims)
     with pytest.raises(errors.Unauthorized):
         principal.authenticate(claims_of(session))
-    assert principal.authenticate(claims_of(sessions.login(user["email"], PASSWORD, None, CLIENT))).id == user["id"]
-    [row] = audit_rows(owner_conn, events.USER_SUSPENDED, user["id"])
-    assert row["actor_id"] == admin["id"]
+    assert principal.authenticate(claims_of(sessions.login(user.email, PASSWORD, None, CLIENT))).id == user.id
+    [row] = audit_rows(owner_conn, events.USER_SUSPENDED, user.id)
+    assert row["actor_id"] == admin.id
 
 
 def test_role_changes_are_audited_with_before_and_after_and_admins_cannot_change_themselves(owner_conn):
     admin = new_user("admin")
     user = new_user()
-    actor = Actor(id=admin["id"], type="admin")
+    actor = Actor(id=admin.id, type="admin")
 
-    updated = transaction(lambda cur: users.update_user(cur, user["id"], role="merchant", actor=actor))
+    updated = transaction(lambda cur: users.update_user(cur, user.id, role="merchant", actor=actor))
 
-    assert updated["role"] == "merchant"
+    assert updated.role == "merchant"
     with owner_conn.cursor() as cur:
         cur.execute(
             "SELECT payload_before, payload_after FROM audit_log WHERE action = %s AND resource_id = %s",
-            (events.USER_ROLE_CHANGED, str(user["id"])),
+            (events.USER_ROLE_CHANGED, str(user.id)),
         )
         assert cur.fetchone() == ({"role": "user"}, {"role": "merchant"})
     with pytest.raises(errors.Forbidden):
-        transaction(lambda cur: users.update_user(cur, admin["id"], role="user", actor=actor))
+        transaction(lambda cur: users.update_user(cur, admin.id, role="user", actor=actor))
 
 
 def test_logout_revokes_the_jti_and_the_session_family():
     user = new_user()
-    result = sessions.login(user["email"], PASSWORD, None, CLIENT)
+    result = sessions.login(user.email, PASSWORD, None, CLIENT)
     claims = claims_of(result)
     me = principal.authenticate(claims)
 
-    transaction(lambda cur: sessions.logout(cur, me, CLIENT.actor(user["id"], "user")))
+    transaction(lambda cur: sessions.logout(cur, me, CLIENT.actor(user.id, "user")))
 
     with pytest.raises(errors.Unauthorized):
         principal.authenticate(claims)
     with pytest.raises(errors.Unauthorized):
-        sessions.refresh(result["refresh_token"], CLIENT)
+        sessions.refresh(result.refresh_token, CLIENT)
 
 
 def test_a_token_naming_a_session_that_does_not_exist_is_refused():
     user = new_user()
-    token, _ = tokens.issue_access_token(user["id"], "user", session_id=uuid.uuid4())
+    token, _ = tokens.issue_access_token(user.id, "user", session_id=uuid.uuid4())
 
     with pytest.raises(errors.Unauthorized):
         principal.authenticate(tokens.verify_access_token(token))
@@ -464,11 +464,11 @@ def test_a_token_naming_a_session_that_does_not_exist_is_refused():
 
 
 def enrol(user):
-    actor = Actor(id=user["id"], type=user["role"])
-    setup = transaction(lambda cur: otp.setup(cur, user["id"], user["email"], actor))
-    code = pyotp.TOTP(setup["secret"]).now()
-    assert transaction(lambda cur: otp.verify_enrolment(cur, user["id"], code, actor))["ok"]
-    with_last_step_in_past(user["id"])
+    actor = Actor(id=user.id, type=user.role)
+    setup = transaction(lambda cur: otp.setup(cur, user.id, user.email, actor))
+    code = pyotp.TOTP(setup.secret).now()
+    assert transaction(lambda cur: otp.verify_enrolment(cur, user.id, code, actor)) is True
+    with_last_step_in_past(user.id)
     return setup
 
 
@@ -486,50 +486,50 @@ def test_the_totp_secret_is_stored_encrypted(owner_conn):
     setup = enrol(user)
 
     with owner_conn.cursor() as cur:
-        cur.execute("SELECT secret, secret_encrypted FROM otp_credentials WHERE user_id = %s", (user["id"],))
+        cur.execute("SELECT secret, secret_encrypted FROM otp_credentials WHERE user_id = %s", (user.id,))
         secret, encrypted = cur.fetchone()
-    assert encrypted and setup["secret"].encode() not in bytes(secret)
-    assert setup["otpauth_uri"].startswith("otpauth://totp/Ledgerline:")
+    assert encrypted and setup.secret.encode() not in bytes(secret)
+    assert setup.otpauth_uri.startswith("otpauth://totp/Ledgerline:")
 
 
 def test_with_2fa_login_needs_the_code_refuses_a_wrong_one_and_a_replayed_one(owner_conn):
     user = new_user()
     setup = enrol(user)
-    code = pyotp.TOTP(setup["secret"]).now()
+    code = pyotp.TOTP(setup.secret).now()
 
     with pytest.raises(errors.OtpRequired):
-        sessions.login(user["email"], PASSWORD, None, CLIENT)
+        sessions.login(user.email, PASSWORD, None, CLIENT)
     with pytest.raises(errors.OtpRequired, match="not valid"):
-        sessions.login(user["email"], PASSWORD, "000000" if code != "000000" else "111111", CLIENT)
-    result = sessions.login(user["email"], PASSWORD, code, CLIENT)
+        sessions.login(user.email, PASSWORD, "000000" if code != "000000" else "111111", CLIENT)
+    result = sessions.login(user.email, PASSWORD, code, CLIENT)
     assert claims_of(result)["amr"] == ["pwd", "otp"]
-    age_failures(owner_conn, user["email"])
+    age_failures(owner_conn, user.email)
     with pytest.raises(errors.OtpRequired):
-        sessions.login(user["email"], PASSWORD, code, CLIENT)  # the same code again
-    assert audit_rows(owner_conn, events.OTP_FAILED, user["id"])
+        sessions.login(user.email, PASSWORD, code, CLIENT)  # the same code again
+    assert audit_rows(owner_conn, events.OTP_FAILED, user.id)
 
 
 def test_a_recovery_code_works_once(owner_conn):
     user = new_user()
     setup = enrol(user)
-    code = setup["recovery_codes"][3]
+    code = setup.recovery_codes[3]
 
-    assert sessions.login(user["email"], PASSWORD, code.lower(), CLIENT)["access_token"]
+    assert sessions.login(user.email, PASSWORD, code.lower(), CLIENT).access_token
     with pytest.raises(errors.OtpRequired):
-        sessions.login(user["email"], PASSWORD, code, CLIENT)
-    [row] = audit_rows(owner_conn, events.RECOVERY_CODE_USED, user["id"])
+        sessions.login(user.email, PASSWORD, code, CLIENT)
+    [row] = audit_rows(owner_conn, events.RECOVERY_CODE_USED, user.id)
     assert row["metadata"]["remaining"] == otp.RECOVERY_CODES - 1
 
 
 def test_an_admin_without_2fa_gets_a_token_that_only_reaches_enrolment():
     admin = new_user("admin")
 
-    result = sessions.login(admin["email"], PASSWORD, None, CLIENT)
+    result = sessions.login(admin.email, PASSWORD, None, CLIENT)
 
     assert claims_of(result)["scope"] == tokens.SCOPE_OTP_ENROLMENT
     enrol(admin)
     with pytest.raises(errors.OtpRequired):
-        sessions.login(admin["email"], PASSWORD, None, CLIENT)
+        sessions.login(admin.email, PASSWORD, None, CLIENT)
 
 
 # -- rate limits ------------------------------------------------------------------------------------
@@ -577,8 +577,8 @@ def test_velocity_blocks_the_21st_transfer_in_a_minute_and_audits_it(owner_conn,
         config.settings.cache_clear()
 
     assert exc.value.status == 429 and "transfers" in exc.value.detail
-    [row] = audit_rows(owner_conn, events.VELOCITY_BLOCKED, f"velocity:money:user:{user['id']}")
-    assert row["actor_id"] == user["id"]
+    [row] = audit_rows(owner_conn, events.VELOCITY_BLOCKED, f"velocity:money:user:{user.id}")
+    assert row["actor_id"] == user.id
 
 
 # -- API keys ---------------------------------------------------------------------------------------
@@ -586,25 +586,26 @@ def test_velocity_blocks_the_21st_transfer_in_a_minute_and_audits_it(owner_conn,
 
 def test_api_keys_are_for_merchants_stored_hashed_and_revocable(owner_conn):
     merchant = new_user("merchant")
-    me = Principal(id=merchant["id"], role="merchant")
-    actor = Actor(id=merchant["id"], type="merchant")
+    me = Principal(id=merchant.id, role="merchant")
+    actor = Actor(id=merchant.id, type="merchant")
 
     created = transaction(lambda cur: apikeys.create(cur, me, name="shop", scopes=["accounts:read"], actor=actor))
 
-    assert created["key"].startswith(created["prefix"] + "_")
-    listed = transaction(lambda cur: apikeys.list_keys(cur, me))["items"]
-    assert [k["id"] for k in listed] == [created["id"]] and "key" not in listed[0]
+    assert created.key.startswith(created.prefix + "_")
+    listed, _ = transaction(lambda cur: apikeys.list_keys(cur, me))
+    assert [k.id for k in listed] == [created.id] and "key" not in listed[0].to_json()
+    assert not hasattr(listed[0], "key")
     with owner_conn.cursor() as cur:
-        cur.execute("SELECT secret_hash FROM api_keys WHERE id = %s", (created["id"],))
-        assert created["key"].encode() not in bytes(cur.fetchone()[0])
-    owner = transaction(lambda cur: apikeys.authenticate_key(cur, created["key"]))
-    assert owner["sub"] == str(merchant["id"]) and owner["scope"] == "accounts:read"
+        cur.execute("SELECT secret_hash FROM api_keys WHERE id = %s", (created.id,))
+        assert created.key.encode() not in bytes(cur.fetchone()[0])
+    owner = transaction(lambda cur: apikeys.authenticate_key(cur, created.key))
+    assert owner["sub"] == str(merchant.id) and owner["scope"] == "accounts:read"
 
-    transaction(lambda cur: apikeys.revoke(cur, me, created["id"], actor))
+    transaction(lambda cur: apikeys.revoke(cur, me, created.id, actor))
 
-    assert transaction(lambda cur: apikeys.authenticate_key(cur, created["key"])) is None
+    assert transaction(lambda cur: apikeys.authenticate_key(cur, created.key)) is None
     with pytest.raises(errors.Forbidden):
-        plain = Principal(id=new_user()["id"], role="user")
+        plain = Principal(id=new_user().id, role="user")
         transaction(lambda cur: apikeys.create(cur, plain, name="x", scopes=["accounts:read"], actor=actor))
 
 
@@ -620,7 +621,7 @@ def test_the_purge_drops_only_state_that_can_no_longer_matter(owner_conn):
         cur.execute(
             "INSERT INTO revoked_tokens (jti, user_id, expires_at, reason) VALUES "
             "(%s, %s, now() - interval '2 days', 'logout'), (%s, %s, now() + interval '10 minutes', 'logout')",
-            (old_jti, user["id"], live_jti, user["id"]),
+            (old_jti, user.id, live_jti, user.id),
         )
 
     purged = transaction(maintenance.purge)
@@ -650,10 +651,10 @@ def call_route(module, method, path, claims, body=None, path_parameters=None):
 
 def test_an_api_key_reaches_only_the_routes_its_scopes_name(owner_conn):
     merchant = new_user("merchant")
-    me = Principal(id=merchant["id"], role="merchant")
-    actor = Actor(id=merchant["id"], type="merchant")
+    me = Principal(id=merchant.id, role="merchant")
+    actor = Actor(id=merchant.id, type="merchant")
     created = transaction(lambda cur: apikeys.create(cur, me, name="pos", scopes=["accounts:read"], actor=actor))
-    claims = apikeys.authorize(created["key"])
+    claims = apikeys.authorize(created.key)
 
     assert call_route("functions.ledger.accounts_list", "GET", "/v1/accounts", claims)[0] == 200
     status, body = call_route("functions.ledger.accounts_create", "POST", "/v1/accounts", claims, {"currency": "NGN"})
@@ -665,11 +666,11 @@ def test_an_api_key_reaches_only_the_routes_its_scopes_name(owner_conn):
     ):
         assert call_route(module, method, path, claims)[0] == 403, path
 
-    transaction(lambda cur: apikeys.revoke(cur, me, created["id"], actor))
+    transaction(lambda cur: apikeys.revoke(cur, me, created.id, actor))
 
     assert call_route("functions.ledger.accounts_list", "GET", "/v1/accounts", claims)[0] == 401
     with pytest.raises(errors.Unauthorized):
-        apikeys.authorize(created["key"])
+        apikeys.authorize(created.key)
 
 
 def test_scopes_are_those_of_existing_routes():
@@ -678,5 +679,5 @@ def test_scopes_are_those_of_existing_routes():
     assert {"accounts:read", "accounts:write", "transfers:write"} <= set(scopes)
     assert not [s for s in scopes if s.split(":")[0] in ("me", "auth", "api-keys", "admin")]
     with pytest.raises(errors.ValidationFailed):
-        me = Principal(id=new_user("merchant")["id"], role="merchant")
+        me = Principal(id=new_user("merchant").id, role="merchant")
         transaction(lambda cur: apikeys.create(cur, me, name="x", scopes=["me:write"], actor=SYSTEM))

@@ -15,6 +15,7 @@ import pytest
 from functions.auth import authorizer as lambda_authorizer
 from ledgerline.audit import Actor
 from ledgerline.auth import apikeys, sessions, tokens, users
+from ledgerline.auth.model import NewApiKey, User
 from ledgerline.caller import Principal
 from ledgerline.db import transaction
 from ledgerline.local.gateway import LambdaContext, build_event
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("database_url", "aws_endpoint")
 SYSTEM = Actor.system("tests")
 
 
-def new_user(role: str) -> dict[str, Any]:
+def new_user(role: str) -> User:
     email = f"{role}-{uuid.uuid4().hex[:10]}@example.test"
     return transaction(
         lambda cur: users.create_user(
@@ -33,9 +34,9 @@ def new_user(role: str) -> dict[str, Any]:
     )
 
 
-def new_key(merchant: dict[str, Any], scopes: list[str]) -> dict[str, Any]:
-    me = Principal(id=merchant["id"], role="merchant")
-    actor = Actor(id=merchant["id"], type="merchant")
+def new_key(merchant: User, scopes: list[str]) -> NewApiKey:
+    me = Principal(id=merchant.id, role="merchant")
+    actor = Actor(id=merchant.id, type="merchant")
     return transaction(lambda cur: apikeys.create(cur, me, name="server", scopes=scopes, actor=actor))
 
 
@@ -67,24 +68,24 @@ def test_a_valid_api_key_is_allowed_with_api_key_claims_and_reaches_its_routes()
     merchant = new_user("merchant")
     created = new_key(merchant, ["accounts:read"])
 
-    response = authorize(f"Bearer {created['key']}")
+    response = authorize(f"Bearer {created.key}")
 
     assert response["isAuthorized"] is True
     context = response["context"]
-    assert context["typ"] == "api_key" and context["sub"] == str(merchant["id"])
-    assert context["api_key_id"] == str(created["id"]) and context["scope"] == "accounts:read"
+    assert context["typ"] == "api_key" and context["sub"] == str(merchant.id)
+    assert context["api_key_id"] == str(created.id) and context["scope"] == "accounts:read"
     assert call_route("functions.ledger.accounts_list", "GET", "/v1/accounts", context)[0] == 200
 
 
 def test_a_revoked_api_key_is_denied_and_a_cached_allow_stops_at_the_endpoint():
     merchant = new_user("merchant")
     created = new_key(merchant, ["accounts:read"])
-    cached = authorize(f"Bearer {created['key']}")["context"]
-    me = Principal(id=merchant["id"], role="merchant")
+    cached = authorize(f"Bearer {created.key}")["context"]
+    me = Principal(id=merchant.id, role="merchant")
 
-    transaction(lambda cur: apikeys.revoke(cur, me, created["id"], Actor(id=merchant["id"], type="merchant")))
+    transaction(lambda cur: apikeys.revoke(cur, me, created.id, Actor(id=merchant.id, type="merchant")))
 
-    assert authorize(f"Bearer {created['key']}") == {"isAuthorized": False}
+    assert authorize(f"Bearer {created.key}") == {"isAuthorized": False}
     status, body = call_route("functions.ledger.accounts_list", "GET", "/v1/accounts", cached)
     assert (status, body["code"]) == (401, "unauthorized")
 
@@ -95,27 +96,27 @@ def test_a_made_up_api_key_is_denied():
 
 def test_a_session_token_is_allowed_and_the_route_sees_its_user():
     user = new_user("user")
-    started = transaction(lambda cur: sessions.start(cur, user["id"], "user", sessions.Client(), amr=["pwd"]))
+    started = transaction(lambda cur: sessions.start(cur, user.id, "user", sessions.Client(), amr=["pwd"]))
 
-    response = authorize(f"Bearer {started['access_token']}")
+    response = authorize(f"Bearer {started.access_token}")
 
     assert response["isAuthorized"] is True and response["context"]["typ"] == "access"
     status, body = call_route("functions.auth.me", "GET", "/v1/me", response["context"])
-    assert status == 200 and body["id"] == str(user["id"])
+    assert status == 200 and body["id"] == str(user.id)
 
 
 def test_a_cached_allow_ends_with_the_tokens_exp_and_with_its_session():
     user = new_user("user")
-    session_id, _ = transaction(lambda cur: sessions.create_session(cur, user["id"], sessions.Client(), amr=["pwd"]))
+    session_id, _ = transaction(lambda cur: sessions.create_session(cur, user.id, sessions.Client(), amr=["pwd"]))
     issued = time.time() - tokens.ACCESS_TOKEN_TTL - 60
-    old, _ = tokens.issue_access_token(user["id"], "user", session_id=session_id, now=issued)
+    old, _ = tokens.issue_access_token(user.id, "user", session_id=session_id, now=issued)
     cached = tokens.verify_access_token(old, now=issued + 60)  # allowed then, cached by API Gateway
 
     status, body = call_route("functions.auth.me", "GET", "/v1/me", cached)
     assert (status, body["code"]) == (401, "unauthorized") and "expired" in body["detail"]
 
-    fresh, _ = tokens.issue_access_token(user["id"], "user", session_id=session_id)
+    fresh, _ = tokens.issue_access_token(user.id, "user", session_id=session_id)
     context = authorize(f"Bearer {fresh}")["context"]
     assert call_route("functions.auth.me", "GET", "/v1/me", context)[0] == 200
-    transaction(lambda cur: sessions.revoke_all(cur, user["id"], reason="test"))
+    transaction(lambda cur: sessions.revoke_all(cur, user.id, reason="test"))
     assert call_route("functions.auth.me", "GET", "/v1/me", context)[0] == 401

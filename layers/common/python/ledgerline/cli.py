@@ -56,7 +56,7 @@ def _users_create(args: argparse.Namespace) -> int:
             actor=Actor.system("cli"),
         )
     )
-    print(json.dumps({k: str(v) for k, v in user.items() if k in ("id", "email", "full_name", "role")}))
+    print(json.dumps({"id": str(user.id), "email": user.email, "full_name": user.full_name, "role": user.role}))
     return 0
 
 

@@ -3,5 +3,5 @@ refresh tokens, TOTP 2FA, lockout and rate limits, roles, API keys.
 
 Submodules are imported where used (cold start): ``passwords``, ``tokens``, ``keys``,
 ``users``, ``sessions``, ``otp``, ``resets``, ``apikeys``, ``limits``, ``principal``,
-``events``.
+``events``; their results are the values of ``model``.
 """

@@ -15,6 +15,7 @@ from uuid import UUID
 from ledgerline import audit, errors, pagination
 from ledgerline.audit import Actor
 from ledgerline.auth import events
+from ledgerline.auth.model import ApiKey, NewApiKey
 
 if TYPE_CHECKING:
     from ledgerline.db import Cursor
@@ -41,19 +42,21 @@ def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-def _view(row: dict[str, Any]) -> dict[str, Any]:
+def _fields(row: dict[str, Any]) -> dict[str, Any]:
+    """An ``api_keys`` row (``_COLUMNS``) as ``ApiKey``'s fields: the prefix as shown."""
     return {
         "id": row["id"],
         "name": row["name"],
         "prefix": KEY_PREFIX + row["prefix"],
-        "scopes": list(row["scopes"]),
+        "scopes": tuple(row["scopes"]),
         "created_at": row["created_at"],
         "last_used_at": row["last_used_at"],
         "revoked_at": row["revoked_at"],
     }
 
 
-def create(cur: Cursor, principal: Any, *, name: str, scopes: list[str], actor: Actor) -> dict[str, Any]:
+def create(cur: Cursor, principal: Any, *, name: str, scopes: list[str], actor: Actor) -> NewApiKey:
+    """A new key of the caller (a merchant); its secret is in the answer and nowhere else."""
     if principal.role not in ROLES_ALLOWED:
         raise errors.Forbidden("API keys are for merchant accounts")
     name = " ".join((name or "").split())
@@ -80,16 +83,18 @@ def create(cur: Cursor, principal: Any, *, name: str, scopes: list[str], actor: 
         """,
         (principal.id, name, prefix, _digest(key), sorted(set(scopes))),
     )
-    row = cur.fetchone()
-    view = _view(row)
+    created = NewApiKey(**_fields(cur.fetchone()), key=key)
     audit.record(
-        cur, actor, events.API_KEY_CREATED, "api_key", row["id"],
-        after={"name": name, "prefix": view["prefix"], "scopes": view["scopes"]},
+        cur, actor, events.API_KEY_CREATED, "api_key", created.id,
+        after={"name": name, "prefix": created.prefix, "scopes": list(created.scopes)},
     )  # fmt: skip
-    return {**view, "key": key}
+    return created
 
 
-def list_keys(cur: Cursor, principal: Any, *, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+def list_keys(
+    cur: Cursor, principal: Any, *, limit: int | None = None, cursor: str | None = None
+) -> tuple[list[ApiKey], str | None]:
+    """The caller's keys, revoked ones too, newest first, a page at a time."""
     limit = pagination.check_limit(limit)
     after = pagination.decode(cursor)
     params: dict[str, Any] = {"user": principal.id, "limit": limit + 1}
@@ -101,7 +106,7 @@ def list_keys(cur: Cursor, principal: Any, *, limit: int | None = None, cursor: 
         f"SELECT {_COLUMNS} FROM api_keys WHERE {where} ORDER BY created_at DESC, id DESC LIMIT %(limit)s", params
     )
     rows, next_cursor = pagination.page(cur.fetchall(), limit)
-    return {"items": [_view(r) for r in rows], "next_cursor": next_cursor}
+    return [ApiKey(**_fields(r)) for r in rows], next_cursor
 
 
 def revoke(cur: Cursor, principal: Any, key_id: UUID, actor: Actor) -> None:

@@ -18,6 +18,7 @@ import pyotp
 from ledgerline import audit, errors
 from ledgerline.audit import Actor
 from ledgerline.auth import events
+from ledgerline.auth.model import OtpEnrolment
 
 if TYPE_CHECKING:
     from ledgerline.db import Cursor
@@ -51,7 +52,7 @@ def _recovery_digest(code: str) -> bytes:
     return hashlib.sha256(canonical.encode()).digest()
 
 
-def setup(cur: Cursor, user_id: UUID, email: str, actor: Actor) -> dict[str, Any]:
+def setup(cur: Cursor, user_id: UUID, email: str, actor: Actor) -> OtpEnrolment:
     """Start (or restart) enrolment: a new secret and new recovery codes.
 
     Refused once 2FA is confirmed: replacing a working factor would need the old one.
@@ -78,7 +79,7 @@ def setup(cur: Cursor, user_id: UUID, email: str, actor: Actor) -> dict[str, Any
     )
     audit.record(cur, actor, events.OTP_SETUP_STARTED, "user", user_id)
     uri = pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=ISSUER)
-    return {"secret": secret, "otpauth_uri": uri, "recovery_codes": codes}
+    return OtpEnrolment(secret=secret, otpauth_uri=uri, recovery_codes=tuple(codes))
 
 
 def _totp_step(secret: str, code: str, last_step: int | None, now: float) -> int | None:
@@ -126,10 +127,9 @@ def check_code(cur: Cursor, user_id: UUID, code: str, actor: Actor, *, now: floa
     return False
 
 
-def verify_enrolment(
-    cur: Cursor, user_id: UUID, code: str, actor: Actor, *, now: float | None = None
-) -> dict[str, Any]:
-    """Confirm enrolment with a first code from the app; 2FA is enforced from then on."""
+def verify_enrolment(cur: Cursor, user_id: UUID, code: str, actor: Actor, *, now: float | None = None) -> bool:
+    """Confirm enrolment with a first code from the app; 2FA is enforced from then on.
+    False (nothing changed) when the code is not the app's current one."""
     cur.execute("SELECT secret, confirmed_at FROM otp_credentials WHERE user_id = %s FOR UPDATE", (user_id,))
     row = cur.fetchone()
     if row is None:
@@ -138,10 +138,10 @@ def verify_enrolment(
         raise errors.Conflict("two-factor authentication is already enabled on this account")
     step = _totp_step(_open(user_id, row["secret"]), (code or "").strip(), None, time.time() if now is None else now)
     if step is None:
-        return {"ok": False}
+        return False
     cur.execute("UPDATE otp_credentials SET confirmed_at = now(), last_step = %s WHERE user_id = %s", (step, user_id))
     audit.record(cur, actor, events.OTP_ENABLED, "user", user_id)
-    return {"ok": True, "otp_enabled": True}
+    return True
 
 
 def otp_enabled(cur: Cursor, user_id: UUID) -> bool:

@@ -21,6 +21,7 @@ from ledgerline import audit, errors, pagination
 from ledgerline.audit import Actor
 from ledgerline.auth import events, passwords, ratelimits, second_factor, throttle, tokens
 from ledgerline.auth import users as users_mod
+from ledgerline.auth.model import Session, StartedSession, TokenPair
 
 if TYPE_CHECKING:
     from ledgerline.db import Cursor
@@ -87,20 +88,20 @@ def new_refresh_token() -> str:
     return REFRESH_PREFIX + secrets.token_urlsafe(32)
 
 
-def token_response(access: str, expires_in: int, refresh: str) -> dict[str, Any]:
-    return {"access_token": access, "refresh_token": refresh, "token_type": "Bearer", "expires_in": expires_in}
-
-
 # -- sessions ----------------------------------------------------------------------------
 
 
-def start(cur: Cursor, user_id: UUID, role: str, client: Client, *, amr: list[str]) -> dict[str, Any]:
+def start(cur: Cursor, user_id: UUID, role: str, client: Client, *, amr: list[str]) -> StartedSession:
     """Open a session for a proven login and sign its first access token; the token
     pair (without audit: the caller records how the login was proven)."""
     scope = second_factor.scope(role, amr)
     session_id, refresh = create_session(cur, user_id, client, amr=amr, scope=scope)
     access, expires_in = tokens.issue_access_token(user_id, role, session_id=session_id, amr=amr, scope=scope)
-    return {**token_response(access, expires_in, refresh), "session_id": session_id, "scope": scope}
+    return StartedSession(
+        session_id=session_id,
+        scope=scope,
+        tokens=TokenPair(access_token=access, refresh_token=refresh, expires_in=expires_in),
+    )
 
 
 def create_session(
@@ -160,7 +161,7 @@ class _Account:
     otp_enabled: bool
 
 
-def login(email: str, password: str, otp: str | None, client: Client, *, run: Runner | None = None) -> dict[str, Any]:
+def login(email: str, password: str, otp: str | None, client: Client, *, run: Runner | None = None) -> TokenPair:
     """Check credentials and open a session. The checks, in order:
 
     1. count the attempt per account (and OTP attempts) and read the throttle: these
@@ -228,7 +229,7 @@ def login(email: str, password: str, otp: str | None, client: Client, *, run: Ru
     # Without a second factor an administrator's or auditor's session reaches only the
     # enrolment routes (second_factor), here and on every request.
 
-    def succeed(cur: Cursor) -> dict[str, Any] | None:
+    def succeed(cur: Cursor) -> TokenPair | None:
         from ledgerline.auth import otp as otp_mod
 
         who = _actor(client, account)
@@ -243,10 +244,10 @@ def login(email: str, password: str, otp: str | None, client: Client, *, run: Ru
             audit.record(cur, who, events.USER_PASSWORD_REHASHED, "user", account.id)
         started = start(cur, account.id, account.role, client, amr=amr)
         audit.record(
-            cur, who, events.LOGIN_SUCCEEDED, "session", started["session_id"],
-            metadata={"user_id": str(account.id), "amr": amr, "scope": started["scope"]},
+            cur, who, events.LOGIN_SUCCEEDED, "session", started.session_id,
+            metadata={"user_id": str(account.id), "amr": amr, "scope": started.scope},
         )  # fmt: skip
-        return token_response(started["access_token"], started["expires_in"], started["refresh_token"])
+        return started.tokens
 
     result = run(succeed)
     if result is None:
@@ -306,14 +307,14 @@ def _notify_locked(cur: Cursor, user_id: UUID) -> None:
 # -- refresh -----------------------------------------------------------------------------
 
 
-def refresh(token: str, client: Client, *, run: Runner | None = None) -> dict[str, Any]:
+def refresh(token: str, client: Client, *, run: Runner | None = None) -> TokenPair:
     """Exchange a refresh token for a new pair; a reused token revokes its family."""
     run = run or _default_runner()
     if not isinstance(token, str) or not token.startswith(REFRESH_PREFIX) or len(token) > 200:
         raise errors.Unauthorized("the refresh token is not valid; log in again")
     token_hash = digest(token)
 
-    def work(cur: Cursor) -> tuple[str, dict[str, Any] | None]:
+    def work(cur: Cursor) -> tuple[str, TokenPair | None]:
         cur.execute(
             """
             UPDATE refresh_tokens SET rotated_at = now()
@@ -368,7 +369,7 @@ def refresh(token: str, client: Client, *, run: Runner | None = None) -> dict[st
         access, expires_in = tokens.issue_access_token(
             session["user_id"], session["role"], session_id=session["id"], amr=session["amr"], scope=scope
         )
-        return "ok", token_response(access, expires_in, refresh_token)
+        return "ok", TokenPair(access_token=access, refresh_token=refresh_token, expires_in=expires_in)
 
     outcome, result = run(work)
     if outcome == "reused":
@@ -401,7 +402,9 @@ def logout(cur: Cursor, principal: Any, actor: Actor) -> None:
 
 def list_sessions(
     cur: Cursor, principal: Any, *, limit: int | None = None, cursor: str | None = None
-) -> dict[str, Any]:
+) -> tuple[list[Session], str | None]:
+    """The caller's open sessions, newest first, a page at a time; ``current`` marks the
+    one of the access token that asks."""
     limit = pagination.check_limit(limit)
     after = pagination.decode(cursor)
     params: dict[str, Any] = {"user": principal.id, "limit": limit + 1}
@@ -418,20 +421,7 @@ def list_sessions(
     )
     rows, next_cursor = pagination.page(cur.fetchall(), limit)
     current = str(principal.claims.get("sid") or "")
-    items = [
-        {
-            "id": r["id"],
-            "device": r["device"],
-            "ip": r["ip"],
-            "country": r["country"],
-            "city": r["city"],
-            "created_at": r["created_at"],
-            "last_seen_at": r["last_seen_at"],
-            "current": str(r["id"]) == current,
-        }
-        for r in rows
-    ]
-    return {"items": items, "next_cursor": next_cursor}
+    return [Session.from_row(r, current=str(r["id"]) == current) for r in rows], next_cursor
 
 
 def revoke_session(cur: Cursor, principal: Any, session_id: UUID, actor: Actor) -> None:

@@ -10,6 +10,7 @@ from uuid import UUID
 from ledgerline import audit, errors, pagination
 from ledgerline.audit import Actor
 from ledgerline.auth import events, passwords
+from ledgerline.auth.model import Registration, User
 
 if TYPE_CHECKING:
     from ledgerline.db import Cursor
@@ -65,21 +66,6 @@ def check_phone(phone: str) -> str:
     return compact
 
 
-def public(row: dict[str, Any]) -> dict[str, Any]:
-    out = {
-        "id": row["id"],
-        "email": row["email"],
-        "full_name": row["full_name"],
-        "role": row["role"],
-        "status": row["status"],
-        "phone": f"****{row['phone_last4']}" if row.get("phone_last4") else None,
-        "created_at": row["created_at"],
-    }
-    if "otp_enabled" in row:
-        out["otp_enabled"] = bool(row["otp_enabled"])
-    return out
-
-
 def _protect_phone(cur: Cursor, user_id: UUID, phone: str) -> None:
     """Store a phone number as docs/design.md requires: an envelope (AES-256-GCM, bound to this
     row and column) and a keyed blind index for lookups; never the number itself."""
@@ -119,7 +105,7 @@ def create_user(
     phone: str | None = None,
     actor: Actor,
     action: str = events.USER_CREATED,
-) -> dict[str, Any]:
+) -> User:
     """Create a user (any role: the operator's CLI and administrators use it)."""
     email = check_email(email)
     full_name = check_full_name(full_name)
@@ -144,7 +130,7 @@ def create_user(
     if phone:
         _protect_phone(cur, row["id"], phone)
         row["phone_last4"] = phone[-4:]
-    user = public(row)
+    user = User.from_row(row)
     if actor.id is None and action == events.USER_REGISTERED:
         actor = Actor(id=row["id"], type=role, ip=actor.ip, user_agent=actor.user_agent, request_id=actor.request_id)
     audit.record(cur, actor, action, "user", row["id"], after=_audit_view(row))
@@ -153,7 +139,7 @@ def create_user(
 
 def register(
     cur: Cursor, *, email: str, password: str, full_name: str, phone: str | None = None, actor: Actor
-) -> dict[str, Any]:
+) -> Registration:
     """Self-service sign-up: always the ``user`` role."""
     user = create_user(
         cur,
@@ -165,14 +151,15 @@ def register(
         actor=actor,
         action=events.USER_REGISTERED,
     )
-    return {k: user[k] for k in ("id", "email", "full_name", "role")}
+    return Registration.from_user(user)
 
 
 def _audit_view(row: dict[str, Any]) -> dict[str, Any]:
     return {"email": row["email"], "full_name": row["full_name"], "role": row["role"], "status": row["status"]}
 
 
-def get_user(cur: Cursor, user_id: UUID) -> dict[str, Any]:
+def get_user(cur: Cursor, user_id: UUID) -> User:
+    """The user's profile, with whether a second factor is enabled."""
     cur.execute(
         f"""
         SELECT {_PUBLIC_COLUMNS},
@@ -185,7 +172,7 @@ def get_user(cur: Cursor, user_id: UUID) -> dict[str, Any]:
     row = cur.fetchone()
     if row is None:
         raise errors.NotFound("no such user")
-    return public(row)
+    return User.from_row(row)
 
 
 def list_users(
@@ -196,7 +183,8 @@ def list_users(
     role: str | None = None,
     status: str | None = None,
     email: str | None = None,
-) -> dict[str, Any]:
+) -> tuple[list[User], str | None]:
+    """Users, newest first, a page at a time (filtered by role, status or email)."""
     limit = pagination.check_limit(limit)
     after = pagination.decode(cursor)
     where: list[str] = ["TRUE"]
@@ -219,12 +207,12 @@ def list_users(
         params,
     )
     rows, next_cursor = pagination.page(cur.fetchall(), limit)
-    return {"items": [public(r) for r in rows], "next_cursor": next_cursor}
+    return [User.from_row(r) for r in rows], next_cursor
 
 
 def update_user(
     cur: Cursor, user_id: UUID, *, role: str | None = None, status: str | None = None, actor: Actor
-) -> dict[str, Any]:
+) -> User:
     """An administrator changes a user's role and/or status; audited with before/after.
 
     Suspending ends every session at once (and the user's access tokens stop working on
@@ -277,4 +265,4 @@ def update_user(
             from ledgerline.auth import sessions
 
             sessions.revoke_all(cur, user_id, reason="user_suspended")
-    return public(after)
+    return User.from_row(after)
