@@ -556,6 +556,22 @@ def test_concurrent_hits_on_one_key_admit_exactly_the_limit():
     assert all(1 <= r.retry_after <= 60 for r in refused)
 
 
+def test_a_window_starts_at_the_first_hit_and_a_new_one_after_it_ends(owner_conn):
+    # A window aligned to the clock's minute let a burst straddling the minute pass twice
+    # the limit; counted from the first hit, the burst's sixth is refused whenever it comes.
+    check = ratelimits.Check(f"test:{uuid.uuid4()}", Limit(5, 60), "test")
+
+    results = [transaction(lambda cur: ratelimits.hit(cur, [check])) for _ in range(6)]
+    with owner_conn.cursor() as cur:
+        cur.execute("UPDATE rate_limit_buckets SET resets_at = now() - interval '1 s' WHERE key = %s", (check.key,))
+    after_the_window = transaction(lambda cur: ratelimits.hit(cur, [check]))
+
+    assert [len(r) for r in results] == [0] * 5 + [1]
+    [refusal] = results[-1]
+    assert refusal.hits == 6 and 59 <= refusal.retry_after <= 60
+    assert after_the_window == []
+
+
 def test_velocity_blocks_the_21st_transfer_in_a_minute_and_audits_it(owner_conn, monkeypatch):
     from ledgerline import config, routes
     from ledgerline.auth import admission

@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 
 HEADER = "idempotency-key"  # request header, as the Endpoint sees it (lower case)
 REPLAYED_HEADER = "Idempotent-Replayed"
-JSON = "application/json"
-PROBLEM_JSON = "application/problem+json"
 _UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 

@@ -28,7 +28,7 @@ _PURGES = {
     "login_throttle": "DELETE FROM login_throttle WHERE ctid IN (SELECT ctid FROM login_throttle "
     f"WHERE COALESCE(locked_until, last_failed_at) < now() - interval '{GRACE}' LIMIT %(limit)s)",
     "rate_limit_buckets": "DELETE FROM rate_limit_buckets WHERE ctid IN "
-    f"(SELECT ctid FROM rate_limit_buckets WHERE window_start < now() - interval '{GRACE}' LIMIT %(limit)s)",
+    f"(SELECT ctid FROM rate_limit_buckets WHERE resets_at < now() - interval '{GRACE}' LIMIT %(limit)s)",
 }
 
 

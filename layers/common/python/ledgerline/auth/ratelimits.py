@@ -1,12 +1,12 @@
 """Rate limits and velocity checks, counted in PostgreSQL (shared by every function
 instance).
 
-A fixed window per (limit, subject), counted by ONE atomic upsert for all the subjects
-of a request: ``login`` 5/min, ``otp`` 3/min, ``money`` 10/min and ``default`` for the
-rest, from ``settings().rate_limits``; a route's class is its row's ``limit``. Refused
-requests count too, so hammering does not open the next window early. 429 with
-``Retry-After`` = seconds to the end of the window. Velocity (``settings().velocity``,
->20 in 60 s) counts the money-moving requests of routes marked ``velocity``, per user.
+A window per (limit, subject) that starts at the subject's first request, counted by ONE
+atomic upsert for all the subjects of a request (the SQL function ``rate_limit_hit``):
+``login`` 5/min, ``otp`` 3/min, ``money`` 10/min and ``default`` for the rest, from
+``settings().rate_limits``; a route's class is its row's ``limit``. Refused requests count
+too, so hammering does not shorten the wait. 429 with ``Retry-After`` = seconds to the end
+of the window. Velocity (``settings().velocity``, >20 in 60 s) counts the money-moving requests of routes marked ``velocity``, per user.
 
 A request's checks are counted inside its admission statement (``auth_admit``,
 ``ledgerline.auth.admission``); ``hit`` counts checks in a transaction of one's own
@@ -15,12 +15,11 @@ A request's checks are counted inside its admission statement (``auth_admit``,
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from ledgerline import errors
+from ledgerline import errors, jsonutil
 from ledgerline.config import Limit, settings
 from ledgerline.routes import RateLimit, Route
 
@@ -77,29 +76,15 @@ def account_check(name: str, subject: str) -> list[Check]:
 
 
 def hit(cur: Cursor, checks: list[Check]) -> list[Refusal]:
-    """Count one request against every check in one statement; return those exceeded."""
+    """Count one request against every check (``rate_limit_hit``); return those exceeded."""
     if not checks:
         return []
-    by_key = {c.key: c for c in sorted(checks, key=lambda c: c.key)}  # sorted: no deadlocks
+    by_key = {c.key: c for c in checks}
     cur.execute(
-        """
-        INSERT INTO rate_limit_buckets AS b (key, window_start, hits)
-        SELECT k, to_timestamp(floor(extract(epoch FROM now()) / p) * p), 1
-          FROM unnest(%(keys)s::text[], %(periods)s::int[]) AS t (k, p)
-        ON CONFLICT (key) DO UPDATE
-           SET hits = CASE WHEN b.window_start = excluded.window_start THEN b.hits + 1 ELSE 1 END,
-               window_start = excluded.window_start
-        RETURNING key, hits, extract(epoch FROM window_start - now()) AS window_offset
-        """,
-        {"keys": list(by_key), "periods": [c.limit.period_seconds for c in by_key.values()]},
+        "SELECT spec->>'key' AS key, hits, retry_after FROM rate_limit_hit(%s::jsonb)",
+        (jsonutil.dumps([c.to_json() for c in by_key.values()]),),
     )
-    refused = []
-    for row in cur.fetchall():
-        check = by_key[row["key"]]
-        if row["hits"] > check.limit.count:
-            remaining = float(row["window_offset"]) + check.limit.period_seconds
-            refused.append(Refusal(check, row["hits"], max(1, math.ceil(remaining))))
-    return refused
+    return [Refusal(by_key[row["key"]], row["hits"], row["retry_after"]) for row in cur.fetchall()]
 
 
 def refused(refusals: list[Refusal]) -> errors.DomainError:

@@ -52,20 +52,9 @@ BEGIN
   END IF;
 
   IF jsonb_array_length(coalesce(p_checks, '[]'::jsonb)) > 0 THEN
-    -- One atomic upsert counts every check (sorted: no deadlocks between callers); refused
-    -- requests count too, so hammering does not open the next window early.
-    WITH counted AS (
-      INSERT INTO rate_limit_buckets AS b (key, window_start, hits)
-      SELECT c->>'key', to_timestamp(floor(extract(epoch FROM now()) / (c->>'period')::int) * (c->>'period')::int), 1
-        FROM jsonb_array_elements(p_checks) c ORDER BY c->>'key'
-      ON CONFLICT (key) DO UPDATE
-         SET hits = CASE WHEN b.window_start = excluded.window_start THEN b.hits + 1 ELSE 1 END,
-             window_start = excluded.window_start
-      RETURNING key, hits, extract(epoch FROM window_start - now()) AS window_offset
-    ), over AS (
-      SELECT c, n.hits, greatest(1, ceil(n.window_offset + (c->>'period')::int))::int AS retry_after
-        FROM counted n JOIN jsonb_array_elements(p_checks) c ON c->>'key' = n.key
-       WHERE n.hits > (c->>'count')::int
+    -- Refused requests count too, so hammering does not shorten the wait.
+    WITH over AS (
+      SELECT o.spec AS c, o.hits, o.retry_after FROM rate_limit_hit(p_checks) o
     ), audited AS (
       -- Velocity blocks are each audited; a rate limit only at its first refusal of a window.
       INSERT INTO audit_log (category, action, actor_id, actor_type, actor_ip, user_agent, resource_type, resource_id,
