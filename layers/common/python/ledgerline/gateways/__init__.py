@@ -1,0 +1,1 @@
+"""Payment gateways: one interface (``base.Gateway``), one adapter per provider."""
