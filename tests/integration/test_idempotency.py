@@ -123,7 +123,7 @@ def test_a_refusal_is_answered_stored_and_replayed_by_the_same_statement(databas
 
     first = send(adm, key, transfer(src, dst, "6.00"))
 
-    assert (first.status, first.content_type) == (409, idempotency.PROBLEM_JSON)
+    assert (first.status, first.content_type) == (409, errors.PROBLEM_JSON)
     assert jsonutil.loads(first.body)["code"] == "insufficient_funds"
     assert posted(src) == Decimal("5") and posted(dst) == Decimal("0")
     # Funds arriving later do not change the answer for this key.

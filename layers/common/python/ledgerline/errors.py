@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+PROBLEM_JSON = "application/problem+json"  # the media type of every error response (RFC 9457)
+
 
 @dataclass(frozen=True)
 class FieldError:

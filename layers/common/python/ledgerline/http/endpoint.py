@@ -41,7 +41,6 @@ from ledgerline.caller import Principal, Request
 from ledgerline.http import gate
 from ledgerline.observability import logger, metrics
 
-PROBLEM_JSON = "application/problem+json"
 T = TypeVar("T")
 P = ParamSpec("P")
 
@@ -92,7 +91,7 @@ def problem_body(err: errors.DomainError) -> str:
 
 def problem_response(err: errors.DomainError) -> Response:
     return Response(
-        status_code=err.status, content_type=PROBLEM_JSON, body=problem_body(err), headers=dict(err.headers)
+        status_code=err.status, content_type=errors.PROBLEM_JSON, body=problem_body(err), headers=dict(err.headers)
     )
 
 
@@ -100,7 +99,7 @@ def problem_result(err: errors.DomainError) -> dict[str, Any]:
     """The same problem as a raw Lambda proxy result (for checks before routing)."""
     return {
         "statusCode": err.status,
-        "headers": {"Content-Type": PROBLEM_JSON, **err.headers},
+        "headers": {"Content-Type": errors.PROBLEM_JSON, **err.headers},
         "body": problem_body(err),
         "isBase64Encoded": False,
     }

@@ -10,7 +10,8 @@ from typing import Any
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
 from ledgerline import routes
-from ledgerline.http.endpoint import PROBLEM_JSON, build_resolver
+from ledgerline.errors import PROBLEM_JSON
+from ledgerline.http.endpoint import build_resolver
 
 PROBLEM_SCHEMA = {
     "type": "object",

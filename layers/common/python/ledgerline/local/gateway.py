@@ -28,7 +28,8 @@ from urllib.parse import parse_qsl, urlsplit
 from ledgerline import errors, routes
 from ledgerline.auth.authorizer import authorize_bearer, verify_credential
 from ledgerline.crypto import masking
-from ledgerline.http.endpoint import PROBLEM_JSON, problem_body
+from ledgerline.errors import PROBLEM_JSON
+from ledgerline.http.endpoint import problem_body
 
 logger = logging.getLogger("ledgerline.gateway")
 
