@@ -34,7 +34,14 @@ class PayoutStatus(StrEnum):
 
 
 class GatewayError(Exception):
-    """A gateway call that did not give an answer the caller can use."""
+    """A gateway call that did not give an answer the caller can use. ``status`` is the
+    provider's HTTP status when it answered; ``code`` its error code when it gave one
+    (``duplicate_reference``, ``unsupported``...)."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
 
 
 class GatewayUnavailable(GatewayError):

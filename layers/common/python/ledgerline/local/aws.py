@@ -240,11 +240,35 @@ def _generate_dev_secrets() -> dict[str, Any]:
     return {
         "gateways": {
             "paystack_secret_key": "sk_test_" + secrets.token_hex(20),
+            "stripe_secret_key": "sk_test_" + secrets.token_hex(24),
             "stripe_webhook_secret": "whsec_" + secrets.token_urlsafe(24),
+            "flutterwave_secret_key": "FLWSECK_TEST-" + secrets.token_hex(16) + "-X",
             "flutterwave_secret_hash": secrets.token_urlsafe(24),
         },
         "blind_index_key": secrets.token_hex(32),
     }
+
+
+def _merge_new_gateway_keys(values: Any) -> bool:
+    """Add the gateway keys a newer version needs to an older file, keeping every value it
+    has (a gateway key encrypts nothing, so a new throwaway one is harmless). True when
+    something was added."""
+    gateways = values.get("gateways") if isinstance(values, dict) else None
+    if not isinstance(gateways, dict):
+        return False
+    missing = {k: v for k, v in _generate_dev_secrets()["gateways"].items() if not gateways.get(k)}
+    gateways.update(missing)
+    return bool(missing)
+
+
+def _write_private(path: Path, values: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(values, out, indent=2)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
 
 
 def load_dev_secrets(path: Path | None = None) -> dict[str, Any]:
@@ -257,18 +281,14 @@ def load_dev_secrets(path: Path | None = None) -> dict[str, Any]:
         try:
             if path.exists():
                 values = json.loads(path.read_text())
+                if _merge_new_gateway_keys(values):
+                    _write_private(path, values)
                 _check_dev_secrets(values, path)
                 if path.stat().st_mode & 0o077:
                     path.chmod(0o600)
                 return values
             values = _generate_dev_secrets()
-            tmp = path.with_name(path.name + ".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as out:
-                json.dump(values, out, indent=2)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
+            _write_private(path, values)
             return values
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
@@ -276,7 +296,7 @@ def load_dev_secrets(path: Path | None = None) -> dict[str, Any]:
 
 def _check_dev_secrets(values: Any, path: Path) -> None:
     gateways = values.get("gateways") if isinstance(values, dict) else None
-    needed = ("paystack_secret_key", "stripe_webhook_secret", "flutterwave_secret_hash")
+    needed = tuple(_generate_dev_secrets()["gateways"])
     if not isinstance(gateways, dict) or any(not gateways.get(k) for k in needed) or not values.get("blind_index_key"):
         raise RuntimeError(
             f"{path} is not a complete local secrets file; move it away to generate new throwaway values "

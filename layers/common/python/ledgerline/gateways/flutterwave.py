@@ -1,0 +1,228 @@
+"""Flutterwave v3: JSON, amounts in MAJOR units (decimals allowed, kept as ``Decimal``),
+the envelope ``{status: "success", message, data, meta}``; webhooks carry ``verif-hash``
+(the secret hash itself) or ``flutterwave-signature`` (base64 HMAC-SHA256 of the body),
+accepted as configured (../shared/GATEWAYS.md §3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+from ledgerline.gateways import signatures
+from ledgerline.gateways.base import (
+    BankAccount,
+    Checkout,
+    GatewayPayment,
+    GatewayRefused,
+    Page,
+    PaymentStatus,
+    Payout,
+    PayoutStatus,
+    WebhookEvent,
+)
+from ledgerline.gateways.http import HttpClient, parse_json
+from ledgerline.money import minor_units
+
+_PAYMENT_STATUS = {
+    "successful": PaymentStatus.SUCCEEDED,
+    "succeeded": PaymentStatus.SUCCEEDED,  # v4's word
+    "failed": PaymentStatus.FAILED,
+    "cancelled": PaymentStatus.FAILED,
+}
+_PAYOUT_STATUS = {"SUCCESSFUL": PayoutStatus.SUCCEEDED, "FAILED": PayoutStatus.FAILED}
+
+
+def _read_error(body: Any) -> tuple[str, str | None]:
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):  # v4's envelope
+            return str(error.get("message") or "refused"), error.get("type")
+        return str(body.get("message") or "refused"), None
+    return str(body)[:200], None
+
+
+def major(value: Any, currency: str) -> Decimal:
+    """A major-unit amount from the wire (a JSON number read as Decimal, or a string),
+    exact to the currency's minor units; a fraction beyond them is refused, not rounded."""
+    amount = Decimal(str(value))
+    if amount != amount.quantize(Decimal(1).scaleb(-minor_units(currency))):
+        raise ValueError(f"flutterwave sent {value} {currency}: more decimals than {currency} has")
+    return amount
+
+
+def fee(value: Any) -> Decimal | None:
+    # Fees keep every decimal Flutterwave sends (26.875 NGN): they are reported, not posted.
+    return None if value is None else Decimal(str(value))
+
+
+def _time(value: Any) -> datetime | None:
+    if not value or not isinstance(value, str):
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+class Flutterwave:
+    provider = "flutterwave"
+
+    def __init__(
+        self,
+        *,
+        secret_key: str,
+        secret_hash: str,
+        base_url: str,
+        timeout: float,
+        retries: int,
+        webhook_schemes: Iterable[str] = signatures.FLUTTERWAVE_SCHEMES,
+        backoff: float = 0.25,
+    ) -> None:
+        self._secret_hash = secret_hash
+        self._schemes = tuple(webhook_schemes)
+        self._http = HttpClient(
+            self.provider,
+            base_url,
+            headers={"Authorization": f"Bearer {secret_key}"},
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            read_error=_read_error,
+        )
+
+    # ------------------------------------------------------------------ payments
+
+    def initialize_payment(
+        self, *, reference: str, amount: Decimal, currency: str, email: str, idempotency_key: str
+    ) -> Checkout:
+        data = self._data(
+            self._http.post_json(
+                "/v3/payments",
+                {"tx_ref": reference, "amount": amount, "currency": currency, "customer": {"email": email}},
+            ).body
+        )
+        return Checkout(reference=reference, provider_id=None, data={"link": data["link"]})
+
+    def verify_payment(self, reference: str, provider_id: str | None = None) -> GatewayPayment:
+        if provider_id:
+            body = self._http.get(f"/v3/transactions/{quote(provider_id, safe='')}/verify").body
+        else:
+            body = self._http.get("/v3/transactions/verify_by_reference", {"tx_ref": reference}).body
+        payment = self._payment(self._data(body))
+        if payment.reference != reference:
+            raise GatewayRefused(
+                f"flutterwave: transaction {provider_id} belongs to another reference", code="mismatch"
+            )
+        return payment
+
+    def list_payments(self, day: date, cursor: str | None = None) -> Page:
+        page = int(cursor or 1)
+        answer = self._http.get("/v3/transactions", {"from": day.isoformat(), "to": day.isoformat(), "page": page}).body
+        items = [self._payment(t) for t in self._data(answer)]
+        info = (answer.get("meta") or {}).get("page_info") or {}
+        more = page < int(info.get("total_pages") or 0)
+        return Page(items=items, next_cursor=str(page + 1) if more else None)
+
+    def _payment(self, data: Mapping[str, Any]) -> GatewayPayment:
+        currency = str(data["currency"]).upper()
+        return GatewayPayment(
+            reference=str(data["tx_ref"]),
+            provider_id=str(data["id"]),
+            amount=major(data["amount"], currency),
+            currency=currency,
+            status=_PAYMENT_STATUS.get(str(data.get("status")).lower(), PaymentStatus.PENDING),
+            fee=fee(data.get("app_fee")),
+            paid_at=_time(data.get("created_at")) if data.get("status") == "successful" else None,
+        )
+
+    # ------------------------------------------------------------------ payouts
+
+    def create_payout(
+        self,
+        *,
+        reference: str,
+        amount: Decimal,
+        currency: str,
+        bank_code: str,
+        account_number: str,
+        account_name: str,
+        narration: str,
+    ) -> Payout:
+        data = self._data(
+            self._http.post_json(
+                "/v3/transfers",
+                {
+                    "account_bank": bank_code,
+                    "account_number": account_number,
+                    "amount": amount,
+                    "currency": currency,
+                    "debit_currency": currency,
+                    "narration": narration,
+                    "reference": reference,
+                    "beneficiary_name": account_name,
+                },
+            ).body
+        )
+        return Payout(
+            reference=str(data["reference"]),
+            provider_id=str(data["id"]),
+            status=_PAYOUT_STATUS.get(str(data.get("status")).upper(), PayoutStatus.PENDING),  # NEW, PENDING
+            reason=data.get("complete_message") or None,
+        )
+
+    def resolve_account(self, bank_code: str, account_number: str) -> BankAccount:
+        data = self._data(
+            self._http.post_json(
+                "/v3/accounts/resolve", {"account_number": account_number, "account_bank": bank_code}
+            ).body
+        )
+        return BankAccount(
+            bank_code=bank_code, account_number=str(data["account_number"]), account_name=str(data["account_name"])
+        )
+
+    # ------------------------------------------------------------------ webhooks
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> None:
+        signatures.verify_flutterwave(headers, body, self._secret_hash, self._schemes)
+
+    def parse_webhook(self, body: bytes) -> WebhookEvent:
+        event = parse_json(body)
+        if not isinstance(event, dict) or not isinstance(event.get("data"), dict):
+            raise ValueError("not a Flutterwave event: expected {event, data}")
+        type_ = str(event.get("event") or event.get("type") or "")  # v3 "event", v4 "type"
+        if not type_:
+            raise ValueError("a Flutterwave event without its type")
+        data = event["data"]
+        currency = str(data["currency"]).upper() if data.get("currency") else None
+        amount = major(data["amount"], currency) if currency and data.get("amount") is not None else None
+        kind, status, reference = "other", None, None
+        if type_ == "charge.completed":
+            kind = "payment"
+            status = str(_PAYMENT_STATUS.get(str(data.get("status")).lower(), PaymentStatus.PENDING))
+            reference = data.get("tx_ref") or data.get("reference")
+        elif type_ in ("transfer.completed", "transfer.disburse"):
+            kind = "payout"
+            status = str(_PAYOUT_STATUS.get(str(data.get("status")).upper(), PayoutStatus.PENDING))
+            reference = data.get("reference")
+        # v3 events have no id: the type, the object and its status identify one delivery's
+        # content (a resend of the same outcome is the same event).
+        event_id = event.get("id") or f"{type_}:{data.get('id')}:{data.get('status')}"
+        return WebhookEvent(
+            provider=self.provider,
+            event_id=str(event_id),
+            kind=kind,
+            type=type_,
+            reference=str(reference) if reference else None,
+            amount=amount,
+            currency=currency,
+            status=status,
+            occurred_at=_time(data.get("created_at")),
+            raw=event,
+        )
+
+    @staticmethod
+    def _data(body: Any) -> Any:
+        if not isinstance(body, dict) or body.get("status") != "success" or "data" not in body:
+            message = body.get("message") if isinstance(body, dict) else None
+            raise GatewayRefused(f"flutterwave: unexpected answer: {message or 'no data'}")
+        return body["data"]

@@ -1,0 +1,227 @@
+"""Paystack: JSON, amounts in minor units (kobo), upper-case currencies, the envelope
+``{status, message, data, meta}``; webhooks signed HMAC-SHA512 with the secret key
+(../shared/GATEWAYS.md §1)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+from ledgerline.gateways import signatures
+from ledgerline.gateways.base import (
+    BankAccount,
+    Checkout,
+    GatewayPayment,
+    GatewayRefused,
+    Page,
+    PaymentStatus,
+    Payout,
+    PayoutStatus,
+    WebhookEvent,
+)
+from ledgerline.gateways.http import HttpClient, parse_json
+from ledgerline.money import from_minor, to_minor
+
+PAGE_SIZE = 50
+
+# "abandoned" is a checkout the customer has not finished: it may still be paid, so it
+# stays pending until the day's report or an expiry settles it.
+_PAYMENT_STATUS = {
+    "success": PaymentStatus.SUCCEEDED,
+    "failed": PaymentStatus.FAILED,
+    "reversed": PaymentStatus.REVERSED,
+}
+_PAYOUT_STATUS = {
+    "success": PayoutStatus.SUCCEEDED,
+    "failed": PayoutStatus.FAILED,
+    "reversed": PayoutStatus.FAILED,  # the money came back to the balance
+    "rejected": PayoutStatus.FAILED,
+    "blocked": PayoutStatus.FAILED,
+    "abandoned": PayoutStatus.FAILED,
+}
+
+
+def _read_error(body: Any) -> tuple[str, str | None]:
+    if isinstance(body, dict):
+        return str(body.get("message") or "refused"), body.get("code")
+    return str(body)[:200], None
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not value or not isinstance(value, str):
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+class Paystack:
+    provider = "paystack"
+
+    def __init__(self, *, secret_key: str, base_url: str, timeout: float, retries: int, backoff: float = 0.25) -> None:
+        self._secret_key = secret_key
+        self._http = HttpClient(
+            self.provider,
+            base_url,
+            headers={"Authorization": f"Bearer {secret_key}"},
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            read_error=_read_error,
+        )
+
+    # ------------------------------------------------------------------ payments
+
+    def initialize_payment(
+        self, *, reference: str, amount: Decimal, currency: str, email: str, idempotency_key: str
+    ) -> Checkout:
+        # Paystack has no idempotency header: the reference is the key. A reference used
+        # before is refused (400 duplicate_reference): never a second payment.
+        data = self._data(
+            self._http.post_json(
+                "/transaction/initialize",
+                {"email": email, "amount": to_minor(amount, currency), "currency": currency, "reference": reference},
+            ).body
+        )
+        return Checkout(
+            reference=str(data["reference"]),
+            provider_id=str(data["access_code"]),
+            data={
+                "authorization_url": data["authorization_url"],
+                "access_code": data["access_code"],
+                "reference": data["reference"],
+            },
+        )
+
+    def verify_payment(self, reference: str, provider_id: str | None = None) -> GatewayPayment:
+        data = self._data(self._http.get(f"/transaction/verify/{quote(reference, safe='')}").body)
+        return self._payment(data)
+
+    def list_payments(self, day: date, cursor: str | None = None) -> Page:
+        page = int(cursor or 1)
+        answer = self._http.get(
+            "/transaction",
+            {
+                "from": f"{day.isoformat()}T00:00:00.000Z",
+                "to": f"{day.isoformat()}T23:59:59.999Z",  # inclusive
+                "page": page,
+                "perPage": PAGE_SIZE,
+            },
+        ).body
+        items = [self._payment(t) for t in self._data(answer)]
+        meta = answer.get("meta") or {}
+        more = page < int(meta.get("pageCount") or 0)
+        return Page(items=items, next_cursor=str(page + 1) if more else None)
+
+    def _payment(self, data: Mapping[str, Any]) -> GatewayPayment:
+        currency = str(data["currency"]).upper()
+        fees = data.get("fees")
+        return GatewayPayment(
+            reference=str(data["reference"]),
+            provider_id=str(data["id"]),
+            amount=from_minor(int(data["amount"]), currency),
+            currency=currency,
+            status=_PAYMENT_STATUS.get(str(data.get("status")), PaymentStatus.PENDING),
+            fee=from_minor(int(fees), currency) if fees is not None else None,
+            paid_at=parse_time(data.get("paid_at") or data.get("paidAt")),
+        )
+
+    # ------------------------------------------------------------------ payouts
+
+    def create_payout(
+        self,
+        *,
+        reference: str,
+        amount: Decimal,
+        currency: str,
+        bank_code: str,
+        account_number: str,
+        account_name: str,
+        narration: str,
+    ) -> Payout:
+        # A recipient per account (Paystack answers the existing one for the same account),
+        # then the transfer, whose reference is its idempotency key.
+        recipient = self._data(
+            self._http.post_json(
+                "/transferrecipient",
+                {
+                    "type": "nuban",
+                    "name": account_name,
+                    "account_number": account_number,
+                    "bank_code": bank_code,
+                    "currency": currency,
+                },
+            ).body
+        )
+        data = self._data(
+            self._http.post_json(
+                "/transfer",
+                {
+                    "source": "balance",
+                    "amount": to_minor(amount, currency),
+                    "recipient": recipient["recipient_code"],
+                    "reference": reference,
+                    "reason": narration,
+                    "currency": currency,
+                },
+            ).body
+        )
+        return Payout(
+            reference=str(data["reference"]),
+            provider_id=str(data["transfer_code"]),
+            status=_PAYOUT_STATUS.get(str(data.get("status")), PayoutStatus.PENDING),
+            reason=data.get("failures") or data.get("gateway_response"),
+        )
+
+    def resolve_account(self, bank_code: str, account_number: str) -> BankAccount:
+        data = self._data(
+            self._http.get("/bank/resolve", {"account_number": account_number, "bank_code": bank_code}).body
+        )
+        return BankAccount(
+            bank_code=bank_code, account_number=str(data["account_number"]), account_name=str(data["account_name"])
+        )
+
+    # ------------------------------------------------------------------ webhooks
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> None:
+        signatures.verify_paystack(headers, body, self._secret_key)
+
+    def parse_webhook(self, body: bytes) -> WebhookEvent:
+        event = parse_json(body)
+        if (
+            not isinstance(event, dict)
+            or not isinstance(event.get("event"), str)
+            or not isinstance(event.get("data"), dict)
+        ):
+            raise ValueError("not a Paystack event: expected {event, data}")
+        kind_of = event["event"]
+        data = event["data"]
+        currency = str(data["currency"]).upper() if data.get("currency") else None
+        amount = from_minor(int(data["amount"]), currency) if currency and data.get("amount") is not None else None
+        if kind_of == "charge.success":
+            kind, status = "payment", str(_PAYMENT_STATUS.get(str(data.get("status")), PaymentStatus.PENDING))
+        elif kind_of in ("transfer.success", "transfer.failed", "transfer.reversed"):
+            kind, status = "payout", str(_PAYOUT_STATUS.get(str(data.get("status")), PayoutStatus.PENDING))
+        else:
+            kind, status = "other", None
+        # Paystack events carry no id: the event name and the object's id identify one.
+        return WebhookEvent(
+            provider=self.provider,
+            event_id=f"{kind_of}:{data.get('id') or data.get('reference')}",
+            kind=kind,
+            type=kind_of,
+            reference=str(data["reference"]) if data.get("reference") else None,
+            amount=amount,
+            currency=currency,
+            status=status,
+            occurred_at=parse_time(data.get("paid_at") or data.get("updatedAt") or data.get("updated_at")),
+            raw=event,
+        )
+
+    @staticmethod
+    def _data(body: Any) -> Any:
+        if not isinstance(body, dict) or body.get("status") is not True or "data" not in body:
+            message = body.get("message") if isinstance(body, dict) else None
+            raise GatewayRefused(f"paystack: unexpected answer: {message or 'no data'}")
+        return body["data"]
