@@ -67,6 +67,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("hold_void", 200, "hold.voided", "hold.failed"),
     Operation("adjust", 201, "ledger.adjustment.posted", "ledger.adjustment.failed"),
     Operation("reverse", 201, "ledger.transaction.reversed", "ledger.transaction.reversal_failed"),
+    Operation("topup", 201, "payment.initiated", "payment.initiation_failed"),
 )
 
 

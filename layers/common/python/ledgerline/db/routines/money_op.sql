@@ -132,6 +132,17 @@ BEGIN
     IF v_result ? 'transaction' THEN
       v_body := api_transaction(v_result->'transaction') || jsonb_build_object('reason', p_args->'reason');
     END IF;
+
+  WHEN 'topup' THEN  -- a pending payment; no money moves until the gateway confirms it (payment_confirm)
+    v_amount := ledger_amount(p_text => p_args->>'amount', p_currency => p_args->>'currency');
+    IF v_amount ? 'problem' THEN
+      v_result := jsonb_build_object('refusal', v_amount->'problem');
+    ELSE
+      v_result := payment_open(
+        p_owner => v_owner, p_account => (p_args->>'account_id')::uuid, p_amount => (v_amount->>'amount')::numeric,
+        p_currency => p_args->>'currency', p_provider => p_args->>'provider', p_actor => p_actor, p_audit => v_done);
+      v_body := v_result->'payment';
+    END IF;
   ELSE
     RAISE EXCEPTION 'unknown money operation %', p_op USING ERRCODE = 'LLVL0';
   END CASE;
