@@ -22,8 +22,9 @@ def create_topup(body: CreateTopup) -> Response:
     created = api.money("topup", body.model_dump(mode="json"))
     if created.status_code != 201:
         return created  # a refusal, stored and replayed as it is
-    payment = open_checkout(Payment.from_json(jsonutil.loads(created.body)))
-    return json_response(payment.to_json(), status=201, headers=created.headers or None)
+    payment = open_checkout(Payment.from_json(jsonutil.loads(str(created.body))))
+    replayed = {k: v for k, v in created.headers.items() if isinstance(v, str)}
+    return json_response(payment.to_json(), status=201, headers=replayed or None)
 
 
 handler = api.handler

@@ -177,7 +177,7 @@ def _race(n, work):
         barrier.wait(timeout=30)
         try:
             results.append(work(i))
-        except Exception as exc:  # noqa: BLE001 - the test reports every failure
+        except Exception as exc:  # the test reports every failure
             failures.append(exc)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]

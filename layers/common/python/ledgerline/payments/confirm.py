@@ -53,7 +53,10 @@ def process(body: str, *, message_id: str | None = None) -> str:
     if event.kind != "payment":
         return record("ignored")
     seen, state = transaction(
-        lambda cur: (store.event_seen(cur, provider, event.event_id), store.payment_state(cur, provider, event.reference)),
+        lambda cur: (
+            store.event_seen(cur, provider, event.event_id),
+            store.payment_state(cur, provider, event.reference),
+        ),
         read_only=True,
     )
     if seen:

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from ledgerline.gateways.base import GatewayPayment, PaymentStatus, WebhookEvent
 
-SUCCEEDED, FAILED, FLAGGED = "succeeded", "failed", "flagged"
+SUCCEEDED, FAILED, FLAGGED, RECORD = "succeeded", "failed", "flagged", "record"
 
 
 class NotSettledYet(Exception):
@@ -30,14 +30,18 @@ class Expected:
 
 @dataclass(frozen=True)
 class Decision:
-    outcome: str  # SUCCEEDED | FAILED | FLAGGED
+    outcome: str  # SUCCEEDED | FAILED | FLAGGED | RECORD (keep the event, change nothing)
     reason: str | None = None
 
 
 def decide(expected: Expected, event: WebhookEvent, gateway: GatewayPayment) -> Decision:
-    """The decision for a pending payment; ``NotSettledYet`` while the gateway has none."""
+    """The decision for a pending payment; ``NotSettledYet`` while the gateway has not
+    settled a payment the webhook says succeeded (asked again later)."""
     if gateway.status is PaymentStatus.PENDING:
-        raise NotSettledYet(f"the gateway still has payment {gateway.reference} pending")
+        if event.status == PaymentStatus.SUCCEEDED:
+            raise NotSettledYet(f"the gateway still has payment {gateway.reference} pending")
+        # A failed attempt the customer may follow with another: nothing to decide yet.
+        return Decision(RECORD)
     if gateway.status is PaymentStatus.FAILED:
         return Decision(FAILED, "the gateway reports the payment failed")
     if gateway.status is PaymentStatus.REVERSED:

@@ -19,7 +19,7 @@ from typing import Any
 from ledgerline import errors
 from ledgerline.audit import Actor
 from ledgerline.db import transaction
-from ledgerline.gateways.base import PROVIDERS, SignatureInvalid
+from ledgerline.gateways.base import SignatureInvalid
 from ledgerline.payments import store
 
 QUEUE = "gateway-webhooks"
@@ -36,22 +36,19 @@ def raw_body(event: Mapping[str, Any]) -> bytes:
         return b""
 
 
-def check_provider(provider: str) -> str:
-    if provider not in PROVIDERS:
-        raise errors.NotFound(f"no webhooks are taken for provider {provider!r}; one of {', '.join(PROVIDERS)}")
-    return provider
-
-
 def verify(provider: str, headers: Mapping[str, str], body: bytes, actor: Actor) -> None:
-    """Pass a correctly signed body; refuse anything else with 401, audited (throttled)."""
+    """Pass a correctly signed body; refuse anything else with 401, audited (throttled).
+    An unknown provider is 404 (``registry.UnknownProvider``)."""
     from ledgerline.gateways.registry import gateway  # deferred: loads the adapters
 
+    adapter = gateway(provider)
     try:
-        gateway(provider).verify_webhook(headers, body)
+        adapter.verify_webhook(headers, body)
     except SignatureInvalid as exc:
+        reason = str(exc)[:200]
         gateway_actor = Actor(id=None, type="gateway", ip=actor.ip, user_agent=actor.user_agent,
                               request_id=actor.request_id)  # fmt: skip
-        transaction(lambda cur: store.record_invalid_signature(cur, gateway_actor, provider, str(exc)[:200]))
+        transaction(lambda cur: store.record_invalid_signature(cur, gateway_actor, provider, reason))
         raise errors.Unauthorized("the webhook's signature does not verify") from None
 
 

@@ -118,7 +118,8 @@ def payment_state(cur: Cursor, provider: str, reference: str | None) -> PaymentS
 
 @dataclass(frozen=True)
 class Confirmation:
-    outcome: str  # credited | failed | flagged | duplicate_event | already_<status> | unknown_payment | ignored | recorded
+    # credited | failed | flagged | duplicate_event | already_<status> | unknown_payment | ignored | recorded
+    outcome: str
     payment: Payment | None
 
 
