@@ -1,0 +1,79 @@
+-- The payout of an approved withdrawal is over: settle it, once, whoever says so first
+-- (the gateway's payout webhook, or the payout worker on a refusal or a final answer).
+--   succeeded: payout_clearing -> external_funding (the money has left the ledger), paid;
+--   failed:    the capture is reversed (payout_clearing -> the wallet), failed.
+-- Either way the user is told (notifications outbox row) and one audit row is written,
+-- in this transaction. Returns {"outcome": "settled" | "already" | "not_approved" |
+-- "not_found", "status": <the withdrawal's status>}.
+--
+-- The row lock makes it race-safe: five deliveries of the same event settle once, and
+-- the rest find it paid or failed ("already") and change nothing. A second, different
+-- answer after the first (failed after paid) changes nothing either; the caller logs it.
+-- A posting the ledger refuses (a closed wallet cannot take its money back) is raised:
+-- nothing is written, and the caller's message stays for a retry and a human.
+CREATE OR REPLACE FUNCTION withdrawal_settle(
+  p_withdrawal uuid, p_outcome text, p_actor jsonb, p_reason text DEFAULT NULL, p_payout_id text DEFAULT NULL,
+  p_source text DEFAULT NULL
+) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+  w        withdrawals;
+  v_before jsonb;
+  v_post   jsonb;
+  v_reason text := left(nullif(btrim(p_reason), ''), 500);
+BEGIN
+  IF p_outcome NOT IN ('succeeded', 'failed') THEN
+    RAISE EXCEPTION 'a payout settles as succeeded or failed, not %', p_outcome USING ERRCODE = 'LLVL0';
+  END IF;
+  SELECT * INTO w FROM withdrawals WHERE id = p_withdrawal FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN jsonb_build_object('outcome', 'not_found');
+  END IF;
+  IF w.status IN ('paid', 'failed') THEN
+    RETURN jsonb_build_object('outcome', 'already', 'status', w.status);
+  END IF;
+  IF w.status <> 'approved' THEN
+    RETURN jsonb_build_object('outcome', 'not_approved', 'status', w.status);
+  END IF;
+  v_before := withdrawal_json(w);
+  IF p_outcome = 'succeeded' THEN
+    v_post := ledger_post(
+      p_kind => 'payout_settlement',
+      p_accounts => ARRAY[
+        (SELECT a.id FROM accounts a WHERE a.kind = 'payout_clearing' AND a.currency = w.currency AND a.owner_id IS NULL),
+        (SELECT a.id FROM accounts a WHERE a.kind = 'external_funding' AND a.currency = w.currency AND a.owner_id IS NULL)],
+      p_currencies => ARRAY[w.currency, w.currency], p_amounts => ARRAY[-w.amount, w.amount], p_actor => p_actor,
+      p_description => format('withdrawal %s paid', w.id),
+      p_metadata => jsonb_build_object('withdrawal_id', w.id, 'payout_id', coalesce(p_payout_id, w.payout_id)));
+  ELSE
+    v_post := ledger_reversal(p_transaction => w.capture_transaction_id,
+                              p_reason => left(format('withdrawal %s: payout failed', w.id)
+                                               || coalesce(': ' || v_reason, ''), 500),
+                              p_actor => p_actor);
+  END IF;
+  IF v_post ? 'refusal' THEN
+    RAISE EXCEPTION 'withdrawal %: the ledger refused the % posting: %', w.id, p_outcome,
+      v_post->'refusal'->>'detail' USING ERRCODE = 'LLCF0';
+  END IF;
+  UPDATE withdrawals
+     SET status = CASE p_outcome WHEN 'succeeded' THEN 'paid' ELSE 'failed' END,
+         settlement_transaction_id = CASE WHEN p_outcome = 'succeeded' THEN (v_post->'transaction'->>'id')::uuid END,
+         reversal_transaction_id = CASE WHEN p_outcome = 'failed' THEN (v_post->'transaction'->>'id')::uuid END,
+         reason = CASE WHEN p_outcome = 'failed' THEN coalesce(v_reason, 'the payout failed') ELSE reason END,
+         payout_id = coalesce(payout_id, p_payout_id), settled_at = clock_timestamp()
+   WHERE id = w.id RETURNING * INTO w;
+  INSERT INTO outbox (queue, payload) VALUES ('notifications', withdrawal_notice(w));
+  PERFORM ledger_audit(p_actor => p_actor, p_rows => jsonb_build_array(jsonb_build_object(
+            'action', CASE p_outcome WHEN 'succeeded' THEN 'withdrawal.paid' ELSE 'withdrawal.failed' END,
+            'category', 'financial', 'resource_type', 'withdrawal', 'resource_id', w.id,
+            'before', jsonb_build_object('withdrawal', v_before),
+            'after', jsonb_build_object('withdrawal', withdrawal_json(w), 'transaction', v_post->'transaction'),
+            'metadata', jsonb_strip_nulls(jsonb_build_object('source', p_source, 'payout_id', p_payout_id,
+                                                             'reason', v_reason)))),
+          p_resource_id => w.id::text, p_before => NULL, p_after => NULL);
+  RETURN jsonb_build_object('outcome', 'settled', 'status', w.status);
+END $$;
+
+-- Callable by the application role (payout worker, webhook consumer) and the owner.
+REVOKE ALL ON FUNCTION withdrawal_settle(uuid, text, jsonb, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION withdrawal_settle(uuid, text, jsonb, text, text, text) TO ledgerline_app;

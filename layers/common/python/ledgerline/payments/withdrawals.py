@@ -1,0 +1,383 @@
+"""Withdrawals: money leaving a wallet for a bank account (issue 14; docs/api.md "Payments").
+
+    requested ──approve──► approved ──payout──► paid | failed
+        └──────reject─────► rejected
+
+The three money routes run through ``api.money`` (one ``money_call`` statement each;
+``db/routines/withdrawal_request.sql``, ``_approve.sql``, ``_reject.sql``). What the
+statement cannot do is prepared here first, in Python:
+
+* **the second factor** (step-up): above ``settings().withdrawal_step_up`` for the
+  currency, the caller must have 2FA enrolled and send a current TOTP code (or an unused
+  recovery code) as ``otp``; else 401 ``otp_required``, nothing stored. A code is spent
+  when checked, in a transaction of its own, before the money statement (which is one
+  statement and cannot also run Python's TOTP check). A retry with the same
+  Idempotency-Key whose answer is stored skips the check: the statement only replays it.
+  The statement refuses a withdrawal that needed the factor and did not pass it, so no
+  path creates one unverified;
+* **the destination**: the account number is encrypted (bound to the withdrawal's row,
+  whose id is minted here), blind-indexed and masked before it is sent: its plaintext
+  never reaches the database, a log, an audit row or a queue message.
+
+After approval the ``gateway-payouts`` queue carries the withdrawal's id to
+``send_payout`` (the worker), which decrypts the destination, asks the gateway to pay
+(idempotent on the withdrawal's id as reference) and records the provider's payout id.
+The payout's webhook reaches ``settle_payout`` (through the gateway-webhooks consumer):
+a success moves the money from payout_clearing to external_funding (it left the ledger)
+and marks the withdrawal paid; a failure reverses the capture (the money goes back to
+the wallet) and marks it failed. Settling is idempotent and race-safe
+(``withdrawal_settle.sql``: a row lock, then the state).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from ledgerline import errors
+from ledgerline.audit import Actor
+from ledgerline.ledger.holds import MAX_EXPIRY_SECONDS
+from ledgerline.ledger.schemas import AmountText, Currency, Reason
+from ledgerline.observability import logger
+
+if TYPE_CHECKING:
+    from ledgerline.caller import Principal
+    from ledgerline.db import Cursor
+    from ledgerline.gateways.base import Gateway, WebhookEvent
+
+TABLE = "withdrawals"
+CIPHERTEXT_COLUMN = "account_number_ciphertext"  # ledgerline.crypto.columns.ENCRYPTED_COLUMNS
+# A request's hold lasts as long as a hold may (30 days): approval captures it; a
+# withdrawal nobody decides on in that time expires with its hold (approval is then 409).
+HOLD_SECONDS = MAX_EXPIRY_SECONDS
+PROVIDERS = ("paystack", "stripe", "flutterwave")  # ledgerline.gateways.base.PROVIDERS
+
+
+# ------------------------------------------------------------------------------ bodies
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Destination(_Body):
+    bank_code: Annotated[StrictStr, Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9]+$")]
+    account_number: Annotated[
+        StrictStr, Field(min_length=6, max_length=34, pattern=r"^[A-Za-z0-9]+$", description="Digits (or an IBAN)")
+    ]
+    account_name: Annotated[StrictStr, Field(min_length=1, max_length=100)]
+
+
+class CreateWithdrawal(_Body):
+    account_id: UUID
+    amount: AmountText
+    currency: Currency
+    destination: Destination
+    otp: StrictStr | None = Field(
+        default=None, max_length=20, description="A current TOTP code (or a recovery code): above the step-up amount"
+    )
+    provider: Literal["paystack", "stripe", "flutterwave"] | None = Field(
+        default=None, description="The gateway that pays out; default: the deployment's"
+    )
+
+
+class RejectWithdrawal(_Body):
+    reason: Reason
+
+
+# ------------------------------------------------------------------------------ requests
+
+
+def step_up_threshold(currency: str) -> Decimal | None:
+    """The amount above which a withdrawal in ``currency`` needs a second factor."""
+    from ledgerline.config import settings
+
+    limits = settings().withdrawal_step_up
+    return limits.get(currency.upper(), limits.get("*"))
+
+
+def needs_step_up(amount: str, currency: str) -> bool:
+    """Whether this request needs the second factor. An amount the currency cannot take
+    needs none here: the statement refuses it (a stored 422) whatever the factor."""
+    from ledgerline import money
+
+    threshold = step_up_threshold(currency)
+    if threshold is None:
+        return False
+    try:
+        return money.parse_amount(amount, currency) > threshold
+    except errors.ValidationFailed:
+        return False
+
+
+def _answer_stored(cur: Cursor, scope: str, key: UUID) -> bool:
+    cur.execute(
+        """
+        SELECT 1 FROM idempotency_keys
+         WHERE scope = %s AND key = %s AND status_code IS NOT NULL AND expires_at > now()
+        """,
+        (scope, key),
+    )
+    return cur.fetchone() is not None
+
+
+def check_second_factor(caller: Principal, otp: str | None, key: UUID, actor: Actor) -> bool:
+    """Spend ``otp`` for ``caller`` (True), or find the request's answer already stored
+    for ``key`` (False: the statement replays it and runs nothing); else raise 401
+    ``otp_required`` saying what to send. A wrong code is audited (auth.otp_failed)."""
+    from ledgerline import audit
+    from ledgerline.auth import events
+    from ledgerline.auth import otp as otps
+    from ledgerline.db import transaction
+
+    def check(cur: Cursor) -> str:
+        if _answer_stored(cur, str(caller.id), key):
+            return "stored"
+        if not otps.otp_enabled(cur, caller.id):
+            return "not_enrolled"
+        if not otp:
+            return "missing"
+        return "passed" if otps.check_code(cur, caller.id, otp, actor) else "wrong"
+
+    outcome = transaction(check)
+    if outcome == "stored":
+        return False
+    if outcome == "passed":
+        return True
+    if outcome == "wrong":
+        transaction(
+            lambda cur: audit.record(cur, actor, events.OTP_FAILED, "user", caller.id, metadata={"for": "withdrawal"})
+        )
+        raise errors.OtpRequired("the one-time password is not valid or was already used; send a current code")
+    if outcome == "not_enrolled":
+        raise errors.OtpRequired(
+            "a withdrawal of this amount needs two-factor authentication: enrol with POST /v1/auth/otp/setup, "
+            'then send a current code as "otp"'
+        )
+    raise errors.OtpRequired('a withdrawal of this amount needs a second factor: send a current code as "otp"')
+
+
+def request_arguments(body: CreateWithdrawal, *, caller: Principal, key: UUID, actor: Actor) -> dict[str, Any]:
+    """What ``withdrawal_request`` receives: the request with its destination sealed and
+    the step-up's outcome. Never the plaintext account number, never the code."""
+    from ledgerline import crypto
+    from ledgerline.config import settings
+
+    required = needs_step_up(body.amount, body.currency)
+    passed = check_second_factor(caller, body.otp, key, actor) if required else False
+    withdrawal_id = uuid.uuid4()
+    number = body.destination.account_number.upper()
+    return {
+        "id": str(withdrawal_id),
+        "account_id": str(body.account_id),
+        "amount": body.amount,
+        "currency": body.currency,
+        "provider": body.provider or settings().payout_provider,
+        "hold_expires_in_seconds": HOLD_SECONDS,
+        "step_up": {"required": required, "passed": passed},
+        "destination": {
+            "bank_code": body.destination.bank_code,
+            "account_name": body.destination.account_name.strip(),
+            "account_number_ciphertext": crypto.encrypt_field(
+                number, table=TABLE, column=CIPHERTEXT_COLUMN, row_id=withdrawal_id
+            ).hex(),
+            "account_number_blind_index": crypto.blind_index(number, kind="bank_account").hex(),
+            "account_number_last4": str(crypto.mask(number)).removeprefix("****"),
+        },
+    }
+
+
+# ------------------------------------------------------------------------------ reads
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """A withdrawal as the API shows it (``withdrawal_json``: the same shape the money
+    routes answer with), with what the payout needs."""
+
+    id: UUID
+    user_id: UUID
+    status: str
+    body: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return self.body
+
+
+def get_withdrawal(cur: Cursor, withdrawal_id: str, *, viewer_id: UUID | None) -> Withdrawal:
+    """A withdrawal of ``viewer_id`` (anyone's for None); another's is not found."""
+    from ledgerline.ids import object_id
+
+    wid = object_id(withdrawal_id, "withdrawal")
+    cur.execute(
+        """
+        SELECT w.id, w.user_id, w.status, withdrawal_json(w) AS body FROM withdrawals w
+         WHERE w.id = %s AND (%s::uuid IS NULL OR w.user_id = %s::uuid)
+        """,
+        (wid, viewer_id, viewer_id),
+    )
+    row = cur.fetchone()
+    if row is None:
+        raise errors.NotFound(f"withdrawal {wid} not found")
+    return Withdrawal(row["id"], row["user_id"], row["status"], dict(row["body"]))
+
+
+# ------------------------------------------------------------------------------ payouts
+
+PAYOUT_ACTOR = Actor.system("gateway-payouts")
+Outcome = Literal["settled", "already", "not_approved", "not_found"]
+
+
+def _settle(
+    cur: Cursor, withdrawal_id: UUID, outcome: str, actor: dict[str, Any], *, reason: str | None, payout_id: str | None,
+    source: str,
+) -> dict[str, Any]:  # fmt: skip
+    from ledgerline.ledger.sql import jsonb
+
+    cur.execute(
+        """
+        SELECT withdrawal_settle(p_withdrawal => %s, p_outcome => %s, p_actor => %s, p_reason => %s,
+                                 p_payout_id => %s, p_source => %s) AS result
+        """,
+        (withdrawal_id, outcome, jsonb(actor), reason, payout_id, source),
+    )
+    return dict(cur.fetchone()["result"])
+
+
+def _system_actor(source: str, **metadata: Any) -> dict[str, Any]:
+    return {"id": None, "type": "system" if source == "payout_worker" else "gateway", "metadata": metadata}
+
+
+def _load(cur: Cursor, withdrawal_id: UUID) -> dict[str, Any] | None:
+    cur.execute("SELECT * FROM withdrawals WHERE id = %s", (withdrawal_id,))
+    row = cur.fetchone()
+    return dict(row) if row is not None else None
+
+
+def _submitted(cur: Cursor, withdrawal_id: UUID, payout_id: str) -> str:
+    from ledgerline.ledger.sql import actor_json
+
+    cur.execute(
+        "SELECT withdrawal_submitted(p_withdrawal => %s, p_payout_id => %s, p_actor => %s) AS status",
+        (withdrawal_id, payout_id, actor_json(PAYOUT_ACTOR)),
+    )
+    return str(cur.fetchone()["status"])
+
+
+def send_payout(withdrawal_id: UUID, *, gateway_of: Callable[[str], Gateway] | None = None) -> str:
+    """Pay an approved withdrawal out (the gateway-payouts consumer); return what became
+    of it: "submitted" (the webhook will settle it), "paid", "failed", or the state it
+    was already in. ``GatewayUnavailable`` propagates: the message stays for a retry.
+    Safe to repeat: the gateway is idempotent on the reference (the withdrawal's id)."""
+    from ledgerline import crypto, money
+    from ledgerline.db import transaction
+    from ledgerline.gateways.base import GatewayRefused, PayoutStatus
+
+    if gateway_of is None:
+        from ledgerline.gateways import registry
+
+        gateway_of = registry.gateway
+    row = transaction(lambda cur: _load(cur, withdrawal_id), read_only=True)
+    if row is None:
+        logger.warning("payout for an unknown withdrawal", extra={"withdrawal_id": str(withdrawal_id)})
+        return "not_found"
+    if row["status"] != "approved":
+        return str(row["status"])  # settled already, or never approved: nothing to pay
+    account_number = crypto.decrypt_field(
+        bytes(row[CIPHERTEXT_COLUMN]), table=TABLE, column=CIPHERTEXT_COLUMN, row_id=withdrawal_id
+    )
+    amount = Decimal(row["amount"]).quantize(Decimal(1).scaleb(-money.minor_units(row["currency"])))
+    actor = _system_actor("payout_worker", provider=row["provider"])
+    try:
+        payout = gateway_of(row["provider"]).create_payout(
+            reference=str(withdrawal_id),
+            amount=amount,
+            currency=row["currency"],
+            bank_code=row["bank_code"],
+            account_number=account_number,
+            account_name=row["account_name"],
+            narration=f"Withdrawal {withdrawal_id}",
+        )
+    except GatewayRefused as exc:
+        reason = f"the gateway refused the payout: {exc}"
+        result = transaction(
+            lambda cur: _settle(
+                cur, withdrawal_id, "failed", actor, reason=reason, payout_id=None, source="payout_worker"
+            )
+        )
+        logger.warning("payout refused", extra={"withdrawal_id": str(withdrawal_id), "outcome": result["outcome"]})
+        return str(result.get("status", result["outcome"]))
+
+    status = transaction(lambda cur: _submitted(cur, withdrawal_id, payout.provider_id))
+    if status != "approved" or payout.status is PayoutStatus.PENDING:
+        return "submitted" if status == "approved" else str(status)
+    outcome = "succeeded" if payout.status is PayoutStatus.SUCCEEDED else "failed"
+    result = transaction(
+        lambda cur: _settle(
+            cur,
+            withdrawal_id,
+            outcome,
+            actor,
+            reason=payout.reason,
+            payout_id=payout.provider_id,
+            source="payout_worker",
+        )
+    )
+    return str(result.get("status", result["outcome"]))
+
+
+def settle_payout(event: WebhookEvent) -> None:
+    """Settle the withdrawal a verified payout webhook is about (the gateway-webhooks
+    consumer calls this). Idempotent and race-safe: the same event delivered five times
+    at once settles once. A pending status, an event about no withdrawal of ours, or a
+    success whose amount or currency is not the withdrawal's changes nothing (logged)."""
+    from ledgerline.db import transaction
+    from ledgerline.gateways.base import PayoutStatus
+
+    where = {"provider": event.provider, "event_id": event.event_id, "reference": event.reference}
+    if event.kind != "payout":
+        return
+    outcome = {PayoutStatus.SUCCEEDED.value: "succeeded", PayoutStatus.FAILED.value: "failed"}.get(event.status or "")
+    if outcome is None:
+        return  # still pending: the final event follows
+    try:
+        withdrawal_id = UUID(str(event.reference))
+    except ValueError:
+        logger.warning("payout event about no withdrawal of ours", extra=where)
+        return
+    actor = _system_actor("webhook", provider=event.provider, event_id=event.event_id)
+
+    def settle(cur: Cursor) -> dict[str, Any]:
+        cur.execute("SELECT amount, currency FROM withdrawals WHERE id = %s", (withdrawal_id,))
+        row = cur.fetchone()
+        if row is None:
+            return {"outcome": "not_found"}
+        if outcome == "succeeded" and (
+            (event.currency is not None and event.currency.upper() != row["currency"])
+            or (event.amount is not None and Decimal(event.amount) != Decimal(row["amount"]))
+        ):
+            return {"outcome": "mismatch"}
+        reason = None if outcome == "succeeded" else _failure_reason(event)
+        return _settle(cur, withdrawal_id, outcome, actor, reason=reason, payout_id=None, source="webhook")
+
+    result = transaction(settle)
+    if result["outcome"] in ("not_found", "mismatch", "not_approved"):
+        logger.error("payout event not settled", extra={**where, "outcome": result["outcome"]})
+    else:
+        logger.info("payout event", extra={**where, "outcome": result["outcome"], "status": result.get("status")})
+
+
+def _failure_reason(event: WebhookEvent) -> str:
+    raw = event.raw if isinstance(event.raw, dict) else {}
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    for key in ("reason", "failure_reason", "complete_message", "failure_message"):
+        value = data.get(key) if isinstance(data, dict) else None
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:400]
+    return f"the gateway reported the payout failed ({event.type})"
