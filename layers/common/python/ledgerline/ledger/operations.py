@@ -67,6 +67,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("hold_void", 200, "hold.voided", "hold.failed"),
     Operation("adjust", 201, "ledger.adjustment.posted", "ledger.adjustment.failed"),
     Operation("reverse", 201, "ledger.transaction.reversed", "ledger.transaction.reversal_failed"),
+    Operation("withdrawal_request", 201, "withdrawal.requested", "withdrawal.request_failed"),
+    Operation("withdrawal_approve", 200, "withdrawal.approved", "withdrawal.approval_failed"),
+    Operation("withdrawal_reject", 200, "withdrawal.rejected", "withdrawal.rejection_failed"),
     Operation("topup", 201, "payment.initiated", "payment.initiation_failed"),
 )
 

@@ -143,6 +143,16 @@ BEGIN
         p_currency => p_args->>'currency', p_provider => p_args->>'provider', p_actor => p_actor, p_audit => v_done);
       v_body := v_result->'payment';
     END IF;
+  WHEN 'withdrawal_request' THEN  -- withdrawal_*.sql
+    v_result := withdrawal_request(p_args => p_args, p_actor => p_actor, p_audit => v_done);
+    v_body := v_result->'withdrawal';
+  WHEN 'withdrawal_approve' THEN
+    v_result := withdrawal_approve(p_withdrawal => (p_args->>'withdrawal_id')::uuid, p_actor => p_actor, p_audit => v_done);
+    v_body := v_result->'withdrawal';
+  WHEN 'withdrawal_reject' THEN
+    v_result := withdrawal_reject(p_withdrawal => (p_args->>'withdrawal_id')::uuid, p_reason => p_args->>'reason',
+                                  p_actor => p_actor, p_audit => v_done);
+    v_body := v_result->'withdrawal';
   ELSE
     RAISE EXCEPTION 'unknown money operation %', p_op USING ERRCODE = 'LLVL0';
   END CASE;
