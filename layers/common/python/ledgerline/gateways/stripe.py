@@ -109,10 +109,16 @@ class Stripe:
 
     def verify_payment(self, reference: str, provider_id: str | None = None) -> GatewayPayment:
         if provider_id:
-            intent = self._http.get(f"/v1/payment_intents/{quote(provider_id, safe='')}").body
+            intent = self._http.get(
+                f"/v1/payment_intents/{quote(provider_id, safe='')}", {"expand[]": "latest_charge.balance_transaction"}
+            ).body
         else:
             found = self._http.get(
-                "/v1/payment_intents/search", {"query": f"metadata['reference']:'{_quoted(reference)}'"}
+                "/v1/payment_intents/search",
+                {
+                    "query": f"metadata['reference']:'{_quoted(reference)}'",
+                    "expand[]": "data.latest_charge.balance_transaction",
+                },
             ).body
             matches = found.get("data") or []
             if not matches:
