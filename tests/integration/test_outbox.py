@@ -50,10 +50,17 @@ def app(outbox_db):
     owner.close()
 
 
-def _enqueue(app, n, queue="notifications"):
-    return transaction(
-        lambda cur: [outbox.enqueue(cur, queue, {"kind": "test", "n": i}) for i in range(n)], connection=app
-    )
+def _enqueue(app, n, queue="notifications", *, publish=False):
+    """Commit ``n`` rows. Without ``publish`` the process "dies" right after COMMIT: the
+    publish its transaction registered never runs, and the rows wait for the sweep."""
+
+    def work(cur):
+        ids = [outbox.enqueue(cur, queue, {"kind": "test", "n": i}) for i in range(n)]
+        if not publish:
+            cur.after_commit.clear()
+        return ids
+
+    return transaction(work, connection=app)
 
 
 def _row(app, outbox_id):
@@ -153,10 +160,14 @@ def test_relay_sends_json_with_the_outbox_id_to_the_real_queue(app, aws_endpoint
 
     sqs = clients.client("sqs")
     url = resources.queue_url("merchant-webhooks")
-    [outbox_id] = transaction(
-        lambda cur: [outbox.enqueue(cur, "merchant-webhooks", {"event": "invoice.paid", "amount": "10.50"})],
-        connection=app,
-    )
+
+    def work(cur):
+        outbox_id = outbox.enqueue(cur, "merchant-webhooks", {"event": "invoice.paid", "amount": "10.50"})
+        cur.after_commit.clear()  # killed after COMMIT: the sweep must send it
+        return outbox_id
+
+    outbox_id = transaction(work, connection=app)
+    assert _row(app, outbox_id)["relayed_at"] is None
     assert outbox.relay(connection=app).relayed == 1
     got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=1)
     [message] = [m for m in got["Messages"] if m["MessageAttributes"]["outbox_id"]["StringValue"] == str(outbox_id)]
@@ -213,7 +224,14 @@ def test_the_scheduled_handler_relays_pending_rows(database_url, aws_endpoint):
     from functions.jobs import outbox_relay
     from ledgerline.aws import clients, resources
 
-    outbox_id = transaction(lambda cur: outbox.enqueue(cur, "merchant-webhooks", {"event": "handler-test"}))
+    def routine_insert(cur):  # as a SQL routine writes one: nobody publishes it but the sweep
+        cur.execute(
+            "INSERT INTO outbox (queue, payload) VALUES ('merchant-webhooks', '{\"event\": \"handler-test\"}') "
+            "RETURNING id"
+        )
+        return cur.fetchone()["id"]
+
+    outbox_id = transaction(routine_insert)
     result = outbox_relay.handler({"id": "evt-1", "detail-type": "Scheduled Event"}, None)
     assert result["relayed"] >= 1
     row = transaction(

@@ -9,6 +9,15 @@ marks what the queue accepted, in one transaction per batch.
 Delivery is at-least-once: a crash between the send and the commit re-sends the batch.
 Every message carries its row id in the ``outbox_id`` attribute so consumers can tell a
 duplicate.
+
+Latency: ``enqueue`` also asks the transaction to ``publish`` its rows right after COMMIT
+(``Cursor.after_commit``), so an event leaves within the request instead of waiting for
+the next run of the one-minute relay. That publish is best effort: the relay's schedule
+is the sweep that sends whatever a failed, skipped or killed publish left behind. Both
+claim rows with ``FOR UPDATE SKIP LOCKED`` and only rows still unrelayed, so a sweep
+racing a publish never sends a row twice (a crash after a send still can: at-least-once).
+Rows inserted by SQL (``INSERT INTO outbox`` in a routine) are published by whoever
+calls ``publish_after_commit`` with their ids, else by the sweep.
 """
 
 from __future__ import annotations
@@ -18,14 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledgerline.batches import drain
-from ledgerline.db import Cursor
+from ledgerline.db import Cursor, transaction
 from ledgerline.jsonutil import dumps
 from ledgerline.observability import logger
 
 MAX_PAYLOAD_BYTES = 256 * 1024  # what one SQS message may carry
 MAX_BACKOFF_SECONDS = 3600
 ERROR_TEXT_LIMIT = 1000
-KEEP_RELAYED_DAYS = 7  # relayed rows stay this long for an operator's questions, then go
 
 # (queue, [Outgoing]) → BatchResult; ``ledgerline.aws.queues.send_batch`` in production.
 Sender = Callable[[str, Sequence[Any]], Any]
@@ -59,7 +67,60 @@ def enqueue(cur: Cursor, queue: str, payload: Mapping[str, Any]) -> int:
             "send a reference to the data instead"
         )
     cur.execute("INSERT INTO outbox (queue, payload) VALUES (%s, %s::jsonb) RETURNING id", (queue, text))
-    return int(cur.fetchone()["id"])
+    outbox_id = int(cur.fetchone()["id"])
+    publish_after_commit(cur, [outbox_id])
+    return outbox_id
+
+
+class _Publication:
+    """The after-commit hook of one transaction: publish the rows it wrote, on its own
+    connection (a ``transaction`` may run on any connection factory)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.ids: list[int] = []
+
+    def __call__(self) -> None:
+        from ledgerline.config import settings
+
+        cfg = settings()
+        if cfg.local and not cfg.aws_endpoint_url:
+            return  # a laptop without the AWS stand-in has no queue to send to: the sweep will
+        result = publish(self.ids, connection=lambda: self.conn)
+        if result.failed:
+            logger.info("outbox publish left rows to the sweep", extra={"failed": result.failed})
+
+
+def publish_after_commit(cur: Cursor, ids: Sequence[int]) -> None:
+    """Publish the outbox rows ``ids`` once the cursor's transaction commits (nothing is
+    sent if it rolls back). A cursor outside ``transaction`` has no hooks: the sweep sends."""
+    hooks = getattr(cur, "after_commit", None)
+    if hooks is None or not ids:
+        return
+    for hook in hooks:
+        if isinstance(hook, _Publication):
+            hook.ids.extend(ids)
+            return
+    publication = _Publication(cur.connection)
+    publication.ids.extend(ids)
+    hooks.append(publication)
+
+
+def publish(
+    ids: Sequence[int], *, send: Sender | None = None, connection: Callable[[], Any] | None = None
+) -> RelayResult:
+    """Send the rows ``ids`` now, those still pending and not claimed by a relay (one
+    transaction). What fails waits for its backoff and the sweep, as in ``relay``."""
+    if send is None:
+        from ledgerline.aws.queues import send_batch
+
+        send = send_batch
+    sender = send
+    options: dict[str, Any] = {"attempts": 1}  # it sends outside the database: never twice
+    if connection is not None:
+        options["connection"] = connection
+    unique = sorted(set(ids))
+    return transaction(lambda cur: relay_batch(cur, sender, len(unique), ids=unique), **options)
 
 
 def relayed_queues() -> frozenset[str]:
@@ -71,19 +132,21 @@ def relayed_queues() -> frozenset[str]:
     return frozenset(q.name for q in QUEUES if q.name in granted)
 
 
-def relay_batch(cur: Cursor, send: Sender, batch: int = 100) -> RelayResult:
-    """Claim up to ``batch`` due rows, send them, and record the outcome (one transaction)."""
+def relay_batch(cur: Cursor, send: Sender, batch: int = 100, *, ids: Sequence[int] | None = None) -> RelayResult:
+    """Claim up to ``batch`` due rows (of ``ids`` if given), send them, and record the
+    outcome (one transaction). Rows another transaction holds are skipped, not awaited."""
     from ledgerline.aws.queues import Outgoing
 
     cur.execute(
         """
         SELECT id, queue, payload, attempts FROM outbox
          WHERE relayed_at IS NULL AND next_attempt_at <= now()
+           AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
          ORDER BY next_attempt_at, id
-         LIMIT %s
+         LIMIT %(batch)s
          FOR UPDATE SKIP LOCKED
         """,
-        (batch,),
+        {"ids": None if ids is None else list(ids), "batch": batch},
     )
     rows = cur.fetchall()
     result = RelayResult(batches=1 if rows else 0)
@@ -169,17 +232,17 @@ def relay(
     return total
 
 
-def purge_relayed(cur: Cursor, *, keep_days: int = KEEP_RELAYED_DAYS, limit: int = 10_000) -> int:
-    """Delete up to ``limit`` rows relayed more than ``keep_days`` ago; return how many.
-    (The database refuses to delete a pending row or one relayed less than a day ago.)"""
-    cur.execute(
-        """
-        DELETE FROM outbox WHERE id IN (
-          SELECT id FROM outbox WHERE relayed_at < now() - make_interval(days => %s) ORDER BY relayed_at LIMIT %s)
-        """,
-        (max(1, keep_days), limit),
-    )
-    return int(cur.rowcount)
+def purge_relayed(cur: Cursor, *, keep_days: int | None = None, limit: int = 10_000) -> int:
+    """Delete up to ``limit`` rows relayed more than ``keep_days`` ago (default: the
+    configured retention); return how many. It runs as the owner role, through the
+    SECURITY DEFINER ``outbox_purge_relayed``: the application role cannot delete outbox
+    rows, and the database keeps pending rows and rows relayed less than a day ago."""
+    if keep_days is None:
+        from ledgerline.config import settings
+
+        keep_days = settings().outbox_retention_days
+    cur.execute("SELECT outbox_purge_relayed(p_keep_days => %s, p_limit => %s) AS n", (max(1, keep_days), limit))
+    return int(cur.fetchone()["n"])
 
 
 def pending(cur: Cursor) -> dict[str, int]:
