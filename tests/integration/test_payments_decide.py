@@ -40,10 +40,10 @@ def test_a_webhook_without_an_amount_is_judged_by_the_gateway():
             gateway(amount="4999.99"),
             "the gateway reports 4999.99 NGN; the payment was created for 5000.00 NGN",
         ),
-        (webhook(), gateway(currency="USD"), "the gateway reports 5000.0000 USD"),
-        (webhook(amount="9000"), gateway(), "the webhook says 9000 NGN; the gateway reports 5000.0000 NGN"),
-        (webhook(currency="GHS"), gateway(), "the webhook says 5000 GHS"),
-        (webhook(), gateway(amount="6000"), "the gateway reports 6000 NGN"),  # an overpayment too
+        (webhook(), gateway(currency="USD"), "the gateway reports 5000.00 USD"),
+        (webhook(amount="9000"), gateway(), "the webhook says 9000.00 NGN; the gateway reports 5000.00 NGN"),
+        (webhook(currency="GHS"), gateway(), "the webhook says 5000.00 GHS"),
+        (webhook(), gateway(amount="6000"), "the gateway reports 6000.00 NGN"),  # an overpayment too
     ],
 )
 def test_any_disagreement_flags_the_payment(event, said, says):

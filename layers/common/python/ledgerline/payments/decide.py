@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from ledgerline.gateways.base import GatewayPayment, PaymentStatus, WebhookEvent
+from ledgerline.money import format_amount
 
 SUCCEEDED, FAILED, FLAGGED, RECORD = "succeeded", "failed", "flagged", "record"
 
@@ -64,4 +65,4 @@ def _money(amount: Decimal, currency: str | None) -> tuple[Decimal, str]:
 
 
 def _show(amount: Decimal, currency: str | None) -> str:
-    return f"{amount} {currency or '?'}"
+    return f"{format_amount(amount, currency.upper())} {currency.upper()}" if currency else f"{amount} ?"
