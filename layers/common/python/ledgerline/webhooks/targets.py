@@ -38,7 +38,7 @@ class Target:
     host: str  # as written (the Host header and TLS name)
     port: int
     path: str  # path and query
-    address: str  # the checked address the connection goes to
+    addresses: tuple[str, ...]  # the checked addresses, tried in order (as a resolver's answer)
 
 
 def parse(url: str, *, allow_private: bool) -> tuple[str, str, int, str]:
@@ -73,7 +73,7 @@ def refusal(address: Address) -> str | None:
         inner = address.ipv4_mapped or (ipaddress.IPv4Address(int(address) & 0xFFFFFFFF) if address in _NAT64 else None)
         if inner is not None:
             return refusal(inner)
-    for reason in ("private", "loopback", "link_local", "multicast", "reserved", "unspecified"):
+    for reason in ("loopback", "link_local", "multicast", "unspecified", "reserved", "private"):
         if getattr(address, f"is_{reason}"):
             return reason.replace("_", "-")
     if not address.is_global:  # shared address space (100.64/10), documentation ranges ...
@@ -105,7 +105,7 @@ def check(url: str, *, allow_private: bool) -> Target:
             why = refusal(address)
             if why is not None:
                 raise TargetRefused(f"the host {host} resolves to a {why} address ({address})")
-    return Target(scheme, host, port, path, str(addresses[0]))
+    return Target(scheme, host, port, path, tuple(str(a) for a in addresses))
 
 
 def check_for_registration(url: str, *, allow_private: bool) -> Target:
@@ -118,13 +118,24 @@ def check_for_registration(url: str, *, allow_private: bool) -> Target:
         ) from None
 
 
+def _connect(addresses: tuple[str, ...], port: int, timeout: float | None) -> socket.socket:
+    """A socket to the first checked address that answers (never a fresh lookup)."""
+    error: OSError | None = None
+    for address in addresses:
+        try:
+            return socket.create_connection((address, port), timeout)
+        except OSError as exc:
+            error = exc
+    raise error or OSError("no address to connect to")
+
+
 class _PinnedHTTPConnection(http.client.HTTPConnection):
     def __init__(self, target: Target, timeout: float) -> None:
         super().__init__(target.host, target.port, timeout=timeout)
-        self.address = target.address
+        self.addresses = target.addresses
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = _connect(self.addresses, self.port, self.timeout)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
@@ -132,10 +143,10 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
 
     def __init__(self, target: Target, timeout: float) -> None:
         super().__init__(target.host, target.port, timeout=timeout, context=ssl.create_default_context())
-        self.address = target.address
+        self.addresses = target.addresses
 
     def connect(self) -> None:
-        sock = socket.create_connection((self.address, self.port), self.timeout)
+        sock = _connect(self.addresses, self.port, self.timeout)
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
