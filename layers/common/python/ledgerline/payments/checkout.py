@@ -10,13 +10,18 @@ checkout is kept on the payment and handed out again by ``GET /v1/payments/{id}`
 
 from __future__ import annotations
 
+import time
 from typing import Any
+from uuid import UUID
 
 from ledgerline import errors
 from ledgerline.db import transaction
 from ledgerline.gateways.base import GatewayRefused, GatewayUnavailable
 from ledgerline.payments import store
 from ledgerline.payments.model import Payment
+
+# How long a run refused by its gateway waits for a racing run's checkout to be kept.
+RACE_WAIT_SECONDS = 3.0
 
 
 class GatewayDown(errors.DomainError):
@@ -55,6 +60,11 @@ def open_checkout(payment: Payment) -> Payment:
             headers={"Retry-After": "5"},
         ) from None
     except GatewayRefused as exc:
+        # A run racing this one may have opened it first (Paystack refuses a reference it
+        # has seen): its checkout is the one, once it is kept.
+        kept = _wait_for_checkout(request.payment_id)
+        if kept is not None:
+            return payment.with_checkout(kept)
         raise GatewayDeclined(
             f"{request.provider} refused to open a checkout for payment {payment.id}: {exc}; it stays pending"
         ) from None
@@ -62,3 +72,12 @@ def open_checkout(payment: Payment) -> Payment:
         lambda cur: store.save_checkout(cur, request.payment_id, opened.provider_id, opened.data)
     )
     return payment.with_checkout(kept)
+
+
+def _wait_for_checkout(payment_id: UUID, *, seconds: float = RACE_WAIT_SECONDS) -> dict[str, Any] | None:
+    deadline = time.monotonic() + seconds
+    while True:
+        request = transaction(lambda cur: store.checkout_request(cur, payment_id), read_only=True)
+        if request.checkout is not None or time.monotonic() >= deadline:
+            return request.checkout
+        time.sleep(0.1)
