@@ -245,3 +245,31 @@ def test_the_scheduled_handler_relays_pending_rows(database_url, aws_endpoint):
     assert len(mine) == 1
     for m in got.get("Messages", []):
         sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def test_the_purge_job_keeps_rows_for_the_configured_retention(app, outbox_db, monkeypatch):
+    from functions.jobs import outbox_purge
+    from ledgerline import config
+
+    ten_days, three_days, an_hour = _enqueue(app, 3)
+    outbox.relay(send=RecordingSender(), connection=app)
+    owner = db_connection.connect(outbox_db, autocommit=True)
+    with owner.cursor() as cur:
+        cur.execute("ALTER TABLE outbox DISABLE TRIGGER outbox_guard")
+        for row_id, age in ((ten_days, "10 days"), (three_days, "3 days"), (an_hour, "1 hour")):
+            cur.execute("UPDATE outbox SET relayed_at = now() - %s::interval WHERE id = %s", (age, row_id))
+        cur.execute("ALTER TABLE outbox ENABLE TRIGGER outbox_guard")
+    owner.close()
+    monkeypatch.setenv("LEDGERLINE_OUTBOX_RETENTION_DAYS", "2")
+    monkeypatch.setenv("LEDGERLINE_APP_DATABASE_URL", db_connection.with_user(outbox_db, db_connection.APP_ROLE))
+    config.settings.cache_clear()
+    db_connection.reset_urls()
+    try:
+        assert outbox_purge.handler({"id": "evt-purge"}, None) == {"purged": 2}
+    finally:
+        monkeypatch.undo()
+        config.settings.cache_clear()
+        db_connection.reset_urls()
+
+    assert _row(app, ten_days) is None and _row(app, three_days) is None
+    assert _row(app, an_hour) is not None

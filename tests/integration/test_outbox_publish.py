@@ -267,3 +267,20 @@ def test_message_body_is_the_payload(app, queue):
     assert message["MessageAttributes"]["outbox_id"]["StringValue"] == str(outbox_id)
     assert json.loads(message["Body"]) == {"delivery_id": "d-1", "n": 2}
     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_a_retried_transaction_publishes_only_what_its_committed_attempt_wrote(app, queue):
+    attempts = []
+
+    def work(cur):
+        outbox_id = outbox.enqueue(cur, QUEUE, {"attempt": len(attempts)})
+        attempts.append(outbox_id)
+        if len(attempts) == 1:  # a serialization failure: the whole work runs again
+            cur.execute("DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$")
+        return outbox_id
+
+    committed = transaction(work, connection=app)
+
+    assert len(attempts) == 2 and committed == attempts[1]
+    assert queue() == Counter({committed: 1})
+    assert _relayed_at(app, committed) is not None
