@@ -1,0 +1,343 @@
+"""Withdrawals end to end, through the local stack: POST /v1/withdrawals → an admin's
+approval → the outbox relay → the gateway-payouts queue (moto) → the payout worker
+(functions.jobs.payouts) → the fake gateway (the providers' real wire formats) → its
+signed payout webhook → POST /v1/webhooks/{provider} → the gateway-webhooks consumer →
+``settle_payout``. A payout paid and one that fails each leave the ledger balanced and
+the wallet right; a refused payout fails at once; an unavailable gateway leaves only its
+own message for a retry; the HTTP contract's refusals change nothing."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from functions.jobs import payouts
+from ledgerline import outbox
+from ledgerline.local import workers
+from ledgerline.local.gateway import LambdaContext
+
+PAYOUTS = "gateway-payouts"
+WEBHOOKS = "gateway-webhooks"
+DESTINATION = {"bank_code": "058", "account_number": "0123456789", "account_name": "Ada Obi"}
+PROVIDERS = [("paystack", "NGN", "1500.00"), ("stripe", "USD", "25.50"), ("flutterwave", "NGN", "1234.56")]
+
+
+class Fake:
+    """The fake gateway as these tests drive it (its control surface, in process)."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+
+    def misbehave(self, provider: str, **changes: Any) -> None:
+        self.server.misbehaviour[provider].update(changes)
+
+    def behave(self, provider: str | None = None) -> None:
+        from ledgerline.local.fake_gateway import Misbehaviour
+
+        for p in [provider] if provider else list(self.server.misbehaviour):
+            self.server.misbehaviour[p] = Misbehaviour()
+
+    def wait_for_delivery(self, provider: str, reference: str, timeout: float = 15.0) -> dict[str, Any]:
+        """The fake's payout webhook about ``reference``, once delivered to the API (it is
+        sent a moment after the payout is created, as the providers do)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for d in list(self.server.deliveries[provider]):
+                if f'"{reference}"' in d["webhook"]["body"] and d.get("delivered_status") is not None:
+                    return dict(d)
+            time.sleep(0.05)
+        raise AssertionError(f"no {provider} webhook about {reference} within {timeout}s")
+
+
+@pytest.fixture(scope="module")
+def fake_server(gateway, aws_endpoint):
+    """The fake gateway on a free port, delivering to this run's API; the adapters call it."""
+    from ledgerline import config
+    from ledgerline.local.fake_gateway import FakeGateway
+
+    server = FakeGateway(port=0, webhook_url=gateway.url).start()
+    saved = {k: os.environ.get(k) for k in ("LEDGERLINE_FAKE_GATEWAY_PORT", "LEDGERLINE_GATEWAY_RETRIES")}
+    os.environ["LEDGERLINE_FAKE_GATEWAY_PORT"] = str(server.port)
+    os.environ["LEDGERLINE_GATEWAY_RETRIES"] = "0"  # an outage is an outage at once
+    config.settings.cache_clear()
+    try:
+        yield server
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        config.settings.cache_clear()
+        server.stop()
+
+
+@pytest.fixture
+def fake(fake_server):
+    drain(PAYOUTS)
+    control = Fake(fake_server)
+    yield control
+    control.behave()
+
+
+def sqs():
+    from ledgerline.aws import clients
+
+    return clients.client("sqs")
+
+
+def queue_url(name: str) -> str:
+    from ledgerline.aws import resources
+
+    return resources.queue_url(name)
+
+
+def receive(name: str) -> list[dict[str, Any]]:
+    response = sqs().receive_message(
+        QueueUrl=queue_url(name), MaxNumberOfMessages=10, WaitTimeSeconds=0,
+        MessageSystemAttributeNames=["All"], MessageAttributeNames=["All"],
+    )  # fmt: skip
+    return response.get("Messages", [])
+
+
+def drain(name: str) -> None:
+    while messages := receive(name):
+        for m in messages:
+            sqs().delete_message(QueueUrl=queue_url(name), ReceiptHandle=m["ReceiptHandle"])
+
+
+def withdraw(client, account_id: str, amount: str, currency: str, provider: str | None = None, **extra: Any):
+    body = {"account_id": account_id, "amount": amount, "currency": currency, "destination": DESTINATION, **extra}
+    if provider:
+        body["provider"] = provider
+    return client.post("/v1/withdrawals", idempotency_key=True, json=body)
+
+
+def requested(client, account_id, amount, currency, provider=None) -> dict[str, Any]:
+    r = withdraw(client, account_id, amount, currency, provider)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def approve(admin, wid: str):
+    return admin.post(f"/v1/admin/withdrawals/{wid}/approve", idempotency_key=True)
+
+
+def balance(client, account_id: str) -> dict[str, Decimal]:
+    b = client.get(f"/v1/accounts/{account_id}").json()["balance"]
+    return {k: Decimal(b[k]["amount"]) for k in ("posted", "available")}
+
+
+def status(client, wid: str) -> str:
+    r = client.get(f"/v1/withdrawals/{wid}")
+    assert r.status_code == 200, r.text
+    return str(r.json()["status"])
+
+
+def ledger_ok(admin) -> None:
+    check = admin.get("/v1/admin/ledger/check").json()
+    assert check["ok"], check["findings"]
+
+
+def pay_out_and_settle(fake, provider: str, wid: str) -> None:
+    """What the workers do: relay the outbox, run the payout worker, wait for the fake's
+    payout webhook to reach the API, run the webhook consumer."""
+    outbox.relay(time_budget=10)
+    assert workers.deliver_pending(PAYOUTS) >= 1
+    fake.wait_for_delivery(provider, wid)
+    workers.deliver_pending(WEBHOOKS)
+
+
+def notices(owner_conn, wid: str) -> list[str]:
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT payload->>'type' FROM outbox WHERE queue = 'notifications' AND payload->>'withdrawal_id' = %s",
+                    (wid,))  # fmt: skip
+        return [r[0] for r in cur.fetchall()]
+
+
+@pytest.mark.parametrize(("provider", "currency", "amount"), PROVIDERS, ids=[p[0] for p in PROVIDERS])
+def test_a_withdrawal_approved_and_paid_out_leaves_the_ledger_balanced(
+    fake, admin, wallet, owner_conn, provider, currency, amount
+):
+    client, account = wallet(currency, "2000.00")
+    w = requested(client, account, amount, currency, provider)
+    assert w["status"] == "requested" and w["provider"] == provider
+    assert w["destination"] == {"bank_code": "058", "account_number": "****6789", "account_name": "Ada Obi"}
+    left = Decimal("2000.00") - Decimal(amount)
+    assert balance(client, account) == {"posted": Decimal("2000.00"), "available": left}
+
+    approved = approve(admin, w["id"])
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["status"] == "approved"
+    assert balance(client, account) == {"posted": left, "available": left}
+
+    pay_out_and_settle(fake, provider, w["id"])
+
+    paid = client.get(f"/v1/withdrawals/{w['id']}").json()
+    assert paid["status"] == "paid" and paid["payout_id"] and paid["settlement_transaction_id"]
+    assert balance(client, account) == {"posted": left, "available": left}
+    assert notices(owner_conn, w["id"]) == ["withdrawal.paid"]
+    ledger_ok(admin)
+
+
+@pytest.mark.parametrize(("provider", "currency", "amount"), PROVIDERS[:2], ids=[p[0] for p in PROVIDERS[:2]])
+def test_a_payout_that_fails_returns_the_money_to_the_wallet(
+    fake, admin, wallet, owner_conn, provider, currency, amount
+):
+    client, account = wallet(currency, "2000.00")
+    fake.misbehave(provider, payout="fail")
+    w = requested(client, account, amount, currency, provider)
+    assert approve(admin, w["id"]).status_code == 200
+
+    pay_out_and_settle(fake, provider, w["id"])
+
+    failed = client.get(f"/v1/withdrawals/{w['id']}").json()
+    assert failed["status"] == "failed" and failed["reversal_transaction_id"] and failed["reason"]
+    assert balance(client, account) == {"posted": Decimal("2000.00"), "available": Decimal("2000.00")}
+    assert notices(owner_conn, w["id"]) == ["withdrawal.failed"]
+    ledger_ok(admin)
+
+
+def test_a_refused_payout_fails_at_once_and_returns_the_money(fake, admin, wallet):
+    client, account = wallet("NGN", "500.00")
+    fake.misbehave("paystack", payout="refuse")
+    w = requested(client, account, "100.00", "NGN", "paystack")
+    assert approve(admin, w["id"]).status_code == 200
+
+    outbox.relay(time_budget=10)
+    workers.deliver_pending(PAYOUTS)
+
+    assert status(client, w["id"]) == "failed"
+    assert balance(client, account) == {"posted": Decimal("500.00"), "available": Decimal("500.00")}
+    ledger_ok(admin)
+
+
+def test_an_unavailable_gateway_fails_only_its_own_record_and_the_retry_pays(fake, admin, wallet):
+    fake.misbehave("stripe", payout="error")
+    client, usd = wallet("USD", "100.00")
+    _, ngn = wallet("NGN", "100.00", client=client)
+    down = requested(client, usd, "10.00", "USD", "stripe")
+    up = requested(client, ngn, "10.00", "NGN", "paystack")
+    for w in (down, up):
+        assert approve(admin, w["id"]).status_code == 200
+    outbox.relay(time_budget=10)
+    messages = receive(PAYOUTS)
+    assert len(messages) == 2
+
+    def invoke(batch: list[dict[str, Any]]) -> set[str]:
+        arn = f"arn:aws:sqs:eu-west-1:000000000000:ledgerline-{PAYOUTS}"
+        event = {"Records": [workers.record(m, queue_arn=arn, region="eu-west-1") for m in batch]}
+        result = payouts.handler(event, LambdaContext(function_name="payouts", aws_request_id=str(uuid.uuid4())))
+        return {f["itemIdentifier"] for f in result["batchItemFailures"]}
+
+    failed = invoke(messages)
+
+    [retried] = [m for m in messages if m["MessageId"] in failed]
+    assert '"' + down["id"] + '"' in retried["Body"]
+    assert (status(client, down["id"]), status(client, up["id"])) == ("approved", "approved")
+    fake.behave("stripe")
+    assert invoke([retried]) == set()
+    for m in messages:
+        sqs().delete_message(QueueUrl=queue_url(PAYOUTS), ReceiptHandle=m["ReceiptHandle"])
+    for provider, w in (("stripe", down), ("paystack", up)):
+        fake.wait_for_delivery(provider, w["id"])
+    workers.deliver_pending(WEBHOOKS)
+    assert (status(client, down["id"]), status(client, up["id"])) == ("paid", "paid")
+    ledger_ok(admin)
+
+
+def test_a_rejected_withdrawal_releases_the_hold(admin, wallet):
+    client, account = wallet("NGN", "300.00")
+    w = requested(client, account, "100.00", "NGN")
+
+    r = admin.post(f"/v1/admin/withdrawals/{w['id']}/reject", idempotency_key=True, json={"reason": "wrong bank"})
+
+    assert r.status_code == 200 and r.json()["status"] == "rejected" and r.json()["reason"] == "wrong bank"
+    assert balance(client, account) == {"posted": Decimal("300.00"), "available": Decimal("300.00")}
+    again = approve(admin, w["id"])
+    assert (again.status_code, again.json()["code"]) == (409, "invalid_state_transition")
+
+
+def test_replay_and_mismatch_of_the_same_key(wallet, owner_conn):
+    client, account = wallet("NGN", "300.00")
+    key = str(uuid.uuid4())
+    body = {"account_id": account, "amount": "10.00", "currency": "NGN", "destination": DESTINATION}
+    first = client.post("/v1/withdrawals", idempotency_key=key, json=body)
+    again = client.post("/v1/withdrawals", idempotency_key=key, json=body)
+    other = client.post("/v1/withdrawals", idempotency_key=key, json={**body, "amount": "11.00"})
+
+    assert first.status_code == 201
+    assert (again.status_code, again.text, again.headers.get("Idempotent-Replayed")) == (201, first.text, "true")
+    assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
+    assert balance(client, account)["available"] == Decimal("290.00")
+    assert client.post("/v1/withdrawals", json=body).json()["code"] == "idempotency_key_required"
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "code"),
+    [
+        ({"amount": "10.001"}, 422, "validation_error"),
+        ({"amount": 10}, 422, "validation_error"),
+        ({"currency": "USD"}, 422, "validation_error"),
+        ({"amount": "99999.00"}, 409, "insufficient_funds"),
+        ({"destination": {**DESTINATION, "account_number": "12"}}, 422, "validation_error"),
+        ({"destination": {"bank_code": "058", "account_name": "A"}}, 422, "validation_error"),
+        ({"provider": "paypal"}, 422, "validation_error"),
+        ({"extra": 1}, 422, "validation_error"),
+    ],
+)
+def test_bad_requests_are_refused_and_change_nothing(wallet, change, status, code):
+    client, account = wallet("NGN", "300.00")
+    body = {"account_id": account, "amount": "10.00", "currency": "NGN", "destination": DESTINATION, **change}
+    r = client.post("/v1/withdrawals", idempotency_key=True, json=body)
+
+    assert (r.status_code, r.json()["code"]) == (status, code), r.text
+    assert r.headers["Content-Type"].startswith("application/problem+json")
+    assert balance(client, account) == {"posted": Decimal("300.00"), "available": Decimal("300.00")}
+
+
+def test_another_users_withdrawal_and_wallet_are_not_found(wallet, person, admin):
+    alice, account = wallet("NGN", "300.00")
+    w = requested(alice, account, "10.00", "NGN")
+    mallory, _ = wallet("NGN", "300.00")
+
+    assert mallory.get(f"/v1/withdrawals/{w['id']}").status_code == 404
+    assert withdraw(mallory, account, "10.00", "NGN").json()["code"] == "not_found"
+    assert mallory.post(f"/v1/admin/withdrawals/{w['id']}/approve", idempotency_key=True).status_code == 403
+    assert alice.get(f"/v1/withdrawals/{w['id']}").json() == w
+    assert admin.get(f"/v1/withdrawals/{w['id']}").json() == w
+    assert balance(alice, account)["available"] == Decimal("290.00")
+
+
+def test_above_the_step_up_amount_the_otp_is_required(api, wallet, monkeypatch):
+    import pyotp
+
+    from ledgerline import config
+
+    monkeypatch.setenv("LEDGERLINE_WITHDRAWAL_STEP_UP", "50.00")
+    config.settings.cache_clear()
+    try:
+        client, account = wallet("NGN", "300.00")
+        refused = withdraw(client, account, "60.00", "NGN")
+        assert (refused.status_code, refused.json()["code"]) == (401, "otp_required")
+        setup = client.post("/v1/auth/otp/setup").json()
+        totp = pyotp.TOTP(setup["secret"])
+        assert client.post("/v1/auth/otp/verify", json={"otp": totp.now()}).status_code == 200
+        assert (
+            withdraw(client, account, "60.00", "NGN", otp="123456" if totp.now() != "123456" else "654321").json()[
+                "code"
+            ]
+            == "otp_required"
+        )
+        ok = withdraw(client, account, "60.00", "NGN", otp=setup["recovery_codes"][0])
+        assert ok.status_code == 201, ok.text
+        assert ok.json()["step_up"] == "otp"
+        assert balance(client, account)["available"] == Decimal("240.00")
+    finally:
+        monkeypatch.undo()
+        config.settings.cache_clear()
