@@ -9,9 +9,11 @@ are unique per test), ``reset()`` empties them.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -32,7 +34,7 @@ class FakeGatewayControl:
     def _call(self, method: str, path: str, **kw: Any) -> Any:
         r = self._http.request(method, self.url + path, timeout=60, **kw)
         assert r.status_code == 200, f"{method} {path}: {r.status_code} {r.text}"
-        return r.json()
+        return json.loads(r.text, parse_float=Decimal)  # the providers' amounts, exactly
 
     @property
     def webhook_url(self) -> str:

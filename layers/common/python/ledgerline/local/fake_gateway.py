@@ -108,12 +108,12 @@ class Misbehaviour:
     payout: str | None = None  # "fail" (accepted, then fails) | "refuse" (400) | "error" (500) | "slow" | "hold"
     unavailable: int = 0  # the next N API calls answer 503
     rate_limited: int = 0  # the next N API calls answer 429
-    slow_seconds: float = 5.0
+    slow_seconds: Decimal = Decimal(5)
     # ... and the webhooks it sends:
     duplicates: int = 0  # each webhook is delivered 1 + N times
     signature: str = "valid"  # "invalid": signed with a wrong key; "stale": Stripe t 10 minutes old
     flutterwave_scheme: str = "signature"  # "signature" | "verif-hash" | "both"
-    webhook_delay_seconds: float = 0.2  # before a payout's outcome is delivered
+    webhook_delay_seconds: Decimal = Decimal("0.2")  # before a payout's outcome is delivered
 
     CHOICES = {
         "verify": (None, "fail", "slow", "wrong_amount", "pending", "not_found"),
@@ -134,8 +134,8 @@ class Misbehaviour:
             if name in counts and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
                 raise ValueError(f"{name} must be a count >= 0")
             if name in ("slow_seconds", "webhook_delay_seconds"):
-                value = float(value)
-                if value < 0:
+                value = Decimal(str(value))  # JSON-safe (the fake writes no floats)
+                if not value.is_finite() or value < 0:
                     raise ValueError(f"{name} must be >= 0")
             setattr(self, name, value)
 
@@ -388,7 +388,7 @@ class FakeGateway:
             return Misbehaviour(**{k: v for k, v in asdict(self.misbehaviour[provider]).items()})
 
     def slow(self, provider: str) -> None:
-        time.sleep(self.misbehaving(provider).slow_seconds)
+        time.sleep(float(self.misbehaving(provider).slow_seconds))
 
     # ------------------------------------------------------------------ books
 
@@ -551,7 +551,7 @@ class FakeGateway:
             self.transfers[(provider, reference)] = transfer
         if bad.payout != "hold":
             outcome = "failed" if bad.payout == "fail" else "success"
-            self.later(bad.webhook_delay_seconds, lambda: self.settle(provider, reference, outcome))
+            self.later(float(bad.webhook_delay_seconds), lambda: self.settle(provider, reference, outcome))
         return transfer
 
     def settle(self, provider: str, reference: str, status: str, reason: str | None = None) -> dict[str, Any]:
