@@ -20,6 +20,7 @@ from functions.jobs import payouts
 from ledgerline import outbox
 from ledgerline.local import workers
 from ledgerline.local.gateway import LambdaContext
+from ledgerline.notifications import read_mailbox
 
 PAYOUTS = "gateway-payouts"
 WEBHOOKS = "gateway-webhooks"
@@ -183,6 +184,11 @@ def test_a_withdrawal_approved_and_paid_out_leaves_the_ledger_balanced(
     assert balance(client, account) == {"posted": left, "available": left}
     assert notices(owner_conn, w["id"]) == ["withdrawal.paid"]
     ledger_ok(admin)
+    outbox.relay(time_budget=10)
+    workers.deliver_pending("notifications")
+    [mail] = [m for m in read_mailbox() if m["payload"].get("withdrawal_id") == w["id"]]
+    assert mail["type"] == "withdrawal.paid" and mail["subject"] == "Your withdrawal was paid"
+    assert "6789" in mail["text"] and DESTINATION["account_number"] not in mail["text"]
 
 
 @pytest.mark.parametrize(("provider", "currency", "amount"), PROVIDERS[:2], ids=[p[0] for p in PROVIDERS[:2]])

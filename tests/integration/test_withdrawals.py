@@ -127,6 +127,16 @@ def audits(wid, action):
     return one("SELECT count(*) AS n FROM audit_log WHERE resource_id = %s AND action = %s", str(wid), action)["n"]
 
 
+def trail(wid):
+    """Every audit row about the withdrawal, oldest first: one per action."""
+
+    def read(cur):
+        cur.execute("SELECT action FROM audit_log WHERE resource_id = %s ORDER BY occurred_at, id", (str(wid),))
+        return [r["action"] for r in cur.fetchall()]
+
+    return transaction(read)
+
+
 def outbox(wid, queue):
     def read(cur):
         cur.execute("SELECT payload FROM outbox WHERE queue = %s AND payload->>'withdrawal_id' = %s", (queue, str(wid)))
@@ -273,6 +283,7 @@ def test_rejection_releases_the_hold_and_tells_the_user(database_url, admin_id):
     assert NUMBER not in str(notice) and "6789" in notice["message"]
     assert audits(w["id"], "withdrawal.rejected") == 1
     assert outbox(w["id"], "gateway-payouts") == []
+    assert trail(w["id"]) == ["withdrawal.requested", "withdrawal.rejected"]
 
 
 @pytest.mark.parametrize(
@@ -408,7 +419,7 @@ def test_a_paid_payout_moves_clearing_to_external_funding(database_url, admin_id
     assert legs == ["external_funding:100.0000", "payout_clearing:-100.0000"]
     assert balance(wallet.id) == {"posted": Decimal("400"), "held": Decimal("0")}
     assert [n["type"] for n in outbox(w["id"], "notifications")] == ["withdrawal.paid"]
-    assert audits(w["id"], "withdrawal.paid") == 1
+    assert trail(w["id"]) == ["withdrawal.requested", "withdrawal.approved", "withdrawal.paid"]
     no_findings()
 
 
@@ -426,7 +437,7 @@ def test_a_failed_payout_returns_the_money_with_a_reversal(database_url, admin_i
     assert balance(wallet.id) == {"posted": Decimal("500"), "held": Decimal("0")}
     assert clearing_total() - clearing == Decimal("-100")
     assert [n["type"] for n in outbox(w["id"], "notifications")] == ["withdrawal.failed"]
-    assert audits(w["id"], "withdrawal.failed") == 1
+    assert trail(w["id"]) == ["withdrawal.requested", "withdrawal.approved", "withdrawal.failed"]
     no_findings()
 
 
