@@ -84,7 +84,7 @@ def refusal(address: Address) -> str | None:
 def resolve(host: str, port: int) -> list[Address]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+    except (OSError, UnicodeError, ValueError) as exc:
         raise TargetRefused(f"the host {host} does not resolve ({exc})") from None
     seen: dict[str, Address] = {}
     for info in infos:
