@@ -274,6 +274,9 @@ class FakeGateway:
         self._server.fake = self  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
         self._timers: list[threading.Timer] = []
+        # Ids never repeat, not even across a reset or another fake in the same test run:
+        # consumers deduplicate Paystack and Flutterwave events on them.
+        self._serial = 1_000_000_000 + secrets.randbelow(8_000_000_000)
         self.reset()
 
     # ------------------------------------------------------------------ life
@@ -301,7 +304,7 @@ class FakeGateway:
         self._server.server_close()
 
     def reset(self) -> None:
-        """Empty books and logs, no misbehaviour."""
+        """Empty books and logs, no misbehaviour (ids go on from where they were)."""
         with self._lock:
             for timer in getattr(self, "_timers", []):
                 timer.cancel()
@@ -313,7 +316,6 @@ class FakeGateway:
             self.misbehaviour = {p: Misbehaviour() for p in PROVIDERS}
             self.requests: dict[str, list[str]] = {p: [] for p in PROVIDERS}
             self.deliveries: dict[str, list[dict[str, Any]]] = {p: [] for p in PROVIDERS}
-            self._serial = int(time.time()) % 1_000_000 * 1000
 
     def next_id(self) -> int:
         with self._lock:
