@@ -284,3 +284,29 @@ def test_a_retried_transaction_publishes_only_what_its_committed_attempt_wrote(a
     assert len(attempts) == 2 and committed == attempts[1]
     assert queue() == Counter({committed: 1})
     assert _relayed_at(app, committed) is not None
+
+
+def test_rows_a_single_sql_statement_wrote_are_published_fresh(app, queue, publish_db):
+    def routine(cur):  # what money_call does: INSERT INTO outbox inside one statement
+        cur.execute(
+            "INSERT INTO outbox (queue, payload) VALUES (%s, %s), (%s, %s) RETURNING id",
+            (QUEUE, {"from": "sql"}, QUEUE, {"from": "sql"}),
+        )
+        return [r["id"] for r in cur.fetchall()]
+
+    stale = transaction(routine, connection=app)
+    owner = db_connection.connect(publish_db, autocommit=True)
+    with owner.cursor() as cur:  # written long ago: the sweep's, not a fresh publish's
+        cur.execute("ALTER TABLE outbox DISABLE TRIGGER outbox_guard")
+        cur.execute("UPDATE outbox SET created_at = now() - interval '1 hour' WHERE id = ANY(%s)", (stale,))
+        cur.execute("ALTER TABLE outbox ENABLE TRIGGER outbox_guard")
+    owner.close()
+    fresh = transaction(routine, connection=app)
+
+    result = outbox.publish_fresh(connection=app)
+
+    assert result.relayed == 2
+    assert queue() == Counter(dict.fromkeys(fresh, 1))
+    assert all(_relayed_at(app, i) is None for i in stale)
+    assert outbox.relay(connection=app).relayed == 2
+    assert queue() == Counter(dict.fromkeys(stale, 1))

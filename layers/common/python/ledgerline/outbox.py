@@ -123,6 +123,28 @@ def publish(
     return transaction(lambda cur: relay_batch(cur, sender, len(unique), ids=unique), **options)
 
 
+def publish_fresh(
+    *,
+    within_seconds: float = 30.0,
+    limit: int = 100,
+    send: Sender | None = None,
+    connection: Callable[[], Any] | None = None,
+) -> RelayResult:
+    """Publish the pending rows written in the last ``within_seconds``: for work whose rows
+    SQL inserted with no Python transaction around it (a money route's one ``money_call``
+    statement), called right after it returns. It may send another request's fresh rows
+    too: a small, early sweep, which ``SKIP LOCKED`` keeps from sending any row twice."""
+    if send is None:
+        from ledgerline.aws.queues import send_batch
+
+        send = send_batch
+    sender = send
+    options: dict[str, Any] = {"attempts": 1}
+    if connection is not None:
+        options["connection"] = connection
+    return transaction(lambda cur: relay_batch(cur, sender, limit, fresh_seconds=within_seconds), **options)
+
+
 def relayed_queues() -> frozenset[str]:
     """The queues the relay may send to in AWS: those its schedule holds a send grant for
     (the grant is what its role is built from; a row without it would fail only there)."""
@@ -132,9 +154,17 @@ def relayed_queues() -> frozenset[str]:
     return frozenset(q.name for q in QUEUES if q.name in granted)
 
 
-def relay_batch(cur: Cursor, send: Sender, batch: int = 100, *, ids: Sequence[int] | None = None) -> RelayResult:
-    """Claim up to ``batch`` due rows (of ``ids`` if given), send them, and record the
-    outcome (one transaction). Rows another transaction holds are skipped, not awaited."""
+def relay_batch(
+    cur: Cursor,
+    send: Sender,
+    batch: int = 100,
+    *,
+    ids: Sequence[int] | None = None,
+    fresh_seconds: float | None = None,
+) -> RelayResult:
+    """Claim up to ``batch`` due rows (of ``ids``, or written in the last ``fresh_seconds``,
+    if given), send them, and record the outcome (one transaction). Rows another
+    transaction holds are skipped, not awaited."""
     from ledgerline.aws.queues import Outgoing
 
     cur.execute(
@@ -142,11 +172,12 @@ def relay_batch(cur: Cursor, send: Sender, batch: int = 100, *, ids: Sequence[in
         SELECT id, queue, payload, attempts FROM outbox
          WHERE relayed_at IS NULL AND next_attempt_at <= now()
            AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
+           AND (%(fresh)s::float8 IS NULL OR created_at >= clock_timestamp() - make_interval(secs => %(fresh)s))
          ORDER BY next_attempt_at, id
          LIMIT %(batch)s
          FOR UPDATE SKIP LOCKED
         """,
-        {"ids": None if ids is None else list(ids), "batch": batch},
+        {"ids": None if ids is None else list(ids), "fresh": fresh_seconds, "batch": batch},
     )
     rows = cur.fetchall()
     result = RelayResult(batches=1 if rows else 0)
