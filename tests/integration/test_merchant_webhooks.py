@@ -298,3 +298,26 @@ def test_the_application_role_cannot_rewrite_the_log(merchant, receiver, app_con
         ):
             with pytest.raises(psycopg2.errors.InsufficientPrivilege):
                 cur.execute(sql, (endpoint.id,) if "%s" in sql else None)
+
+
+def test_key_rotation_re_encrypts_secrets_and_deliveries_still_verify(merchant, receiver):
+    from ledgerline.crypto.columns import ENCRYPTED_COLUMNS
+    from ledgerline.crypto.rotation import rotate
+
+    column = next(c for c in ENCRYPTED_COLUMNS if (c.table, c.column) == ("webhook_endpoints", "secret_ciphertext"))
+    server = receiver()
+    endpoint = _register(merchant, server.url)
+
+    def sealed(cur):
+        cur.execute("SELECT secret_ciphertext FROM webhook_endpoints WHERE id = %s", (endpoint.id,))
+        return bytes(cur.fetchone()["secret_ciphertext"])
+
+    before = transaction(sealed)
+    report = rotate(columns=[column], settle_seconds=0)
+
+    assert report.status == "completed"
+    assert transaction(sealed) != before
+    _emit(merchant)
+    workers.deliver_pending("merchant-webhooks")
+    [request] = server.requests
+    signing.verify(request["headers"][signing.HEADER], request["body"], endpoint.secret)

@@ -73,7 +73,8 @@ CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, cre
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON webhook_event_types FROM ledgerline_app;
 REVOKE UPDATE, DELETE, TRUNCATE ON webhook_endpoints, webhook_events, webhook_deliveries, webhook_delivery_attempts
   FROM ledgerline_app;
-GRANT UPDATE (deleted_at) ON webhook_endpoints TO ledgerline_app;
+-- The secret column: key rotation (ledgerline.crypto.rotation) re-encrypts it as the application.
+GRANT UPDATE (deleted_at, secret_ciphertext) ON webhook_endpoints TO ledgerline_app;
 GRANT UPDATE (status, attempts, updated_at) ON webhook_deliveries TO ledgerline_app;
 
 -- The purge deletes through outbox_purge_relayed (the owner's rights) only.
