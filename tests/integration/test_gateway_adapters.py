@@ -537,6 +537,17 @@ def test_a_lying_verify_reports_one_minor_unit_less(fake, provider):
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_answer_no_adapter_can_read_is_unavailable_not_a_refusal(fake, provider):
+    # A proxy's page with a 200 in place of the provider's JSON: retry later, never "refused"
+    # (a refusal could be taken for the payment's failure).
+    reference = ref()
+    fake.pay(provider, reference, "10.00", CURRENCY[provider], deliver=False)
+    fake.misbehave(provider, verify="garbage")
+    with pytest.raises(GatewayUnavailable, match="cannot read"):
+        gateway(provider).verify_payment(reference)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
 def test_duplicate_deliveries_are_the_same_event(fake, to_sink, provider):
     fake.misbehave(provider, duplicates=2)
     reference = ref()

@@ -23,8 +23,8 @@ from ledgerline.gateways.base import (
     PayoutStatus,
     WebhookEvent,
 )
-from ledgerline.gateways.http import HttpClient, parse_json
-from ledgerline.money import minor_units
+from ledgerline.gateways.http import HttpClient, parse_json, reading
+from ledgerline.money import minor_units, to_minor
 
 _PAYMENT_STATUS = {
     "successful": PaymentStatus.SUCCEEDED,
@@ -95,20 +95,23 @@ class Flutterwave:
     def initialize_payment(
         self, *, reference: str, amount: Decimal, currency: str, email: str, idempotency_key: str
     ) -> Checkout:
-        data = self._data(
-            self._http.post_json(
-                "/v3/payments",
-                {"tx_ref": reference, "amount": amount, "currency": currency, "customer": {"email": email}},
-            ).body
-        )
-        return Checkout(reference=reference, provider_id=None, data={"link": data["link"]})
+        to_minor(amount, currency)  # major units on the wire, but never finer than the currency
+        with reading(self.provider, "initialize"):
+            data = self._data(
+                self._http.post_json(
+                    "/v3/payments",
+                    {"tx_ref": reference, "amount": amount, "currency": currency, "customer": {"email": email}},
+                ).body
+            )
+            return Checkout(reference=reference, provider_id=None, data={"link": data["link"]})
 
     def verify_payment(self, reference: str, provider_id: str | None = None) -> GatewayPayment:
         if provider_id:
             body = self._http.get(f"/v3/transactions/{quote(provider_id, safe='')}/verify").body
         else:
             body = self._http.get("/v3/transactions/verify_by_reference", {"tx_ref": reference}).body
-        payment = self._payment(self._data(body))
+        with reading(self.provider, "verify"):
+            payment = self._payment(self._data(body))
         if payment.reference != reference:
             raise GatewayRefused(
                 f"flutterwave: transaction {provider_id} belongs to another reference", code="mismatch"
@@ -118,10 +121,11 @@ class Flutterwave:
     def list_payments(self, day: date, cursor: str | None = None) -> Page:
         page = int(cursor or 1)
         answer = self._http.get("/v3/transactions", {"from": day.isoformat(), "to": day.isoformat(), "page": page}).body
-        items = [self._payment(t) for t in self._data(answer)]
-        info = (answer.get("meta") or {}).get("page_info") or {}
-        more = page < int(info.get("total_pages") or 0)
-        return Page(items=items, next_cursor=str(page + 1) if more else None)
+        with reading(self.provider, "list"):
+            items = [self._payment(t) for t in self._data(answer)]
+            info = (answer.get("meta") or {}).get("page_info") or {}
+            more = page < int(info.get("total_pages") or 0)
+            return Page(items=items, next_cursor=str(page + 1) if more else None)
 
     def _payment(self, data: Mapping[str, Any]) -> GatewayPayment:
         currency = str(data["currency"]).upper()
@@ -148,37 +152,40 @@ class Flutterwave:
         account_name: str,
         narration: str,
     ) -> Payout:
-        data = self._data(
-            self._http.post_json(
-                "/v3/transfers",
-                {
-                    "account_bank": bank_code,
-                    "account_number": account_number,
-                    "amount": amount,
-                    "currency": currency,
-                    "debit_currency": currency,
-                    "narration": narration,
-                    "reference": reference,
-                    "beneficiary_name": account_name,
-                },
-            ).body
-        )
-        return Payout(
-            reference=str(data["reference"]),
-            provider_id=str(data["id"]),
-            status=_PAYOUT_STATUS.get(str(data.get("status")).upper(), PayoutStatus.PENDING),  # NEW, PENDING
-            reason=data.get("complete_message") or None,
-        )
+        to_minor(amount, currency)
+        with reading(self.provider, "payout"):
+            data = self._data(
+                self._http.post_json(
+                    "/v3/transfers",
+                    {
+                        "account_bank": bank_code,
+                        "account_number": account_number,
+                        "amount": amount,
+                        "currency": currency,
+                        "debit_currency": currency,
+                        "narration": narration,
+                        "reference": reference,
+                        "beneficiary_name": account_name,
+                    },
+                ).body
+            )
+            return Payout(
+                reference=str(data["reference"]),
+                provider_id=str(data["id"]),
+                status=_PAYOUT_STATUS.get(str(data.get("status")).upper(), PayoutStatus.PENDING),  # NEW, PENDING
+                reason=data.get("complete_message") or None,
+            )
 
     def resolve_account(self, bank_code: str, account_number: str) -> BankAccount:
-        data = self._data(
-            self._http.post_json(
-                "/v3/accounts/resolve", {"account_number": account_number, "account_bank": bank_code}
-            ).body
-        )
-        return BankAccount(
-            bank_code=bank_code, account_number=str(data["account_number"]), account_name=str(data["account_name"])
-        )
+        with reading(self.provider, "resolve"):
+            data = self._data(
+                self._http.post_json(
+                    "/v3/accounts/resolve", {"account_number": account_number, "account_bank": bank_code}
+                ).body
+            )
+            return BankAccount(
+                bank_code=bank_code, account_number=str(data["account_number"]), account_name=str(data["account_name"])
+            )
 
     # ------------------------------------------------------------------ webhooks
 
@@ -222,7 +229,10 @@ class Flutterwave:
 
     @staticmethod
     def _data(body: Any) -> Any:
+        """The envelope's data; ``status: "error"`` is the provider saying no, anything else
+        that is not the envelope is an answer we cannot read (ValueError, see ``reading``)."""
+        if isinstance(body, dict) and body.get("status") in ("error", "failed"):
+            raise GatewayRefused(f"flutterwave: {body.get('message') or 'refused'}")
         if not isinstance(body, dict) or body.get("status") != "success" or "data" not in body:
-            message = body.get("message") if isinstance(body, dict) else None
-            raise GatewayRefused(f"flutterwave: unexpected answer: {message or 'no data'}")
+            raise ValueError("not a Flutterwave envelope")
         return body["data"]

@@ -14,7 +14,8 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -135,6 +136,19 @@ class HttpClient:
             return min(retry_after, MAX_RETRY_AFTER_SECONDS)
         # Full jitter: callers that failed together do not come back together.
         return random.uniform(0, min(MAX_BACKOFF_SECONDS, self.backoff * 2 ** (attempt - 1)))  # noqa: S311
+
+
+@contextmanager
+def reading(provider: str, what: str) -> Iterator[None]:
+    """Around reading a provider's 2xx answer: one this adapter cannot read (a field missing
+    or of another type, a proxy's page in place of JSON) is GatewayUnavailable, so it is
+    retried and, if it persists, dead-lettered and alarmed on; never taken for a refusal."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
+        raise GatewayUnavailable(
+            f"{provider} {what}: an answer this adapter cannot read ({type(exc).__name__})"
+        ) from exc
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

@@ -22,7 +22,7 @@ from ledgerline.gateways.base import (
     PayoutStatus,
     WebhookEvent,
 )
-from ledgerline.gateways.http import HttpClient, parse_json
+from ledgerline.gateways.http import HttpClient, parse_json, reading
 from ledgerline.money import from_minor, to_minor
 
 PAGE_SIZE = 50
@@ -78,25 +78,27 @@ class Paystack:
     ) -> Checkout:
         # Paystack has no idempotency header: the reference is the key. A reference used
         # before is refused (400 duplicate_reference): never a second payment.
-        data = self._data(
-            self._http.post_json(
-                "/transaction/initialize",
-                {"email": email, "amount": to_minor(amount, currency), "currency": currency, "reference": reference},
-            ).body
-        )
-        return Checkout(
-            reference=str(data["reference"]),
-            provider_id=str(data["access_code"]),
-            data={
-                "authorization_url": data["authorization_url"],
-                "access_code": data["access_code"],
-                "reference": data["reference"],
-            },
-        )
+        units = to_minor(amount, currency)
+        with reading(self.provider, "initialize"):
+            data = self._data(
+                self._http.post_json(
+                    "/transaction/initialize",
+                    {"email": email, "amount": units, "currency": currency, "reference": reference},
+                ).body
+            )
+            return Checkout(
+                reference=str(data["reference"]),
+                provider_id=str(data["access_code"]),
+                data={
+                    "authorization_url": data["authorization_url"],
+                    "access_code": data["access_code"],
+                    "reference": data["reference"],
+                },
+            )
 
     def verify_payment(self, reference: str, provider_id: str | None = None) -> GatewayPayment:
-        data = self._data(self._http.get(f"/transaction/verify/{quote(reference, safe='')}").body)
-        return self._payment(data)
+        with reading(self.provider, "verify"):
+            return self._payment(self._data(self._http.get(f"/transaction/verify/{quote(reference, safe='')}").body))
 
     def list_payments(self, day: date, cursor: str | None = None) -> Page:
         page = int(cursor or 1)
@@ -109,10 +111,10 @@ class Paystack:
                 "perPage": PAGE_SIZE,
             },
         ).body
-        items = [self._payment(t) for t in self._data(answer)]
-        meta = answer.get("meta") or {}
-        more = page < int(meta.get("pageCount") or 0)
-        return Page(items=items, next_cursor=str(page + 1) if more else None)
+        with reading(self.provider, "list"):
+            items = [self._payment(t) for t in self._data(answer)]
+            more = page < int((answer.get("meta") or {}).get("pageCount") or 0)
+            return Page(items=items, next_cursor=str(page + 1) if more else None)
 
     def _payment(self, data: Mapping[str, Any]) -> GatewayPayment:
         currency = str(data["currency"]).upper()
@@ -142,45 +144,48 @@ class Paystack:
     ) -> Payout:
         # A recipient per account (Paystack answers the existing one for the same account),
         # then the transfer, whose reference is its idempotency key.
-        recipient = self._data(
-            self._http.post_json(
-                "/transferrecipient",
-                {
-                    "type": "nuban",
-                    "name": account_name,
-                    "account_number": account_number,
-                    "bank_code": bank_code,
-                    "currency": currency,
-                },
-            ).body
-        )
-        data = self._data(
-            self._http.post_json(
-                "/transfer",
-                {
-                    "source": "balance",
-                    "amount": to_minor(amount, currency),
-                    "recipient": recipient["recipient_code"],
-                    "reference": reference,
-                    "reason": narration,
-                    "currency": currency,
-                },
-            ).body
-        )
-        return Payout(
-            reference=str(data["reference"]),
-            provider_id=str(data["transfer_code"]),
-            status=_PAYOUT_STATUS.get(str(data.get("status")), PayoutStatus.PENDING),
-            reason=data.get("failures") or data.get("gateway_response"),
-        )
+        units = to_minor(amount, currency)
+        with reading(self.provider, "payout"):
+            recipient = self._data(
+                self._http.post_json(
+                    "/transferrecipient",
+                    {
+                        "type": "nuban",
+                        "name": account_name,
+                        "account_number": account_number,
+                        "bank_code": bank_code,
+                        "currency": currency,
+                    },
+                ).body
+            )
+            data = self._data(
+                self._http.post_json(
+                    "/transfer",
+                    {
+                        "source": "balance",
+                        "amount": units,
+                        "recipient": recipient["recipient_code"],
+                        "reference": reference,
+                        "reason": narration,
+                        "currency": currency,
+                    },
+                ).body
+            )
+            return Payout(
+                reference=str(data["reference"]),
+                provider_id=str(data["transfer_code"]),
+                status=_PAYOUT_STATUS.get(str(data.get("status")), PayoutStatus.PENDING),
+                reason=data.get("failures") or data.get("gateway_response"),
+            )
 
     def resolve_account(self, bank_code: str, account_number: str) -> BankAccount:
-        data = self._data(
-            self._http.get("/bank/resolve", {"account_number": account_number, "bank_code": bank_code}).body
-        )
-        return BankAccount(
-            bank_code=bank_code, account_number=str(data["account_number"]), account_name=str(data["account_name"])
-        )
+        with reading(self.provider, "resolve"):
+            data = self._data(
+                self._http.get("/bank/resolve", {"account_number": account_number, "bank_code": bank_code}).body
+            )
+            return BankAccount(
+                bank_code=bank_code, account_number=str(data["account_number"]), account_name=str(data["account_name"])
+            )
 
     # ------------------------------------------------------------------ webhooks
 
@@ -221,7 +226,10 @@ class Paystack:
 
     @staticmethod
     def _data(body: Any) -> Any:
+        """The envelope's data; ``status: false`` is the provider saying no, anything else
+        that is not the envelope is an answer we cannot read (ValueError, see ``reading``)."""
+        if isinstance(body, dict) and body.get("status") is False:
+            raise GatewayRefused(f"paystack: {body.get('message') or 'refused'}", code=body.get("code"))
         if not isinstance(body, dict) or body.get("status") is not True or "data" not in body:
-            message = body.get("message") if isinstance(body, dict) else None
-            raise GatewayRefused(f"paystack: unexpected answer: {message or 'no data'}")
+            raise ValueError("not a Paystack envelope")
         return body["data"]

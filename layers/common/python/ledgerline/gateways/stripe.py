@@ -26,7 +26,7 @@ from ledgerline.gateways.base import (
     PayoutStatus,
     WebhookEvent,
 )
-from ledgerline.gateways.http import HttpClient, parse_json
+from ledgerline.gateways.http import HttpClient, parse_json, reading
 from ledgerline.money import from_minor, to_minor
 
 PAGE_SIZE = 100  # Stripe's maximum
@@ -101,11 +101,12 @@ class Stripe:
             },
             headers={"Idempotency-Key": f"topup-{idempotency_key}"},
         ).body
-        return Checkout(
-            reference=reference,
-            provider_id=str(intent["id"]),
-            data={"payment_intent_id": intent["id"], "client_secret": intent["client_secret"]},
-        )
+        with reading(self.provider, "initialize"):
+            return Checkout(
+                reference=reference,
+                provider_id=str(intent["id"]),
+                data={"payment_intent_id": intent["id"], "client_secret": intent["client_secret"]},
+            )
 
     def verify_payment(self, reference: str, provider_id: str | None = None) -> GatewayPayment:
         if provider_id:
@@ -120,13 +121,15 @@ class Stripe:
                     "expand[]": "data.latest_charge.balance_transaction",
                 },
             ).body
-            matches = found.get("data") or []
+            with reading(self.provider, "search"):
+                matches = list(found["data"])
             if not matches:
                 raise GatewayRefused(
                     f"stripe: no PaymentIntent has reference {reference!r}", status=404, code="not_found"
                 )
             intent = matches[0]
-        payment = self._payment(intent)
+        with reading(self.provider, "verify"):
+            payment = self._payment(intent)
         if payment.reference != reference:
             raise GatewayRefused(f"stripe: PaymentIntent {provider_id} belongs to another reference", code="mismatch")
         return payment
@@ -144,10 +147,11 @@ class Stripe:
                 "expand[]": "data.latest_charge.balance_transaction",
             },
         ).body
-        intents = answer.get("data") or []
-        items = [self._payment(i) for i in intents]
-        more = bool(answer.get("has_more")) and bool(intents)
-        return Page(items=items, next_cursor=str(intents[-1]["id"]) if more else None)
+        with reading(self.provider, "list"):
+            intents = list(answer["data"])
+            items = [self._payment(i) for i in intents]
+            more = bool(answer.get("has_more")) and bool(intents)
+            return Page(items=items, next_cursor=str(intents[-1]["id"]) if more else None)
 
     def _payment(self, intent: Mapping[str, Any]) -> GatewayPayment:
         currency = str(intent["currency"]).upper()
@@ -203,12 +207,13 @@ class Stripe:
             },
             headers={"Idempotency-Key": f"payout-{reference}"},
         ).body
-        return Payout(
-            reference=reference,
-            provider_id=str(payout["id"]),
-            status=_PAYOUT_STATUS.get(str(payout.get("status")), PayoutStatus.PENDING),
-            reason=payout.get("failure_message"),
-        )
+        with reading(self.provider, "payout"):
+            return Payout(
+                reference=reference,
+                provider_id=str(payout["id"]),
+                status=_PAYOUT_STATUS.get(str(payout.get("status")), PayoutStatus.PENDING),
+                reason=payout.get("failure_message"),
+            )
 
     def resolve_account(self, bank_code: str, account_number: str) -> BankAccount:
         raise GatewayRefused("stripe offers no account-name enquiry", code="unsupported")

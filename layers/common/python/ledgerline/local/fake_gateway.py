@@ -103,7 +103,7 @@ class Transfer:
 class Misbehaviour:
     """What the fake does wrong, per provider, until reset. The API calls' failures:"""
 
-    verify: str | None = None  # "fail" (500) | "slow" | "wrong_amount" | "pending" | "not_found"
+    verify: str | None = None  # "fail" (500) | "slow" | "wrong_amount" | "pending" | "not_found" | "garbage"
     list: str | None = None  # "fail" (500) | "slow"
     payout: str | None = None  # "fail" (accepted, then fails) | "refuse" (400) | "error" (500) | "slow" | "hold"
     unavailable: int = 0  # the next N API calls answer 503
@@ -116,7 +116,7 @@ class Misbehaviour:
     webhook_delay_seconds: Decimal = Decimal("0.2")  # before a payout's outcome is delivered
 
     CHOICES = {
-        "verify": (None, "fail", "slow", "wrong_amount", "pending", "not_found"),
+        "verify": (None, "fail", "slow", "wrong_amount", "pending", "not_found", "garbage"),
         "list": (None, "fail", "slow"),
         "payout": (None, "fail", "refuse", "error", "slow", "hold"),
         "signature": ("valid", "invalid", "stale"),
@@ -138,6 +138,10 @@ class Misbehaviour:
                 if not value.is_finite() or value < 0:
                     raise ValueError(f"{name} must be >= 0")
             setattr(self, name, value)
+
+
+class Garbage(Exception):
+    """Answer 200 with what no adapter can read (a proxy's page in place of the API's)."""
 
 
 class Refusal(Exception):
@@ -349,6 +353,8 @@ class FakeGateway:
             raise Refusal(404, f"Unrecognized request URL ({method}: {request.path})", "resource_missing")
         except Refusal as refusal:
             return Reply(refusal.status, _error_body(provider, refusal))
+        except Garbage:
+            return Reply(200, "<html><body>502 Bad Gateway</body></html>")
 
     def _authenticate(self, request: Request) -> None:
         key = {
@@ -775,6 +781,8 @@ def _verify_misbehaviour(
         fake.slow(provider)
     if bad == "fail":
         raise Refusal(500, "An error occurred", "api_error")
+    if bad == "garbage":
+        raise Garbage()
     if bad == "not_found" or payment is None:
         raise Refusal(404, "Transaction reference not found", "resource_missing")
     if bad == "wrong_amount":  # one minor unit short: the smallest underpayment
