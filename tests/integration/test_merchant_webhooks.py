@@ -321,3 +321,32 @@ def test_key_rotation_re_encrypts_secrets_and_deliveries_still_verify(merchant, 
     workers.deliver_pending("merchant-webhooks")
     [request] = server.requests
     signing.verify(request["headers"][signing.HEADER], request["body"], endpoint.secret)
+
+
+def test_duplicate_messages_racing_on_one_delivery_log_distinct_attempts(merchant, receiver):
+    server = receiver()
+    endpoint = _register(merchant, server.url)
+    _emit(merchant)
+    [delivery_id] = _delivery_ids(endpoint.id)
+    barrier = threading.Barrier(4)
+    steps, failures = [], []
+
+    def consume():
+        barrier.wait()
+        try:
+            steps.append(delivery.attempt(delivery_id))
+        except Exception as exc:  # the assertion below names it
+            failures.append(exc)
+
+    threads = [threading.Thread(target=consume) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+
+    assert failures == []
+    assert all(s.done for s in steps) and len(steps) == 4
+    [logged] = _log(merchant, endpoint.id)
+    assert logged.status == "succeeded"
+    numbers = [a.attempt for a in logged.attempts]
+    assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) == len(server.requests) >= 1

@@ -19,11 +19,15 @@ from uuid import UUID
 from ledgerline import crypto
 from ledgerline.config import settings
 from ledgerline.db import Cursor, transaction
+from ledgerline.jobs import queue
 from ledgerline.jsonutil import dumps
 from ledgerline.webhooks import signing, targets
 from ledgerline.webhooks.endpoints import SECRET_COLUMN, TABLE
+from ledgerline.webhooks.events import QUEUE
 
-MAX_ATTEMPTS = 5  # then the delivery is dead (and SQS, at its maxReceiveCount, moves it to the DLQ)
+# Then the delivery is dead; one receive per attempt, so SQS's maxReceiveCount of the same
+# queue is spent too, and the message moves on to the DLQ.
+MAX_ATTEMPTS = queue(QUEUE).max_receive_count
 TIMEOUT_SECONDS = 5.0  # per connect and per read: a slow merchant must not hold the worker
 MAX_RESPONSE_BYTES = 4096  # read and dropped: only the status matters
 ERROR_TEXT_LIMIT = 1000
