@@ -8,6 +8,7 @@ own message for a retry; the HTTP contract's refusals change nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -207,6 +208,19 @@ def test_a_payout_that_fails_returns_the_money_to_the_wallet(
     assert balance(client, account) == {"posted": Decimal("2000.00"), "available": Decimal("2000.00")}
     assert notices(owner_conn, w["id"]) == ["withdrawal.failed"]
     ledger_ok(admin)
+
+
+def test_the_payout_message_is_sent_right_after_the_approval(fake, admin, wallet, owner_conn):
+    client, account = wallet("NGN", "500.00")
+    w = requested(client, account, "100.00", "NGN", "paystack")
+
+    assert approve(admin, w["id"]).status_code == 200
+
+    [message] = receive(PAYOUTS)  # no relay run: the approval published it
+    assert json.loads(message["Body"]) == {"type": "withdrawal.approved", "withdrawal_id": w["id"]}
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT relayed_at IS NOT NULL FROM outbox WHERE payload->>'withdrawal_id' = %s", (w["id"],))
+        assert cur.fetchall() == [(True,)]
 
 
 def test_a_refused_payout_fails_at_once_and_returns_the_money(fake, admin, wallet):

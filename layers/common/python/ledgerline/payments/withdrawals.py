@@ -230,6 +230,37 @@ def get_withdrawal(cur: Cursor, withdrawal_id: str, *, viewer_id: UUID | None) -
 
 # ------------------------------------------------------------------------------ payouts
 
+
+def publish_payout(withdrawal_id: str) -> None:
+    """Send an approved withdrawal's gateway-payouts message now, right after the approval's
+    statement committed, instead of at the relay's next run (up to a minute). Best effort:
+    what this does not send, the relay's sweep does (``ledgerline.outbox``)."""
+    from ledgerline import outbox
+    from ledgerline.config import settings
+    from ledgerline.db import transaction
+
+    cfg = settings()
+    if cfg.local and not cfg.aws_endpoint_url:
+        return  # a laptop without the AWS stand-in has no queue to send to: the sweep will
+
+    def pending(cur: Cursor) -> list[int]:
+        cur.execute(
+            """
+            SELECT id FROM outbox
+             WHERE queue = 'gateway-payouts' AND relayed_at IS NULL AND payload->>'withdrawal_id' = %s
+            """,
+            (withdrawal_id,),
+        )
+        return [int(r["id"]) for r in cur.fetchall()]
+
+    try:
+        ids = transaction(pending, read_only=True)
+        if ids:
+            outbox.publish(ids)
+    except Exception:
+        logger.warning("payout message left to the outbox sweep", extra={"withdrawal_id": withdrawal_id})
+
+
 PAYOUT_ACTOR = Actor.system("gateway-payouts")
 Outcome = Literal["settled", "already", "not_approved", "not_found"]
 
