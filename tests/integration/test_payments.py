@@ -304,3 +304,34 @@ def test_a_refused_signature_is_audited_once_per_ip_and_minute(database_url, own
             (ip, other_ip),
         )
         assert cur.fetchall() == [("gateway", ip), ("gateway", other_ip)]
+
+
+def test_a_subscribed_merchant_gets_payment_succeeded_and_payment_failed_events(database_url, owner_conn):
+    wallet = new_wallet("NGN")
+    with owner_conn.cursor() as cur:  # an endpoint as POST /v1/webhook-endpoints stores it (no delivery runs here)
+        cur.execute(
+            "INSERT INTO webhook_endpoints (id, owner_id, url, events, secret_ciphertext)"
+            " VALUES (gen_random_uuid(), %s, 'https://merchant.example/hooks', %s, '\\x00')",
+            (wallet.owner_id, ["payment.succeeded", "payment.failed"]),
+        )
+    paid = open_topup(wallet, "12.00")["body"]
+    unpaid = open_topup(wallet, "13.00")["body"]
+
+    confirm("paystack", event(paid), gateway=said(paid))
+    confirm("paystack", event(unpaid), decision="failed", reason="declined")
+
+    with owner_conn.cursor() as cur:
+        cur.execute(
+            "SELECT type, data->>'reference', data->>'status' FROM webhook_events WHERE owner_id = %s ORDER BY created_at",
+            (wallet.owner_id,),
+        )
+        assert cur.fetchall() == [
+            ("payment.succeeded", paid["reference"], "succeeded"),
+            ("payment.failed", unpaid["reference"], "failed"),
+        ]
+        cur.execute(
+            "SELECT count(*) FROM outbox o JOIN webhook_deliveries d ON d.id::text = o.payload->>'delivery_id'"
+            " JOIN webhook_events e ON e.id = d.event_id WHERE e.owner_id = %s AND o.queue = 'merchant-webhooks'",
+            (wallet.owner_id,),
+        )
+        assert cur.fetchone()[0] == 2

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from psycopg2.extras import Json
 
-from ledgerline import audit, errors, jsonutil
+from ledgerline import audit, errors, jsonutil, outbox
 from ledgerline.audit import Actor
 from ledgerline.auth import ratelimits
 from ledgerline.config import Limit
@@ -133,13 +133,16 @@ def confirm(
     gateway: dict[str, Any] | None = None,
     reason: str | None = None,
 ) -> Confirmation:
-    """``payment_confirm``: record the event once and apply the decision to a pending payment."""
+    """``payment_confirm``: record the event once and apply the decision to a pending
+    payment; the user's notification and the merchant's event are published right after
+    the caller's transaction commits (the relay's sweep sends them if that fails)."""
     cur.execute(
         "SELECT payment_confirm(p_provider => %s, p_event => %s, p_decision => %s, p_actor => %s,"
         " p_gateway => %s, p_reason => %s) AS r",
         (provider, _json(event), decision, _json(actor), _json(gateway) if gateway else None, reason),
     )
     r = cur.fetchone()["r"]
+    outbox.publish_after_commit(cur, [int(i) for i in r.get("outbox_ids") or []])
     return Confirmation(r["outcome"], Payment.from_json(r["payment"]) if r.get("payment") else None)
 
 

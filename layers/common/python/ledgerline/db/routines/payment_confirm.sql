@@ -5,9 +5,11 @@
 --
 -- * succeeded: credit external_funding → the wallet (ledger_post, reference
 --   '<provider>:<reference>' on the unique transactions.reference) with its audit row
---   (payment.succeeded), the payment's new status and the user's notification (outbox);
+--   (payment.succeeded), the payment's new status, the user's notification (outbox) and
+--   the merchant event payment.succeeded (webhook_emit);
 -- * flagged / failed: the payment's new status, why, what each side said, and its audit
---   row (payment.flagged / payment.failed); nothing is credited;
+--   row (payment.flagged / payment.failed; a failure is also the merchant event
+--   payment.failed); nothing is credited;
 -- * record: the event only (the consumer found the payment unknown or no longer pending
 --   and asked the gateway nothing); ignored: an event about no payment (no lookup).
 --
@@ -15,7 +17,8 @@
 -- uncommitted dedupe row, then finds it); another event of a payment no longer pending
 -- does nothing ('already_<status>': the payment row is locked, so two events of one
 -- payment are decided one after the other). An event about no payment of ours is audited
--- (payment.webhook_unmatched). Returns {"outcome", "payment"}.
+-- (payment.webhook_unmatched). Returns {"outcome", "payment", "outbox_ids"} (the rows to
+-- publish right after the commit: ledgerline.outbox.publish_after_commit).
 -- p_event: {event_id, type, reference, amount, currency, status}; p_gateway: the re-query
 -- {provider_id, amount, currency, status} (amounts in major units, as text).
 CREATE OR REPLACE FUNCTION payment_confirm(
@@ -32,6 +35,8 @@ DECLARE
   v_result   jsonb;
   v_funding  uuid;
   v_amount   text;
+  v_outbox   bigint[] := '{}';
+  v_note     bigint;
 BEGIN
   IF v_decision IS NULL OR v_decision NOT IN ('succeeded', 'failed', 'flagged', 'record', 'ignored') THEN
     RAISE EXCEPTION 'payment_confirm: unknown decision %', p_decision USING ERRCODE = 'LLVL0';
@@ -40,7 +45,7 @@ BEGIN
   VALUES (p_provider, p_event->>'event_id', coalesce(p_event->>'type', ''), v_ref, 'received')
   ON CONFLICT DO NOTHING;
   IF NOT FOUND THEN
-    RETURN jsonb_build_object('outcome', 'duplicate_event', 'payment', NULL);
+    RETURN jsonb_build_object('outcome', 'duplicate_event', 'payment', NULL, 'outbox_ids', '[]'::jsonb);
   END IF;
 
   IF v_decision = 'ignored' OR v_ref IS NULL THEN
@@ -89,7 +94,10 @@ BEGIN
             'type', 'payment.received', 'user_id', p.owner_id, 'payment_id', p.id,
             'subject', format('Your top-up of %s has arrived', v_amount),
             'message', format('We received your payment of %s through %s (reference %s); it is in your wallet now.',
-                              v_amount, initcap(p.provider), p.reference)));
+                              v_amount, initcap(p.provider), p.reference)))
+          RETURNING id INTO v_note;
+          v_outbox := ARRAY[v_note] || webhook_emit(p_owner => p.owner_id, p_type => 'payment.succeeded',
+                                                    p_data => payment_json(p) - 'checkout');
           v_outcome := 'credited';
         END IF;
       END IF;
@@ -104,13 +112,17 @@ BEGIN
         'before', jsonb_build_object('status', 'pending'), 'after', payment_json(p),
         'metadata', jsonb_build_object('reason', v_reason, 'event', p_event, 'gateway', p_gateway))),
         p_resource_id => p.id::text, p_before => NULL, p_after => NULL);
+      IF v_decision = 'failed' THEN
+        v_outbox := webhook_emit(p_owner => p.owner_id, p_type => 'payment.failed', p_data => payment_json(p) - 'checkout');
+      END IF;
       v_outcome := v_decision;
     END IF;
   END IF;
 
   UPDATE payment_webhook_events SET outcome = v_outcome, payment_id = p.id
    WHERE provider = p_provider AND event_id = p_event->>'event_id';
-  RETURN jsonb_build_object('outcome', v_outcome, 'payment', CASE WHEN p.id IS NOT NULL THEN payment_json(p) END);
+  RETURN jsonb_build_object('outcome', v_outcome, 'payment', CASE WHEN p.id IS NOT NULL THEN payment_json(p) END,
+                            'outbox_ids', to_jsonb(v_outbox));
 END $$;
 
 REVOKE ALL ON FUNCTION payment_confirm(text, jsonb, text, jsonb, jsonb, text) FROM PUBLIC;
