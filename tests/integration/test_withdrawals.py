@@ -5,6 +5,7 @@ events delivered at once, and crashes midway that leave nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -245,6 +246,53 @@ def test_a_crash_after_the_hold_leaves_no_hold_and_no_key(database_url, owner_co
     assert request(wallet, "10.00", key=key).status == 201  # the retry runs
 
 
+def test_requests_racing_on_one_wallet_never_hold_more_than_it_has(database_url):
+    wallet = new_wallet("NGN", 100)
+
+    results = race([lambda: request(wallet, "30.00") for _ in range(6)])
+
+    assert sorted(r.status for r in results) == [201, 201, 201, 409, 409, 409]
+    assert balance(wallet.id) == {"posted": Decimal("100"), "held": Decimal("90")}
+    assert one("SELECT count(*) AS n FROM withdrawals WHERE account_id = %s", wallet.id)["n"] == 3
+
+
+def test_one_key_sent_five_times_at_once_creates_one_withdrawal(database_url):
+    wallet = new_wallet("NGN", 100)
+    key = uuid.uuid4()
+
+    results = race([lambda: request(wallet, "30.00", key=key) for _ in range(5)])
+
+    created = [r for r in results if r.status == 201]
+    assert len({r.body for r in created}) == 1 and sum(not r.replayed for r in created) == 1
+    assert all(r.status in (201, 409) for r in results)  # 409: still running after the wait
+    assert balance(wallet.id)["held"] == Decimal("30")
+    assert one("SELECT count(*) AS n FROM withdrawals WHERE account_id = %s", wallet.id)["n"] == 1
+
+
+@contextlib.contextmanager
+def outbox_fault(owner_conn, queue):
+    """While active, writing an outbox row for ``queue`` fails: a crash at the very end of
+    a decision, after its money moved."""
+    with owner_conn.cursor() as cur:
+        cur.execute(
+            f"""
+            CREATE FUNCTION test_fault_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF NEW.queue = '{queue}' AND NEW.payload ? 'withdrawal_id' THEN
+                RAISE EXCEPTION 'simulated crash at the outbox';
+              END IF;
+              RETURN NEW;
+            END $$;
+            CREATE TRIGGER test_fault_outbox BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION test_fault_outbox();
+            """
+        )
+    try:
+        yield
+    finally:
+        with owner_conn.cursor() as cur:
+            cur.execute("DROP TRIGGER test_fault_outbox ON outbox; DROP FUNCTION test_fault_outbox()")
+
+
 # ------------------------------------------------------------------------------ decisions
 
 
@@ -378,6 +426,20 @@ def test_a_crash_after_the_capture_leaves_nothing_and_a_retry_approves(database_
     assert retry.status == 200 and not retry.replayed
 
 
+def test_a_crash_at_the_end_of_a_rejection_leaves_the_hold_active(database_url, admin_id, owner_conn):
+    wallet = new_wallet("NGN", 500)
+    w = requested(wallet, "100.00")
+
+    with outbox_fault(owner_conn, "notifications"), pytest.raises(Exception, match="simulated crash"):
+        reject(admin_id, w["id"])
+
+    assert withdrawal(w["id"])["status"] == "requested"
+    assert one("SELECT status FROM holds WHERE id = %s", w["hold_id"])["status"] == "active"
+    assert balance(wallet.id) == {"posted": Decimal("500"), "held": Decimal("100")}
+    assert audits(w["id"], "withdrawal.rejected") == 0
+    assert reject(admin_id, w["id"]).status == 200
+
+
 def test_an_expired_hold_cannot_be_approved_but_can_be_rejected(database_url, admin_id, owner_conn):
     wallet = new_wallet("NGN", 500)
     w = requested(wallet, "100.00")
@@ -438,6 +500,25 @@ def test_a_failed_payout_returns_the_money_with_a_reversal(database_url, admin_i
     assert clearing_total() - clearing == Decimal("-100")
     assert [n["type"] for n in outbox(w["id"], "notifications")] == ["withdrawal.failed"]
     assert trail(w["id"]) == ["withdrawal.requested", "withdrawal.approved", "withdrawal.failed"]
+    no_findings()
+
+
+@pytest.mark.parametrize("status", ["succeeded", "failed"])
+def test_a_crash_while_settling_leaves_it_approved_and_the_event_settles_on_retry(
+    database_url, admin_id, owner_conn, status
+):
+    wallet = new_wallet("NGN", 500)
+    w = approved(admin_id, wallet)
+    clearing = clearing_total()
+
+    with outbox_fault(owner_conn, "notifications"), pytest.raises(Exception, match="simulated crash"):
+        withdrawals.settle_payout(payout_event(w["id"], status))
+
+    row = withdrawal(w["id"])
+    assert (row["status"], row["settlement_transaction_id"], row["reversal_transaction_id"]) == ("approved", None, None)
+    assert (balance(wallet.id)["posted"], clearing_total()) == (Decimal("400"), clearing)
+    withdrawals.settle_payout(payout_event(w["id"], status))  # the consumer's retry
+    assert withdrawal(w["id"])["status"] == ("paid" if status == "succeeded" else "failed")
     no_findings()
 
 
