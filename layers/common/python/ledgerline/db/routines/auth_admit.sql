@@ -8,9 +8,13 @@
 -- p_checks: [{key, count, period, name, route}], counted only once the caller is admitted.
 -- p_actor: the audit actor of a refusal ({ip, user_agent, metadata}).
 -- Returns {outcome: ok|unauthorized|forbidden|rate_limited, role?, detail?, retry_after?}.
+--
+-- enable_seqscan: key probes only, whatever the tables' sizes (on a few hundred sessions
+-- the planner chose a scan that cast the claim for every row: more than the rest of the
+-- admission).
 CREATE OR REPLACE FUNCTION auth_admit(p_claims jsonb, p_policy jsonb, p_checks jsonb, p_actor jsonb)
 RETURNS jsonb
-LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = public, pg_temp SET enable_seqscan = off AS $$
 DECLARE
   v_role text;
   v_sub  uuid := (p_claims->>'sub')::uuid;
