@@ -5,13 +5,21 @@ CREATE OR REPLACE FUNCTION ledger_transaction_balanced() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
   v_count    bigint;
+  v_total    numeric;
+  v_first    text;
+  v_last     text;
   v_currency text;  -- "<currency> <sum>" of the first unbalanced currency
 BEGIN
-  -- One pass: the entry count, and the first currency that does not sum to zero.
-  SELECT sum(c.n), min(c.currency || ' ' || c.total) FILTER (WHERE c.total <> 0)
-    INTO v_count, v_currency
-    FROM (SELECT e.currency, count(*) AS n, sum(e.amount) AS total
-            FROM entries e WHERE e.transaction_id = NEW.id GROUP BY e.currency) c;
+  -- The usual transaction is in one currency: one pass counts and sums its entries.
+  SELECT count(*), sum(e.amount), min(e.currency), max(e.currency) INTO v_count, v_total, v_first, v_last
+    FROM entries e WHERE e.transaction_id = NEW.id;
+  IF v_first IS DISTINCT FROM v_last OR v_total <> 0 THEN
+    -- The first currency that does not sum to zero.
+    SELECT min(c.currency || ' ' || c.total) FILTER (WHERE c.total <> 0)
+      INTO v_currency
+      FROM (SELECT e.currency, sum(e.amount) AS total
+              FROM entries e WHERE e.transaction_id = NEW.id GROUP BY e.currency) c;
+  END IF;
   IF coalesce(v_count, 0) < 2 THEN
     RAISE EXCEPTION 'transaction % has % entries; a transaction needs at least two', NEW.id, coalesce(v_count, 0)
       USING ERRCODE = 'check_violation', CONSTRAINT = 'transactions_balanced';
