@@ -13,7 +13,8 @@
 -- p_capture: {"hold": id, "amount": n}: a hold of the debited account, captured by this
 --   posting (its amount is no longer held: the check counts it as available).
 -- p_audit: one audit row spec ({"action", "category", "resource_type"?, "resource_id"?,
---   "before"?, "after"?, "metadata"?}); it gets the balances before/after and the entries.
+--   "before"?, "after"?, "metadata"?}); it gets the balances before/after and the entries
+--   (as ledger_audit merges a "ledger" row's payloads).
 --
 -- Refusals never describe an account the caller does not own: to another user's
 -- account, "holds USD, not NGN" or "is frozen" would tell its currency and status, and a
@@ -24,10 +25,19 @@
 -- missing account. The caller's own accounts keep their detailed messages, and so do
 -- administrative postings (p_owner NULL: adjustments, reversals).
 --
--- plan_cache_mode: under concurrent load PostgreSQL kept choosing a custom plan for the
--- lock-and-check query and so planned it again on every call (perf showed 14-16% of the
--- server's CPU in BuildCachedPlan at 8 clients). Its generic plan (index probes on the
--- legs' accounts) is the right one for any input, so the function always uses it.
+-- Cost (this runs on every money request, and PL/pgSQL sets up every expression and
+-- statement it runs again in each transaction): per account, one primary-key probe locks
+-- its balance row and reads it with its account (a hot or missing account takes a second,
+-- that locks nothing), and the account is checked as soon as it is locked; then ONE
+-- statement writes the transaction and its entries (a data-modifying CTE), and
+-- ledger_audit the audit row. Two legs on two accounts, the usual posting, take a
+-- straight path: no query to group the legs, each entry's id, time, balance and version
+-- in plain variables, the entries and their audit payload built from them (no RETURNING
+-- to aggregate). Entries are written credits first, each with a time just after the
+-- transaction's, in that order.
+--
+-- plan_cache_mode: a generic plan (index probes on the legs' accounts) is right for any
+-- input; without it PostgreSQL kept planning custom ones on every call under load.
 CREATE OR REPLACE FUNCTION ledger_post(
   p_kind text, p_accounts uuid[], p_currencies text[], p_amounts numeric[], p_actor jsonb,
   p_entry_types text[] DEFAULT NULL, p_counterparts uuid[] DEFAULT NULL, p_audit jsonb DEFAULT NULL,
@@ -50,10 +60,33 @@ DECLARE
   v_after    jsonb := '{}'::jsonb;
   v_entries  jsonb;
   v_refused  uuid;
-  v_ids      uuid[] := '{}';
-  v_posted   numeric[] := '{}';
-  v_versions bigint[] := '{}';
+  v_m        integer;
+  -- Per account (the legs' distinct accounts, in id order): what the legs do to it ...
+  v_acct     uuid[];
+  v_leg_cur  text[];
+  v_leg_max  text[];
+  v_net      numeric[];
+  v_debited  boolean[];
+  -- ... and its balance as locked (v_hot: read, not locked).
+  v_hot      boolean[];
+  v_posted   numeric[];
+  v_version  bigint[];
+  -- Per leg: the order the entries are written in (credits first), each entry's balance
+  -- and version; for two legs, the two entries' ids, balances and versions.
+  v_order    integer[];
+  v_bal      numeric[];
+  v_ver      bigint[];
+  v_first    integer;
+  v_second   integer;
+  v_id1      uuid;
+  v_id2      uuid;
+  v_bal1     numeric;
+  v_bal2     numeric;
+  v_ver1     bigint;
+  v_ver2     bigint;
   r          record;
+  i          integer;
+  k          integer;
 BEGIN
   IF v_n < 2 OR coalesce(array_length(p_currencies, 1), 0) <> v_n OR coalesce(array_length(p_amounts, 1), 0) <> v_n
      OR coalesce(array_length(v_types, 1), 0) <> v_n THEN
@@ -64,106 +97,180 @@ BEGIN
     v_counter := CASE WHEN v_n = 2 THEN ARRAY[p_accounts[2], p_accounts[1]] ELSE array_fill(NULL::uuid, ARRAY[v_n]) END;
   END IF;
 
-  -- One statement locks the non-hot balances (in account-id order) and reads all there is
-  -- to check, status included, as the rows are once locked.
-  FOR r IN
-    WITH locked AS MATERIALIZED (
-      SELECT b.account_id, b.posted, b.held, b.status, b.version FROM balances b
-       WHERE b.account_id = ANY (p_accounts) AND NOT b.hot
-       ORDER BY b.account_id FOR UPDATE
-    )
-    SELECT l.account_id, l.currency AS leg_currency, l.currency_max AS leg_currency_max, l.net, l.debited,
-           a.id IS NOT NULL AS found, a.currency, coalesce(k.status, a.status) AS status, a.kind, a.owner_id,
-           a.hot, a.may_go_negative, coalesce(k.posted, hb.posted) AS posted, coalesce(k.held, hb.held) AS held,
-           k.version
+  -- The legs, per account (in id order), and the order the entries are written in:
+  -- credits first, so an account both debited and credited here never dips on the way.
+  IF v_n = 2 AND p_accounts[1] <> p_accounts[2] THEN  -- the usual posting: no query needed
+    k := CASE WHEN p_accounts[1] < p_accounts[2] THEN 1 ELSE 2 END;
+    v_acct := ARRAY[p_accounts[k], p_accounts[3 - k]];
+    v_leg_cur := ARRAY[p_currencies[k], p_currencies[3 - k]];
+    v_leg_max := v_leg_cur;
+    v_net := ARRAY[p_amounts[k], p_amounts[3 - k]];
+    v_debited := ARRAY[p_amounts[k] < 0, p_amounts[3 - k] < 0];
+    v_order := CASE WHEN p_amounts[1] >= p_amounts[2] THEN ARRAY[1, 2] ELSE ARRAY[2, 1] END;
+  ELSE
+    SELECT array_agg(l.account_id ORDER BY l.account_id), array_agg(l.currency ORDER BY l.account_id),
+           array_agg(l.currency_max ORDER BY l.account_id), array_agg(l.net ORDER BY l.account_id),
+           array_agg(l.debited ORDER BY l.account_id),
+           (SELECT array_agg(o.ord ORDER BY o.amount DESC, o.ord)
+              FROM unnest(p_amounts) WITH ORDINALITY AS o(amount, ord))
+      INTO v_acct, v_leg_cur, v_leg_max, v_net, v_debited, v_order
       FROM (SELECT u.account_id, min(u.currency) AS currency, max(u.currency) AS currency_max,
                    sum(u.amount) AS net, bool_or(u.amount < 0) AS debited
               FROM unnest(p_accounts, p_currencies, p_amounts) AS u(account_id, currency, amount)
-             GROUP BY u.account_id) l
-      LEFT JOIN accounts a ON a.id = l.account_id
-      LEFT JOIN locked k ON k.account_id = l.account_id
-      LEFT JOIN balances hb ON hb.account_id = l.account_id AND hb.hot
-     ORDER BY l.account_id
-  LOOP
-    IF NOT r.found OR (p_owner IS NOT NULL AND r.debited AND r.owner_id IS DISTINCT FROM p_owner)
-       OR (p_credit_kinds IS NOT NULL AND NOT r.debited AND NOT (r.kind = ANY (p_credit_kinds))) THEN
+             GROUP BY u.account_id) l;
+  END IF;
+  v_m := array_length(v_acct, 1);
+
+  -- Lock the non-hot balances, one by one in account-id order, and check each account as
+  -- it is once locked (its status too). A hot account's balance is read, never locked; a
+  -- missing account has neither.
+  FOR k IN 1 .. v_m LOOP
+    SELECT b.currency, b.status, b.may_go_negative, b.posted, b.held, b.version, a.kind, a.owner_id, b.hot
+      INTO r
+      FROM balances b JOIN accounts a ON a.id = b.account_id
+     WHERE b.account_id = v_acct[k] AND NOT b.hot
+       FOR UPDATE OF b;
+    IF NOT FOUND THEN
+      SELECT b.currency, a.status, b.may_go_negative, b.posted, b.held, b.version, a.kind, a.owner_id, b.hot
+        INTO r
+        FROM balances b JOIN accounts a ON a.id = b.account_id
+       WHERE b.account_id = v_acct[k] AND b.hot;
+    END IF;
+    IF r.hot IS NULL OR (p_owner IS NOT NULL AND v_debited[k] AND r.owner_id IS DISTINCT FROM p_owner)
+       OR (p_credit_kinds IS NOT NULL AND NOT v_debited[k] AND NOT (r.kind = ANY (p_credit_kinds))) THEN
       -- A kind the caller may not pay is word for word a missing account.
-      RETURN jsonb_build_object('refusal', api_problem('not_found', format('account %s not found', r.account_id)));
+      RETURN jsonb_build_object('refusal', api_problem('not_found', format('account %s not found', v_acct[k])));
     END IF;
     -- An account p_owner does not own is only credited here (a debited one was "not found"):
     -- whatever stops it, it "cannot receive this transfer", said after the loop, so the
     -- caller's own accounts' refusals come first whatever the accounts' ids.
-    IF r.leg_currency <> r.currency OR r.leg_currency_max <> r.currency THEN
+    IF v_leg_cur[k] <> r.currency OR v_leg_max[k] <> r.currency THEN
       IF p_owner IS NOT NULL AND r.owner_id IS DISTINCT FROM p_owner THEN
-        v_refused := least(v_refused, r.account_id);
+        v_refused := least(v_refused, v_acct[k]);
         CONTINUE;
       END IF;
       RETURN jsonb_build_object('refusal', api_problem('validation_error',
-        format('account %s holds %s, not %s', r.account_id, r.currency, r.leg_currency)));
+        format('account %s holds %s, not %s', v_acct[k], r.currency, v_leg_cur[k])));
     END IF;
     IF r.status = 'closed' OR (r.status = 'frozen' AND NOT p_allow_frozen) THEN
       IF p_owner IS NOT NULL AND r.owner_id IS DISTINCT FROM p_owner THEN
-        v_refused := least(v_refused, r.account_id);
+        v_refused := least(v_refused, v_acct[k]);
         CONTINUE;
       END IF;
       RETURN jsonb_build_object('refusal', api_problem('conflict',
-        format('account %s is %s; it cannot send or receive money', r.account_id, r.status)));
+        format('account %s is %s; it cannot send or receive money', v_acct[k], r.status)));
     END IF;
     IF NOT r.may_go_negative
-       AND (r.posted - r.held + r.net + (CASE WHEN r.debited THEN v_release ELSE 0 END)) < 0 THEN
+       AND (r.posted - r.held + v_net[k] + (CASE WHEN v_debited[k] THEN v_release ELSE 0 END)) < 0 THEN
       IF p_owner IS NOT NULL AND r.owner_id IS DISTINCT FROM p_owner THEN
-        v_refused := least(v_refused, r.account_id);
+        v_refused := least(v_refused, v_acct[k]);
         CONTINUE;
       END IF;
       RETURN jsonb_build_object('refusal', api_problem('insufficient_funds',
         format('account %s has %s %s available; this needs %s',
-               r.account_id, r.posted - r.held + CASE WHEN r.debited THEN v_release ELSE 0 END, r.currency, -r.net)));
+               v_acct[k], r.posted - r.held + CASE WHEN v_debited[k] THEN v_release ELSE 0 END, r.currency,
+               -v_net[k])));
     END IF;
-    IF NOT r.hot THEN
-      v_ids := v_ids || r.account_id;
-      v_posted := v_posted || r.posted;
-      v_versions := v_versions || r.version;
-      v_before := v_before || jsonb_build_object(r.account_id::text, r.posted);
-      v_after := v_after || jsonb_build_object(r.account_id::text, r.posted + r.net);
-    END IF;
+    v_hot[k] := r.hot;
+    v_posted[k] := r.posted;
+    v_version[k] := r.version;
   END LOOP;
   IF v_refused IS NOT NULL THEN
     RETURN jsonb_build_object('refusal', api_problem('conflict', format('account %s cannot receive this transfer', v_refused)));
   END IF;
-
-  INSERT INTO transactions (id, kind, description, reference, metadata, actor_id, actor_type, reverses)
-  VALUES (v_id, p_kind, p_description, p_reference, coalesce(p_metadata, '{}'::jsonb),
-          (p_actor->>'id')::uuid, coalesce(p_actor->>'type', 'system'), p_reverses)
-  RETURNING created_at INTO v_created;
 
   IF p_capture IS NOT NULL THEN  -- released before the entries land: it is not held any more
     UPDATE holds SET status = 'posted', captured_amount = v_release, transaction_id = v_id,
                      resolved_at = clock_timestamp()
      WHERE id = (p_capture->>'hold')::uuid;
   END IF;
+  v_created := clock_timestamp();
 
-  -- Credits first: an account both debited and credited here never dips on the way. Each
-  -- entry carries the balance and version it produces (the trigger checks them).
-  WITH legs AS (
-    SELECT u.account_id, u.currency, u.amount, u.entry_type, u.counterpart_id, s.posted, s.version,
-           row_number() OVER (PARTITION BY u.account_id ORDER BY u.amount DESC, u.ord) AS k,
-           sum(u.amount) OVER (PARTITION BY u.account_id ORDER BY u.amount DESC, u.ord) AS running, u.ord
-      FROM unnest(p_accounts, p_currencies, p_amounts, v_types, v_counter)
-           WITH ORDINALITY AS u(account_id, currency, amount, entry_type, counterpart_id, ord)
-      LEFT JOIN unnest(v_ids, v_posted, v_versions) AS s(account_id, posted, version) ON s.account_id = u.account_id
-  ), written AS (
-    INSERT INTO entries (transaction_id, account_id, currency, amount, entry_type, counterpart_id, balance_after,
-                         account_version)
-    SELECT v_id, l.account_id, l.currency, l.amount, l.entry_type, l.counterpart_id,
-           l.posted + l.running, l.version + l.k
-      FROM legs l ORDER BY l.amount DESC, l.ord
-    RETURNING id, account_id, currency, amount, entry_type, counterpart_id, balance_after, created_at
-  )
-  SELECT jsonb_agg(jsonb_build_object(
-           'id', w.id, 'account_id', w.account_id, 'currency', w.currency, 'amount', w.amount,
-           'entry_type', w.entry_type, 'counterpart_id', w.counterpart_id,
-           'balance_after', w.balance_after, 'created_at', w.created_at) ORDER BY w.created_at, w.amount DESC)
-    INTO v_entries FROM written w;
+  IF v_n = 2 AND v_m = 2 THEN
+    -- Two legs on two accounts. The first entry written is leg v_first (of account k), the
+    -- second leg v_second; each carries the balance and version it produces (the entries
+    -- trigger checks them), and a time just after the transaction's, in the order written.
+    v_first := v_order[1];
+    v_second := v_order[2];
+    k := CASE WHEN v_acct[1] = p_accounts[v_first] THEN 1 ELSE 2 END;
+    IF NOT v_hot[k] THEN
+      v_bal1 := v_posted[k] + p_amounts[v_first];
+      v_ver1 := v_version[k] + 1;
+      v_before := jsonb_build_object(p_accounts[v_first]::text, v_posted[k]);
+      v_after := jsonb_build_object(p_accounts[v_first]::text, v_bal1);
+    END IF;
+    IF NOT v_hot[3 - k] THEN
+      v_bal2 := v_posted[3 - k] + p_amounts[v_second];
+      v_ver2 := v_version[3 - k] + 1;
+      v_before := v_before || jsonb_build_object(p_accounts[v_second]::text, v_posted[3 - k]);
+      v_after := v_after || jsonb_build_object(p_accounts[v_second]::text, v_bal2);
+    END IF;
+    v_id1 := gen_random_uuid();
+    v_id2 := gen_random_uuid();
+    v_entries := jsonb_build_array(
+      jsonb_build_object('id', v_id1, 'account_id', p_accounts[v_first], 'currency', p_currencies[v_first],
+                         'amount', p_amounts[v_first]::numeric(19,4), 'entry_type', v_types[v_first],
+                         'counterpart_id', v_counter[v_first], 'balance_after', v_bal1::numeric(19,4),
+                         'created_at', v_created + interval '1 microsecond'),
+      jsonb_build_object('id', v_id2, 'account_id', p_accounts[v_second], 'currency', p_currencies[v_second],
+                         'amount', p_amounts[v_second]::numeric(19,4), 'entry_type', v_types[v_second],
+                         'counterpart_id', v_counter[v_second], 'balance_after', v_bal2::numeric(19,4),
+                         'created_at', v_created + interval '2 microseconds'));
+
+    -- One statement writes the transaction and its entries.
+    WITH t AS (
+      INSERT INTO transactions (id, kind, description, reference, metadata, actor_id, actor_type, reverses, created_at)
+      VALUES (v_id, p_kind, p_description, p_reference, coalesce(p_metadata, '{}'::jsonb),
+              (p_actor->>'id')::uuid, coalesce(p_actor->>'type', 'system'), p_reverses, v_created)
+    )
+    INSERT INTO entries (id, transaction_id, account_id, currency, amount, entry_type, counterpart_id,
+                         balance_after, account_version, created_at)
+    VALUES (v_id1, v_id, p_accounts[v_first], p_currencies[v_first], p_amounts[v_first], v_types[v_first],
+            v_counter[v_first], v_bal1, v_ver1, v_created + interval '1 microsecond'),
+           (v_id2, v_id, p_accounts[v_second], p_currencies[v_second], p_amounts[v_second], v_types[v_second],
+            v_counter[v_second], v_bal2, v_ver2, v_created + interval '2 microseconds');
+  ELSE
+    -- Any number of legs: a running balance per account, in the order written.
+    FOR k IN 1 .. v_m LOOP
+      IF NOT v_hot[k] THEN
+        v_before := v_before || jsonb_build_object(v_acct[k]::text, v_posted[k]);
+        v_after := v_after || jsonb_build_object(v_acct[k]::text, v_posted[k] + v_net[k]);
+      END IF;
+    END LOOP;
+    v_bal := array_fill(NULL::numeric, ARRAY[v_n]);
+    v_ver := array_fill(NULL::bigint, ARRAY[v_n]);
+    FOREACH i IN ARRAY v_order LOOP
+      k := array_position(v_acct, p_accounts[i]);
+      IF NOT v_hot[k] THEN
+        v_posted[k] := v_posted[k] + p_amounts[i];
+        v_version[k] := v_version[k] + 1;
+        v_bal[i] := v_posted[k];
+        v_ver[i] := v_version[k];
+      END IF;
+    END LOOP;
+
+    WITH t AS (
+      INSERT INTO transactions (id, kind, description, reference, metadata, actor_id, actor_type, reverses, created_at)
+      VALUES (v_id, p_kind, p_description, p_reference, coalesce(p_metadata, '{}'::jsonb),
+              (p_actor->>'id')::uuid, coalesce(p_actor->>'type', 'system'), p_reverses, v_created)
+    ), written AS (
+      INSERT INTO entries (transaction_id, account_id, currency, amount, entry_type, counterpart_id, balance_after,
+                           account_version)
+      SELECT v_id, p_accounts[o.i], p_currencies[o.i], p_amounts[o.i], v_types[o.i], v_counter[o.i], v_bal[o.i],
+             v_ver[o.i]
+        FROM unnest(v_order) WITH ORDINALITY AS o(i, n)
+       ORDER BY o.n
+      RETURNING id, account_id, currency, amount, entry_type, counterpart_id, balance_after, created_at
+    ), listed AS (
+      SELECT jsonb_agg(jsonb_build_object(
+               'id', w.id, 'account_id', w.account_id, 'currency', w.currency, 'amount', w.amount,
+               'entry_type', w.entry_type, 'counterpart_id', w.counterpart_id,
+               'balance_after', w.balance_after, 'created_at', w.created_at) ORDER BY w.created_at, w.amount DESC)
+               AS entries
+        FROM written w
+    )
+    SELECT l.entries INTO v_entries FROM listed l;
+  END IF;
 
   IF p_audit IS NOT NULL THEN
     PERFORM ledger_audit(p_actor => p_actor, p_rows => jsonb_build_array(p_audit || jsonb_build_object('ledger', true)),
