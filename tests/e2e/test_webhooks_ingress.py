@@ -11,7 +11,6 @@ reports only failed records; a poison message lands in the DLQ after 5 receives.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import uuid
 from decimal import Decimal
@@ -27,40 +26,16 @@ from ledgerline.local.gateway import LambdaContext
 QUEUE = "gateway-webhooks"
 
 
-@pytest.fixture(scope="module")
-def fake(gateway, aws_endpoint):
-    """The fake gateway on a free port, delivering to this run's API; the adapters call it."""
-    from ledgerline import config
-    from ledgerline.local.fake_gateway import FakeGateway
-
-    server = FakeGateway(port=0, webhook_url=gateway.url).start()
-    saved = {k: os.environ.get(k) for k in ("LEDGERLINE_FAKE_GATEWAY_PORT", "LEDGERLINE_GATEWAY_RETRIES")}
-    os.environ["LEDGERLINE_FAKE_GATEWAY_PORT"] = str(server.port)
-    os.environ["LEDGERLINE_GATEWAY_RETRIES"] = "0"  # an outage is an outage at once
-    config.settings.cache_clear()
-    try:
-        yield server
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        config.settings.cache_clear()
-        server.stop()
+@pytest.fixture
+def fake(fake_gateway_to_api):
+    """The session's fake gateway (tests/fixtures_gateway.py), delivering to this run's API."""
+    return fake_gateway_to_api
 
 
 @pytest.fixture(autouse=True)
 def clean(fake):
-    """No misbehaviour and an empty queue. (Not ``fake.reset()``: its ids restart from the
-    clock's second, and Paystack's event ids are made of them.)"""
-    from ledgerline.gateways.base import PROVIDERS
-    from ledgerline.local.fake_gateway import Misbehaviour
-
-    for provider in PROVIDERS:
-        fake.misbehaviour[provider] = Misbehaviour()
+    """An empty queue: each test counts its own messages."""
     drain_queue()
-    yield
 
 
 def sqs():
@@ -175,7 +150,7 @@ def test_a_signed_payment_delivered_five_times_at_once_credits_once(
     created = topup(client, account_id, amount, currency, provider)
     assert created["checkout"], created
     # Given the customer pays and the gateway's webhook reaches us
-    paid = fake.pay(provider, reference=created["reference"], amount=Decimal(amount), currency=currency)
+    paid = fake.pay(provider, created["reference"], amount, currency)
     assert paid["delivered_status"] == 200
     # ... and then four more times, all at once
     barrier = threading.Barrier(4)
@@ -225,7 +200,7 @@ def test_a_signed_payment_delivered_five_times_at_once_credits_once(
 def test_the_webhook_is_answered_fast_with_received(api, fake, wallet):
     client, account_id = wallet("NGN")
     created = topup(client, account_id, "10.00", "NGN", "paystack")
-    paid = fake.pay("paystack", reference=created["reference"], amount=Decimal("10.00"), currency="NGN", deliver=False)
+    paid = fake.pay("paystack", created["reference"], "10.00", "NGN", deliver=False)
 
     r = post_webhook(api, "paystack", paid["webhook"])
 
@@ -242,11 +217,11 @@ def test_a_bad_signature_is_refused_audited_and_credits_nothing(api, fake, walle
     currency = "USD" if provider == "stripe" else "NGN"
     client, account_id = wallet(currency)
     created = topup(client, account_id, "10.00", currency, provider)
-    fake.misbehaviour[provider].update({"signature": "invalid"})
+    fake.misbehave(provider, signature="invalid")
     with owner_conn.cursor() as cur:  # one row per IP and minute: this test's IP starts afresh
         cur.execute("DELETE FROM rate_limit_buckets WHERE key LIKE 'webhook-signature:%%'")
 
-    paid = fake.pay(provider, reference=created["reference"], amount=Decimal("10.00"), currency=currency)
+    paid = fake.pay(provider, created["reference"], "10.00", currency)
 
     assert paid["delivered_status"] == 401
     assert receive() == []
@@ -262,7 +237,7 @@ def test_a_bad_signature_is_refused_audited_and_credits_nothing(api, fake, walle
 def test_a_tampered_body_is_refused(api, fake, wallet):
     client, account_id = wallet("NGN")
     created = topup(client, account_id, "10.00", "NGN", "paystack")
-    paid = fake.pay("paystack", reference=created["reference"], amount=Decimal("10.00"), currency="NGN", deliver=False)
+    paid = fake.pay("paystack", created["reference"], "10.00", "NGN", deliver=False)
     tampered = paid["webhook"]["body"].replace('"amount":1000', '"amount":9000000')
     assert tampered != paid["webhook"]["body"]
 
@@ -275,9 +250,9 @@ def test_a_tampered_body_is_refused(api, fake, wallet):
 def test_a_stale_stripe_timestamp_is_refused(api, fake, wallet):
     client, account_id = wallet("USD")
     created = topup(client, account_id, "10.00", "USD", "stripe")
-    fake.misbehaviour["stripe"].update({"signature": "stale"})
+    fake.misbehave("stripe", signature="stale")
 
-    paid = fake.pay("stripe", reference=created["reference"], amount=Decimal("10.00"), currency="USD")
+    paid = fake.pay("stripe", created["reference"], "10.00", "USD")
 
     assert paid["delivered_status"] == 401
     assert receive() == [] and balance(client, account_id) == 0
@@ -286,7 +261,7 @@ def test_a_stale_stripe_timestamp_is_refused(api, fake, wallet):
 def test_a_replayed_old_event_credits_nothing_more(api, fake, wallet, owner_conn):
     client, account_id = wallet("NGN")
     created = topup(client, account_id, "10.00", "NGN", "paystack")
-    paid = fake.pay("paystack", reference=created["reference"], amount=Decimal("10.00"), currency="NGN")
+    paid = fake.pay("paystack", created["reference"], "10.00", "NGN")
     assert consume_all() == set()
     assert balance(client, account_id) == Decimal("10.00")
 
@@ -325,7 +300,7 @@ def test_an_underpayment_credits_nothing_and_flags_the_payment(api, fake, wallet
     created = topup(client, account_id, "5000.00", "NGN", "flutterwave")
 
     # The customer paid less than the checkout asked: webhook and re-query agree on it.
-    fake.pay("flutterwave", reference=created["reference"], amount=Decimal("4000.00"), currency="NGN")
+    fake.pay("flutterwave", created["reference"], "4000.00", "NGN")
     assert consume_all() == set()
 
     read = payment(client, created["id"])
@@ -341,9 +316,9 @@ def test_an_underpayment_credits_nothing_and_flags_the_payment(api, fake, wallet
 def test_a_webhook_whose_amount_differs_from_the_gateways_is_flagged(api, fake, wallet):
     client, account_id = wallet("NGN")
     created = topup(client, account_id, "100.00", "NGN", "paystack")
-    fake.misbehaviour["paystack"].update({"verify": "wrong_amount"})
+    fake.misbehave("paystack", verify="wrong_amount")
 
-    fake.pay("paystack", reference=created["reference"], amount=Decimal("100.00"), currency="NGN")
+    fake.pay("paystack", created["reference"], "100.00", "NGN")
     assert consume_all() == set()
 
     read = payment(client, created["id"])
@@ -354,15 +329,15 @@ def test_a_webhook_whose_amount_differs_from_the_gateways_is_flagged(api, fake, 
 def test_a_gateway_outage_during_the_requery_leaves_the_message_for_retry(api, fake, wallet, owner_conn):
     client, account_id = wallet("NGN")
     created = topup(client, account_id, "70.00", "NGN", "paystack")
-    fake.misbehaviour["paystack"].update({"verify": "fail"})
-    fake.pay("paystack", reference=created["reference"], amount=Decimal("70.00"), currency="NGN")
+    fake.misbehave("paystack", verify="fail")
+    fake.pay("paystack", created["reference"], "70.00", "NGN")
 
     (message,) = receive()
     assert run_consumer([message]) == {message["MessageId"]}
     assert balance(client, account_id) == 0 and webhook_events(owner_conn, created["reference"]) == []
 
     # When the gateway recovers, the same message is received again and credits, once.
-    fake.misbehaviour["paystack"].update({"verify": None})
+    fake.misbehave("paystack", verify=None)
     (again,) = receive()
     assert again["MessageId"] == message["MessageId"]
     assert run_consumer([again]) == set()
@@ -373,7 +348,7 @@ def test_a_gateway_outage_during_the_requery_leaves_the_message_for_retry(api, f
 def test_the_consumer_reports_only_the_failed_records(api, fake, wallet):
     client, account_id = wallet("NGN")
     created = topup(client, account_id, "30.00", "NGN", "paystack")
-    fake.pay("paystack", reference=created["reference"], amount=Decimal("30.00"), currency="NGN")
+    fake.pay("paystack", created["reference"], "30.00", "NGN")
     sqs().send_message(QueueUrl=queue_url(), MessageBody="not json at all")
     messages: list[dict[str, Any]] = []
     while len(messages) < 2 and (got := receive()):
