@@ -350,3 +350,44 @@ def test_duplicate_messages_racing_on_one_delivery_log_distinct_attempts(merchan
     assert logged.status == "succeeded"
     numbers = [a.attempt for a in logged.attempts]
     assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) == len(server.requests) >= 1
+
+
+def _receive_mine(sqs, url, delivery_id, tries=3):
+    """Receive the queue's message for ``delivery_id`` (others are left to their timeout)."""
+    for _ in range(tries):
+        got = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageSystemAttributeNames=["All"]
+        )
+        for message in got.get("Messages", []):
+            if json.loads(message["Body"]).get("delivery_id") == str(delivery_id):
+                return message
+    return None
+
+
+def test_a_dead_delivery_ends_in_the_dlq(merchant, receiver):
+    from functions.webhooks import deliver
+    from ledgerline.aws import clients, resources
+
+    sqs = clients.client("sqs")
+    url = resources.queue_url("merchant-webhooks")
+    server = receiver(statuses=(503,))
+    endpoint = _register(merchant, server.url)
+    _emit(merchant)
+    [delivery_id] = _delivery_ids(endpoint.id)
+
+    for n in range(1, delivery.MAX_ATTEMPTS + 1):
+        message = _receive_mine(sqs, url, delivery_id)
+        assert message is not None, f"receive {n}"
+        event = {"Records": [workers.record(message, queue_arn="arn:aws:sqs:eu-west-1:0:q", region="eu-west-1")]}
+        assert deliver.handler(event, None) == {"batchItemFailures": [{"itemIdentifier": message["MessageId"]}]}
+        if n < delivery.MAX_ATTEMPTS:
+            assert _receive_mine(sqs, url, delivery_id, tries=1) is None, "the backoff hides it"
+            # Time passes: the backoff ends.
+            sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+
+    assert [a.outcome for a in _log(merchant, endpoint.id)[0].attempts][-1] == "dead"
+    assert len(server.requests) == delivery.MAX_ATTEMPTS
+    # Dead, it was handed back at once; its receives are spent, so SQS moves it to the DLQ
+    # instead of delivering it again.
+    assert _receive_mine(sqs, url, delivery_id, tries=1) is None
+    assert _receive_mine(sqs, resources.queue_url("merchant-webhooks-dlq"), delivery_id) is not None
