@@ -62,9 +62,9 @@ def open_checkout(payment: Payment) -> Payment:
     except GatewayRefused as exc:
         # A run racing this one may have opened it first (Paystack refuses a reference it
         # has seen): its checkout is the one, once it is kept.
-        kept = _wait_for_checkout(request.payment_id)
-        if kept is not None:
-            return payment.with_checkout(kept)
+        raced = _wait_for_checkout(request.payment_id)
+        if raced is not None:
+            return payment.with_checkout(raced)
         raise GatewayDeclined(
             f"{request.provider} refused to open a checkout for payment {payment.id}: {exc}; it stays pending"
         ) from None
