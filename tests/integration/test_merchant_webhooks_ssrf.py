@@ -78,3 +78,23 @@ def test_registration_refuses_with_a_422_naming_the_url():
     with pytest.raises(errors.ValidationFailed) as refused:
         targets.check_for_registration("https://169.254.169.254/", allow_private=False)
     assert refused.value.errors[0].field == "url"
+
+
+@pytest.mark.parametrize(
+    ("environment", "override", "allowed"),
+    [("aws", None, False), ("local", None, True), ("test", None, True), ("aws", "true", True), ("test", "0", False)],
+)
+def test_private_targets_are_allowed_only_off_aws_unless_configured(monkeypatch, environment, override, allowed):
+    from ledgerline import config
+
+    monkeypatch.setenv("LEDGERLINE_ENV", environment)
+    if override is None:
+        monkeypatch.delenv("LEDGERLINE_ALLOW_PRIVATE_WEBHOOK_TARGETS", raising=False)
+    else:
+        monkeypatch.setenv("LEDGERLINE_ALLOW_PRIVATE_WEBHOOK_TARGETS", override)
+    config.settings.cache_clear()
+    try:
+        assert config.settings().allow_private_webhook_targets is allowed
+    finally:
+        monkeypatch.undo()
+        config.settings.cache_clear()
