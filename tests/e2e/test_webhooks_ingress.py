@@ -379,3 +379,27 @@ def test_a_poison_message_lands_in_the_dlq_after_five_receives(api, fake):
     assert [m["Body"] for m in dead] == [body]
     for m in dead:
         sqs().delete_message(QueueUrl=dlq, ReceiptHandle=m["ReceiptHandle"])
+
+
+def test_webhooks_count_against_their_own_limit_not_the_default_one(api, fake, owner_conn, monkeypatch):
+    from ledgerline import config
+
+    monkeypatch.setenv(
+        "LEDGERLINE_RATE_LIMITS", "login=off;otp=off;money=off;default=1/minute;auth=off;webhook=3/minute"
+    )
+    config.settings.cache_clear()
+    with owner_conn.cursor() as cur:
+        cur.execute("DELETE FROM rate_limit_buckets WHERE key LIKE 'webhook:%%' OR key LIKE 'default:%%'")
+    bad = {"headers": {"Content-Type": "application/json", "x-paystack-signature": "00" * 64}, "body": "{}"}
+    try:
+        statuses = [post_webhook(api, "paystack", bad).status_code for _ in range(4)]
+        refused = post_webhook(api, "paystack", bad)
+    finally:
+        monkeypatch.undo()
+        config.settings.cache_clear()
+        with owner_conn.cursor() as cur:
+            cur.execute("DELETE FROM rate_limit_buckets WHERE key LIKE 'webhook:%%' OR key LIKE 'default:%%'")
+
+    # A default-limited route would have refused the second; the webhook route takes three.
+    assert statuses == [401, 401, 401, 429]
+    assert refused.status_code == 429 and refused.json()["code"] == "rate_limited" and refused.headers["Retry-After"]
