@@ -657,3 +657,21 @@ def test_step_up_amounts_are_per_currency(step_up_at_100):
     assert withdrawals.step_up_threshold("NGN") == Decimal("100.00")
     assert withdrawals.needs_step_up("5.01", "USD") and not withdrawals.needs_step_up("5.00", "USD")
     assert not withdrawals.needs_step_up("1.001", "USD")  # the statement refuses it anyway
+
+
+def test_key_rotation_re_encrypts_the_destination_and_it_still_pays_to_the_same_account(database_url):
+    from ledgerline.crypto.columns import ENCRYPTED_COLUMNS
+    from ledgerline.crypto.rotation import rotate
+
+    [column] = [c for c in ENCRYPTED_COLUMNS if c.table == "withdrawals"]
+    wallet = new_wallet("NGN", 100)
+    w = requested(wallet, "10.00")
+    before = bytes(withdrawal(w["id"])["account_number_ciphertext"])
+
+    report = rotate(batch_size=50, columns=[column], settle_seconds=0)
+
+    after = bytes(withdrawal(w["id"])["account_number_ciphertext"])
+    assert report.status == "completed" and after != before
+    assert (
+        crypto.decrypt_field(after, table="withdrawals", column="account_number_ciphertext", row_id=w["id"]) == NUMBER
+    )
