@@ -391,3 +391,36 @@ def test_a_dead_delivery_ends_in_the_dlq(merchant, receiver):
     # instead of delivering it again.
     assert _receive_mine(sqs, url, delivery_id, tries=1) is None
     assert _receive_mine(sqs, resources.queue_url("merchant-webhooks-dlq"), delivery_id) is not None
+
+
+def test_a_server_that_drips_its_answer_is_cut_off_at_the_deadline():
+    import socket
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def drip():
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 100:
+            if stop.is_set():
+                break
+            conn.sendall(bytes([byte]))
+            time.sleep(0.2)  # each byte well within the per-read timeout
+        conn.close()
+
+    threading.Thread(target=drip, daemon=True).start()
+    started = time.monotonic()
+    try:
+        status, error = delivery.post(
+            f"http://127.0.0.1:{listener.getsockname()[1]}/", b"{}", signing.new_secret(), deadline=1.0
+        )
+    finally:
+        stop.set()
+        listener.close()
+
+    assert status is None and "deadline" in error
+    assert time.monotonic() - started < 3

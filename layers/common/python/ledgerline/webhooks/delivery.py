@@ -11,6 +11,10 @@ message again after its visibility timeout.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +33,7 @@ from ledgerline.webhooks.events import QUEUE
 # queue is spent too, and the message moves on to the DLQ.
 MAX_ATTEMPTS = queue(QUEUE).max_receive_count
 TIMEOUT_SECONDS = 5.0  # per connect and per read: a slow merchant must not hold the worker
-MAX_RESPONSE_BYTES = 4096  # read and dropped: only the status matters
+DEADLINE_SECONDS = 10.0  # the whole POST, however slowly a server drips its answer
 ERROR_TEXT_LIMIT = 1000
 MAX_BACKOFF_SECONDS = 6 * 3600
 USER_AGENT = "Ledgerline-Webhooks/1"
@@ -94,13 +98,17 @@ def _claim(cur: Cursor, delivery_id: UUID) -> _Claim | str:
     return _Claim(attempt, row["url"], secret, dumps(event).encode())
 
 
-def post(url: str, body: bytes, secret: str) -> tuple[int | None, str | None]:
+def post(url: str, body: bytes, secret: str, *, deadline: float = DEADLINE_SECONDS) -> tuple[int | None, str | None]:
     """POST a signed body to the URL's checked address: (status, None) or (None, error)."""
     try:
         target = targets.check(url, allow_private=settings().allow_private_webhook_targets)
     except targets.TargetRefused as exc:
         return None, f"refused: {exc}"
     conn = targets.connection(target, TIMEOUT_SECONDS)
+    # Per-operation timeouts do not bound a server that sends a byte every few seconds:
+    # past the deadline the socket is shut down under the blocked read.
+    watchdog = threading.Timer(deadline, _shut, args=(conn,))
+    watchdog.start()
     try:
         conn.request(
             "POST",
@@ -112,13 +120,20 @@ def post(url: str, body: bytes, secret: str) -> tuple[int | None, str | None]:
                 signing.HEADER: signing.header(secret, body),
             },
         )
-        response = conn.getresponse()
-        response.read(MAX_RESPONSE_BYTES)
-        return response.status, None
-    except (OSError, ValueError) as exc:  # refused, reset, timed out, TLS, a malformed answer
-        return None, f"{type(exc).__name__}: {exc}"
+        return conn.getresponse().status, None  # the body is not read: only the status counts
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # refused, reset, timeout, TLS, garbage
+        late = "" if watchdog.is_alive() else f" (over the {deadline:g} s deadline)"
+        return None, f"{type(exc).__name__}: {exc}{late}"
     finally:
+        watchdog.cancel()
         conn.close()
+
+
+def _shut(conn: http.client.HTTPConnection) -> None:
+    sock = conn.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _record(
