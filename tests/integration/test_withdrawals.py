@@ -635,6 +635,24 @@ def test_a_code_passes_once_and_a_replay_of_its_request_needs_it_no_more(databas
     assert balance(wallet.id)["held"] == Decimal("500")
 
 
+def test_codes_tried_count_against_the_accounts_otp_limit(database_url, step_up_at_100, monkeypatch):
+    from ledgerline import config
+
+    wallet = new_wallet("NGN", 1000)
+    totp = enrol(wallet.owner_id)
+    wrong = "000000" if totp.now() != "000000" else "111111"
+    monkeypatch.setenv("LEDGERLINE_RATE_LIMITS", "login=off;otp=2/minute;money=off;default=off;auth=off")
+    config.settings.cache_clear()
+
+    for _ in range(2):
+        with pytest.raises(errors.OtpRequired):
+            request(wallet, "500.00", otp_code=wrong)
+    with pytest.raises(errors.RateLimited):
+        request(wallet, "500.00", otp_code=totp.at(time.time() + 30))  # even the right code, now
+
+    assert balance(wallet.id)["held"] == 0
+
+
 def test_the_statement_refuses_a_step_up_that_did_not_pass(database_url, step_up_at_100):
     # A path that skipped the check (a stored answer expiring between the check and the
     # statement) still cannot create the withdrawal.

@@ -130,11 +130,17 @@ def _answer_stored(cur: Cursor, scope: str, key: UUID) -> bool:
 def check_second_factor(caller: Principal, otp: str | None, key: UUID, actor: Actor) -> bool:
     """Spend ``otp`` for ``caller`` (True), or find the request's answer already stored
     for ``key`` (False: the statement replays it and runs nothing); else raise 401
-    ``otp_required`` saying what to send. A wrong code is audited (auth.otp_failed)."""
+    ``otp_required`` saying what to send. A wrong code is audited (auth.otp_failed).
+
+    This runs before the money statement admits the caller (rate limit included), so every
+    code tried counts against the account's OTP limit here, as a login's does: a stolen
+    token cannot guess its way past the step-up (429 once over it)."""
     from ledgerline import audit
-    from ledgerline.auth import events
+    from ledgerline.auth import events, ratelimits
     from ledgerline.auth import otp as otps
     from ledgerline.db import transaction
+
+    refusals: list[ratelimits.Refusal] = []
 
     def check(cur: Cursor) -> str:
         if _answer_stored(cur, str(caller.id), key):
@@ -143,11 +149,16 @@ def check_second_factor(caller: Principal, otp: str | None, key: UUID, actor: Ac
             return "not_enrolled"
         if not otp:
             return "missing"
+        refusals[:] = ratelimits.hit(cur, ratelimits.account_check("otp", str(caller.id)))
+        if refusals:
+            return "limited"
         return "passed" if otps.check_code(cur, caller.id, otp, actor) else "wrong"
 
     outcome = transaction(check)
     if outcome == "stored":
         return False
+    if outcome == "limited":
+        raise ratelimits.refused(refusals)
     if outcome == "passed":
         return True
     if outcome == "wrong":
