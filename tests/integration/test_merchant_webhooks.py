@@ -424,3 +424,65 @@ def test_a_server_that_drips_its_answer_is_cut_off_at_the_deadline():
 
     assert status is None and "deadline" in error
     assert time.monotonic() - started < 3
+
+
+def _certificate(tmp_path, name):
+    """A self-signed certificate for ``name`` (its own CA): (cert file, key file)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+@pytest.fixture
+def tls_receiver(tmp_path, receiver):
+    import ssl
+
+    server = receiver()
+    cert_file, key_file = _certificate(tmp_path, "localhost")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+    return server, cert_file
+
+
+def test_https_is_verified_against_the_urls_host_on_the_checked_address(tls_receiver, monkeypatch):
+    server, cert_file = tls_receiver
+    port = server.server.server_address[1]
+
+    # Not trusted: refused by certificate verification, nothing delivered.
+    status, error = delivery.post(f"https://localhost:{port}/hook", b"{}", signing.new_secret())
+    assert status is None and "CERTIFICATE_VERIFY_FAILED" in error
+    # Trusted, but named by its address: the certificate names localhost, so still refused.
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    status, error = delivery.post(f"https://127.0.0.1:{port}/hook", b"{}", signing.new_secret())
+    assert status is None and "CERTIFICATE_VERIFY_FAILED" in error
+    assert server.requests == []
+    # Trusted and named: delivered, over TLS, to the address the check resolved.
+    status, error = delivery.post(f"https://localhost:{port}/hook", b"{}", signing.new_secret())
+    assert (status, error) == (200, None)
+    assert [r["path"] for r in server.requests] == ["/hook"]
