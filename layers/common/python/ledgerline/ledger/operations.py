@@ -71,6 +71,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("withdrawal_approve", 200, "withdrawal.approved", "withdrawal.approval_failed"),
     Operation("withdrawal_reject", 200, "withdrawal.rejected", "withdrawal.rejection_failed"),
     Operation("topup", 201, "payment.initiated", "payment.initiation_failed"),
+    Operation("payment_resolve", 200, "payment.resolved", "payment.resolution_failed"),
 )
 
 

@@ -143,6 +143,11 @@ BEGIN
         p_currency => p_args->>'currency', p_provider => p_args->>'provider', p_actor => p_actor, p_audit => v_done);
       v_body := v_result->'payment';
     END IF;
+  WHEN 'payment_resolve' THEN  -- an administrator's decision on a flagged payment
+    v_result := payment_resolve(
+      p_payment => (p_args->>'payment_id')::uuid, p_outcome => p_args->>'outcome', p_amount => p_args->>'amount',
+      p_reason => p_args->>'reason', p_actor => p_actor, p_audit => v_done);
+    v_body := v_result->'payment';
   WHEN 'withdrawal_request' THEN  -- withdrawal_*.sql
     v_result := withdrawal_request(p_args => p_args, p_actor => p_actor, p_audit => v_done);
     v_body := v_result->'withdrawal';
