@@ -223,6 +223,34 @@ def test_the_payout_message_is_sent_right_after_the_approval(fake, admin, wallet
         assert cur.fetchall() == [(True,)]
 
 
+def test_a_payout_message_delivered_twice_pays_once(fake, admin, wallet, owner_conn):
+    client, account = wallet("NGN", "500.00")
+    fake.misbehave("paystack", payout="hold")  # its outcome waits for settle below
+    w = requested(client, account, "100.00", "NGN", "paystack")
+    assert approve(admin, w["id"]).status_code == 200
+    [message] = receive(PAYOUTS)
+    arn = f"arn:aws:sqs:eu-west-1:000000000000:ledgerline-{PAYOUTS}"
+    event = {"Records": [workers.record(message, queue_arn=arn, region="eu-west-1")]}
+
+    for _ in range(2):  # a redelivery, as after a worker that died before deleting it
+        payouts.handler(event, LambdaContext(function_name="payouts", aws_request_id=str(uuid.uuid4())))
+    sqs().delete_message(QueueUrl=queue_url(PAYOUTS), ReceiptHandle=message["ReceiptHandle"])
+
+    assert [t.reference for t in fake.server.transfers.values()].count(w["id"]) == 1
+    with owner_conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM audit_log WHERE resource_id = %s AND action = 'withdrawal.payout_submitted'",
+            (w["id"],),
+        )
+        assert cur.fetchone()[0] == 1
+    assert status(client, w["id"]) == "approved"
+    fake.server.settle("paystack", w["id"], "success")
+    workers.deliver_pending(WEBHOOKS)
+    assert status(client, w["id"]) == "paid"
+    assert balance(client, account) == {"posted": Decimal("400.00"), "available": Decimal("400.00")}
+    ledger_ok(admin)
+
+
 def test_a_refused_payout_fails_at_once_and_returns_the_money(fake, admin, wallet):
     client, account = wallet("NGN", "500.00")
     fake.misbehave("paystack", payout="refuse")
