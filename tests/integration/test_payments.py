@@ -335,3 +335,29 @@ def test_a_subscribed_merchant_gets_payment_succeeded_and_payment_failed_events(
             (wallet.owner_id,),
         )
         assert cur.fetchone()[0] == 2
+
+
+def test_the_consumer_hands_payout_events_to_withdrawals_and_records_no_payment_event(aws_endpoint, owner_conn):
+    from ledgerline.payments import confirm as consumer
+
+    reference = str(uuid.uuid4())  # a withdrawal's id: none of ours, so nothing settles
+    payout = {"event": "transfer.success", "data": {"id": 42, "reference": reference, "amount": 500000,
+              "currency": "NGN", "status": "success"}}  # fmt: skip
+
+    outcome = consumer.process(jsonutil.dumps({"provider": "paystack", "body": jsonutil.dumps(payout)}))
+
+    assert outcome == "payout"
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM payment_webhook_events WHERE reference = %s", (reference,))
+        assert cur.fetchone()[0] == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["not json", '{"provider": "paystack"}', '{"provider": "paystack", "body": "{\\"event\\": 1}"}', "[]"],
+)
+def test_a_message_the_consumer_cannot_read_raises_for_the_dlq(aws_endpoint, body):
+    from ledgerline.payments import confirm as consumer
+
+    with pytest.raises(ValueError):
+        consumer.process(body)
