@@ -9,6 +9,7 @@ import random
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -352,6 +353,57 @@ def test_a_failing_payout_is_accepted_then_fails_by_webhook(fake, to_sink, provi
     gw.verify_webhook(headers, body)
     event = gw.parse_webhook(body)
     assert (event.kind, event.status) == ("payout", "failed")
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_racing_payouts_with_one_reference_are_one_payout_and_one_outcome(fake, to_sink, provider):
+    # A slow provider widens the window between "is this reference new?" and "record it".
+    fake.misbehave(provider, payout="slow", slow_seconds="0.3")
+    gw = gateway(provider)  # one adapter (one connection pool) shared by the threads
+    reference = ref("wd")
+    args = {
+        "reference": reference,
+        "amount": Decimal("10.00"),
+        "currency": CURRENCY[provider],
+        "bank_code": "058",
+        "account_number": "0123456789",
+        "account_name": "ADA TESTER",
+        "narration": "withdrawal",
+    }
+    start = threading.Barrier(8)
+
+    def pay_out(_: int):
+        start.wait()
+        return gw.create_payout(**args)
+
+    with ThreadPoolExecutor(8) as pool:
+        payouts = list(pool.map(pay_out, range(8)))
+
+    assert len({p.provider_id for p in payouts}) == 1
+    to_sink.wait_about(reference)
+    time.sleep(0.5)
+    assert len(to_sink.about(reference)) == 1
+
+
+def test_racing_paystack_checkouts_with_one_reference_open_exactly_one(fake):
+    gw = gateway("paystack")
+    reference = ref()
+    start = threading.Barrier(8)
+
+    def open_checkout(_: int):
+        start.wait()
+        try:
+            return gw.initialize_payment(
+                reference=reference, amount=Decimal("5.00"), currency="NGN", email="a@example.test", idempotency_key="k"
+            )
+        except GatewayRefused as refused:
+            return refused.code
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(open_checkout, range(8)))
+
+    assert sorted(map(str, outcomes)).count("duplicate_reference") == 7
+    assert len([o for o in outcomes if not isinstance(o, str)]) == 1
 
 
 def test_a_held_payout_settles_when_told(fake, to_sink):

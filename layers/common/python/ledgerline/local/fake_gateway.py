@@ -217,8 +217,15 @@ class FakeGateway:
         with self._lock:
             return next((p for (prov, _), p in self.payments.items() if prov == provider and p.id == provider_id), None)
 
-    def open_payment(self, provider: str, reference: str, amount: Decimal, currency: str, email: str) -> Payment:
+    def open_payment(
+        self, provider: str, reference: str, amount: Decimal, currency: str, email: str
+    ) -> tuple[Payment, bool]:
+        """(the payment with this reference, whether this call opened it): one payment per
+        reference, even when calls race."""
         with self._lock:
+            existing = self.payments.get((provider, reference))
+            if existing is not None:
+                return existing, False
             number = self.next_id()
             token = secrets.token_hex(8)
             payment = Payment(
@@ -235,7 +242,7 @@ class FakeGateway:
             if provider == "stripe":
                 payment.client_secret = f"{payment.id}_secret_{secrets.token_hex(8)}"
             self.payments[(provider, reference)] = payment
-            return payment
+            return payment, True
 
     def day_payments(self, provider: str, start: datetime, end: datetime) -> list[Payment]:
         """The payments created in [start, end), newest first (as the providers list them)."""
@@ -299,9 +306,7 @@ class FakeGateway:
         """The customer pays (or fails to): the books change, the webhook goes out."""
         if status not in ("success", "failed"):
             raise ValueError('status must be "success" or "failed"')
-        payment = self.payment(provider, reference) or self.open_payment(
-            provider, reference, amount, currency, "customer@example.test"
-        )
+        payment, _ = self.open_payment(provider, reference, amount, currency, "customer@example.test")
         with self._lock:
             if payment.currency != currency:
                 raise ValueError(f"{reference} was opened in {payment.currency}, not {currency}")
@@ -335,12 +340,9 @@ class FakeGateway:
         account_name: str,
         narration: str,
     ) -> Transfer:
-        """A payout, idempotent on its reference; its outcome's webhook follows."""
+        """A payout, idempotent on its reference (one transfer and one outcome per reference,
+        even when calls race); its outcome's webhook follows."""
         bad = self.misbehaving(provider)
-        with self._lock:
-            existing = self.transfers.get((provider, reference))
-            if existing:
-                return existing
         if bad.payout == "slow":
             self.slow(provider)
         if bad.payout == "error":
@@ -365,6 +367,9 @@ class FakeGateway:
             numeric_id=number,
         )
         with self._lock:
+            existing = self.transfers.get((provider, reference))
+            if existing is not None:
+                return existing
             self.transfers[(provider, reference)] = transfer
         if bad.payout != "hold":
             outcome = "failed" if bad.payout == "fail" else "success"

@@ -82,10 +82,9 @@ def _flw_pay(fake: FakeGateway, req: Request) -> Reply:
         to_minor(amount, currency)
     except ValueError:
         raise Refusal(400, f"amount has more decimals than {currency} allows") from None
-    payment = fake.payment("flutterwave", reference)
-    if payment is not None and (payment.requested != amount or payment.currency != currency):
+    payment, _ = fake.open_payment("flutterwave", reference, amount, currency, str(customer["email"]))
+    if payment.requested != amount or payment.currency != currency:
         raise Refusal(400, "A transaction with this tx_ref already exists")  # the same tx_ref, other terms
-    payment = payment or fake.open_payment("flutterwave", reference, amount, currency, str(customer["email"]))
     return _flw_ok(
         {"link": f"https://checkout.flutterwave.com/v3/hosted/pay/flwlnk-{payment.access_code}"}, "Hosted Link"
     )

@@ -88,9 +88,9 @@ def _paystack_initialize(fake: FakeGateway, req: Request) -> Reply:
     reference = str(data.get("reference") or secrets.token_hex(5))
     if not re.fullmatch(r"[A-Za-z0-9.=_-]+", reference):
         raise Refusal(400, "Invalid transaction reference", "invalid_reference")
-    if fake.payment("paystack", reference):
+    payment, opened = fake.open_payment("paystack", reference, amount, currency, str(data["email"]))
+    if not opened:
         raise Refusal(400, "Duplicate Transaction Reference", "duplicate_reference")
-    payment = fake.open_payment("paystack", reference, amount, currency, str(data["email"]))
     return _paystack_ok(
         {
             "authorization_url": f"https://checkout.paystack.com/{payment.access_code}",

@@ -128,8 +128,7 @@ def _stripe_create_intent(fake: FakeGateway, req: Request) -> Reply:
         code = currency_code(currency)
         amount = minor_amount(data.get("amount"), code)
         reference = data.get("metadata[reference]") or f"pi-{secrets.token_hex(6)}"
-        existing = fake.payment("stripe", reference)
-        payment = existing or fake.open_payment("stripe", reference, amount, code, str(data.get("receipt_email") or ""))
+        payment, _ = fake.open_payment("stripe", reference, amount, code, str(data.get("receipt_email") or ""))
         return Reply(200, stripe_intent(payment))
 
     return _stripe_idempotent(fake, req, create)
@@ -143,7 +142,7 @@ def _stripe_checkout(fake: FakeGateway, req: Request) -> Reply:
         units = minor_amount(data.get("line_items[0][price_data][unit_amount]"), code)
         quantity = int(data.get("line_items[0][quantity]") or 1)
         reference = str(data.get("client_reference_id") or f"cs-{secrets.token_hex(6)}")
-        payment = fake.payment("stripe", reference) or fake.open_payment(
+        payment, _ = fake.open_payment(
             "stripe", reference, units * quantity, code, str(data.get("customer_email") or "")
         )
         session = f"cs_test_{secrets.token_hex(12)}"
