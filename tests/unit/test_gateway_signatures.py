@@ -176,6 +176,10 @@ def test_flutterwave_accepts_only_the_configured_scheme():
         only_hash.verify_webhook({"flutterwave-signature": flw_hmac()}, BODY)
     with pytest.raises(ValueError, match="unknown"):
         signatures.verify_flutterwave({"verif-hash": FLW_HASH}, BODY, FLW_HASH, ("md5",))
+    with pytest.raises(ValueError, match="md5"):  # a typo in the settings fails when the adapter is made
+        flutterwave(schemes=("md5",))
+    with pytest.raises(ValueError):
+        flutterwave(schemes=())
 
 
 # --------------------------------------------------------------------------- signing side

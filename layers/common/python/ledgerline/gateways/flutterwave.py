@@ -80,6 +80,11 @@ class Flutterwave:
     ) -> None:
         self._secret_hash = secret_hash
         self._schemes = tuple(webhook_schemes)
+        unknown = set(self._schemes) - set(signatures.FLUTTERWAVE_SCHEMES)
+        if unknown or not self._schemes:  # a typo in the settings fails at start, not at the first webhook
+            raise ValueError(
+                f"Flutterwave webhook schemes {sorted(unknown)}: use some of {signatures.FLUTTERWAVE_SCHEMES}"
+            )
         self._http = HttpClient(
             self.provider,
             base_url,
