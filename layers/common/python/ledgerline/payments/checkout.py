@@ -45,6 +45,8 @@ def open_checkout(payment: Payment) -> Payment:
     request = transaction(lambda cur: store.checkout_request(cur, payment.id), read_only=True)
     if request.checkout is not None:
         return payment.with_checkout(request.checkout)
+    if request.status != "pending":
+        return payment  # settled since (a late replay): nothing left to pay
     try:
         opened = gateway(request.provider).initialize_payment(
             reference=request.reference,
