@@ -61,6 +61,7 @@ def test_an_admin_credits_what_was_received_once(admin, flagged, owner_conn):
     r = resolve(admin, payment["id"], key, outcome="credit", amount="4000.00", reason="customer paid 4000 only")
     again = resolve(admin, payment["id"], key, outcome="credit", amount="4000.00", reason="customer paid 4000 only")
     twice = resolve(admin, payment["id"], outcome="credit", reason="once more")
+    reused = resolve(admin, payment["id"], key, outcome="fail", reason="customer paid 4000 only")
 
     assert r.status_code == 200, r.text
     resolved = r.json()
@@ -68,6 +69,7 @@ def test_an_admin_credits_what_was_received_once(admin, flagged, owner_conn):
     assert resolved["transaction_id"]
     assert again.json() == resolved and again.headers.get("Idempotent-Replayed") == "true"
     assert (twice.status_code, twice.json()["code"]) == (409, "invalid_state_transition")
+    assert (reused.status_code, reused.json()["code"]) == (422, "idempotency_key_reused")
     assert posted(client, account_id) == "4000.00"
     assert client.get(f"/v1/payments/{payment['id']}").json()["status"] == "succeeded"
     with owner_conn.cursor() as cur:
