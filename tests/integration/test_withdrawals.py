@@ -693,3 +693,12 @@ def test_key_rotation_re_encrypts_the_destination_and_it_still_pays_to_the_same_
     assert (
         crypto.decrypt_field(after, table="withdrawals", column="account_number_ciphertext", row_id=w["id"]) == NUMBER
     )
+
+
+@pytest.mark.parametrize("text", ["abc", "-1", "US=5", "NaN", "USD=Infinity"])
+def test_a_step_up_setting_that_is_not_an_amount_is_refused_at_start(text):
+    from ledgerline.config import parse_step_up
+
+    with pytest.raises(ValueError, match="bad withdrawal step-up"):
+        parse_step_up(text)
+    assert parse_step_up("100000.00;usd=1000.00") == {"*": Decimal("100000.00"), "USD": Decimal("1000.00")}
