@@ -428,6 +428,42 @@ def test_a_held_payout_settles_when_told(fake, to_sink):
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_payout_is_re_queried_pending_then_as_its_webhook_settled_it(fake, to_sink, provider):
+    fake.misbehave(provider, payout="hold")
+    gw = gateway(provider)
+    reference = ref("wd")
+    payout = gw.create_payout(
+        reference=reference,
+        amount=Decimal("10.00"),
+        currency=CURRENCY[provider],
+        bank_code="058",
+        account_number="0123456789",
+        account_name="ADA TESTER",
+        narration="withdrawal",
+    )
+    assert gw.verify_payout(reference, payout.provider_id).status is PayoutStatus.PENDING
+
+    fake.settle(provider, reference, "failed", "Account closed")
+
+    again = gw.verify_payout(reference, payout.provider_id)
+    assert (again.reference, again.provider_id, again.status, again.reason) == (
+        reference,
+        payout.provider_id,
+        PayoutStatus.FAILED,
+        "Account closed",
+    )
+    if provider == "paystack":
+        assert gw.verify_payout(reference).status is PayoutStatus.FAILED  # by reference alone
+    else:
+        with pytest.raises(GatewayRefused) as refused:
+            gw.verify_payout(reference)
+        assert refused.value.code == "unsupported"
+        with pytest.raises(GatewayRefused) as refused:
+            gw.verify_payout(ref("wd"), payout.provider_id)  # someone else's payout id
+        assert refused.value.code == "mismatch"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
 def test_a_refused_payout_is_gateway_refused_at_once_and_an_erroring_one_unavailable_after_retries(fake, provider):
     gw = gateway(provider)
     args = {

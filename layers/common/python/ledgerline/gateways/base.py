@@ -148,6 +148,11 @@ class Gateway(Protocol):
         """Send money to a bank account; idempotent on ``reference``."""
         ...
 
+    def verify_payout(self, reference: str, provider_id: str | None = None) -> Payout:
+        """The payout as the gateway has it now (the re-query after its webhook). Stripe and
+        Flutterwave find a payout by ``provider_id`` only (``GatewayRefused`` without it)."""
+        ...
+
     def resolve_account(self, bank_code: str, account_number: str) -> BankAccount:
         """The name on a bank account (account-name enquiry)."""
         ...

@@ -174,12 +174,26 @@ class Flutterwave:
                     },
                 ).body
             )
-            return Payout(
-                reference=str(data["reference"]),
-                provider_id=str(data["id"]),
-                status=_PAYOUT_STATUS.get(str(data.get("status")).upper(), PayoutStatus.PENDING),  # NEW, PENDING
-                reason=data.get("complete_message") or None,
-            )
+            return self._payout(data)
+
+    def verify_payout(self, reference: str, provider_id: str | None = None) -> Payout:
+        if not provider_id:  # v3 fetches a transfer by its id
+            raise GatewayRefused("flutterwave finds a transfer by its id only", code="unsupported")
+        with reading(self.provider, "verify payout"):
+            payout = self._payout(self._data(self._http.get(f"/v3/transfers/{quote(provider_id, safe='')}").body))
+        if payout.reference != reference:
+            raise GatewayRefused(f"flutterwave: transfer {provider_id} belongs to another reference", code="mismatch")
+        return payout
+
+    @staticmethod
+    def _payout(data: Mapping[str, Any]) -> Payout:
+        status = _PAYOUT_STATUS.get(str(data.get("status")).upper(), PayoutStatus.PENDING)  # NEW, PENDING
+        return Payout(
+            reference=str(data["reference"]),
+            provider_id=str(data["id"]),
+            status=status,
+            reason=(data.get("complete_message") or None) if status is PayoutStatus.FAILED else None,
+        )
 
     def resolve_account(self, bank_code: str, account_number: str) -> BankAccount:
         with reading(self.provider, "resolve"):

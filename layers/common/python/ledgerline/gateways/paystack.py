@@ -171,12 +171,20 @@ class Paystack:
                     },
                 ).body
             )
-            return Payout(
-                reference=str(data["reference"]),
-                provider_id=str(data["transfer_code"]),
-                status=_PAYOUT_STATUS.get(str(data.get("status")), PayoutStatus.PENDING),
-                reason=data.get("failures") or data.get("gateway_response"),
-            )
+            return self._payout(data)
+
+    def verify_payout(self, reference: str, provider_id: str | None = None) -> Payout:
+        with reading(self.provider, "verify payout"):
+            return self._payout(self._data(self._http.get(f"/transfer/verify/{quote(reference, safe='')}").body))
+
+    @staticmethod
+    def _payout(data: Mapping[str, Any]) -> Payout:
+        return Payout(
+            reference=str(data["reference"]),
+            provider_id=str(data["transfer_code"]),
+            status=_PAYOUT_STATUS.get(str(data.get("status")), PayoutStatus.PENDING),
+            reason=data.get("failures") or data.get("gateway_response"),
+        )
 
     def resolve_account(self, bank_code: str, account_number: str) -> BankAccount:
         with reading(self.provider, "resolve"):

@@ -208,12 +208,26 @@ class Stripe:
             headers={"Idempotency-Key": f"payout-{reference}"},
         ).body
         with reading(self.provider, "payout"):
-            return Payout(
-                reference=reference,
-                provider_id=str(payout["id"]),
-                status=_PAYOUT_STATUS.get(str(payout.get("status")), PayoutStatus.PENDING),
-                reason=payout.get("failure_message"),
-            )
+            return self._payout(payout, reference)
+
+    def verify_payout(self, reference: str, provider_id: str | None = None) -> Payout:
+        if not provider_id:  # payouts are not searchable by metadata
+            raise GatewayRefused("stripe finds a payout by its id (po_...) only", code="unsupported")
+        payout = self._http.get(f"/v1/payouts/{quote(provider_id, safe='')}").body
+        with reading(self.provider, "verify payout"):
+            found = self._payout(payout, reference)
+        if (payout.get("metadata") or {}).get("reference") != reference:
+            raise GatewayRefused(f"stripe: payout {provider_id} belongs to another reference", code="mismatch")
+        return found
+
+    @staticmethod
+    def _payout(payout: Mapping[str, Any], reference: str) -> Payout:
+        return Payout(
+            reference=reference,
+            provider_id=str(payout["id"]),
+            status=_PAYOUT_STATUS.get(str(payout.get("status")), PayoutStatus.PENDING),
+            reason=payout.get("failure_message"),
+        )
 
     def resolve_account(self, bank_code: str, account_number: str) -> BankAccount:
         raise GatewayRefused("stripe offers no account-name enquiry", code="unsupported")
