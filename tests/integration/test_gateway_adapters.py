@@ -741,3 +741,32 @@ def test_an_older_local_secrets_file_gains_the_new_gateway_keys_and_keeps_its_va
     printed = aws.dev_secrets(path)  # what `ledgerline dev secrets` prints
     assert printed["paystack_secret_key"] == "sk_test_old"
     assert printed["stripe_secret_key"] == values["gateways"]["stripe_secret_key"]
+
+
+def test_a_stripe_signing_secret_being_rolled_verifies_with_the_new_and_the_previous(fake):
+    from ledgerline.aws import clients, resources, secrets
+    from ledgerline.gateways import signatures
+
+    sm = clients.client("secretsmanager")
+    secret_id = resources.gateway_secret_id()
+    original = sm.get_secret_value(SecretId=secret_id)["SecretString"]
+    keys = json.loads(original)
+    rolled = {
+        **keys,
+        "stripe_webhook_secret": "whsec_new_one",
+        "stripe_webhook_secret_previous": keys["stripe_webhook_secret"],
+    }
+    sm.put_secret_value(SecretId=secret_id, SecretString=json.dumps(rolled))
+    secrets.reset()
+    try:
+        gw = gateway("stripe")
+        body = b'{"id":"evt_1","object":"event"}'
+        for signer in ("whsec_new_one", keys["stripe_webhook_secret"]):
+            gw.verify_webhook(signatures.webhook_headers("stripe", body, {"stripe_webhook_secret": signer}), body)
+        with pytest.raises(SignatureInvalid):
+            gw.verify_webhook(
+                signatures.webhook_headers("stripe", body, {"stripe_webhook_secret": "whsec_other"}), body
+            )
+    finally:
+        sm.put_secret_value(SecretId=secret_id, SecretString=original)
+        secrets.reset()
