@@ -47,17 +47,20 @@ def a_past_day() -> date:
 
 
 class Sink:
-    """Where the fake delivers webhooks in these tests: records each raw delivery."""
+    """Where the fake delivers webhooks in these tests: records each raw delivery, and
+    answers 500 to the next ``failing`` ones (an API having a bad moment)."""
 
     def __init__(self) -> None:
         self.received: list[tuple[str, dict[str, str], bytes]] = []
+        self.failing = 0
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 sink.received.append((self.path, dict(self.headers.items()), body))
-                self.send_response(200)
+                failed, sink.failing = sink.failing > 0, max(0, sink.failing - 1)
+                self.send_response(500 if failed else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -645,6 +648,25 @@ def test_duplicate_deliveries_are_the_same_event(fake, to_sink, provider):
     assert len(received) == 3
     gw = gateway(provider)
     assert len({gw.parse_webhook(body).event_id for _, _, body in received}) == 1
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_webhook_the_api_does_not_take_is_delivered_again_when_retries_are_on(fake, to_sink, provider):
+    reference = ref()
+    to_sink.failing = 2
+    without = fake.pay(provider, reference, "10.00", CURRENCY[provider])
+    assert (without["delivered_status"], without["deliveries"]) == (500, [500])  # one attempt by default
+
+    fake.misbehave(provider, webhook_retries=3, webhook_retry_seconds="0.01")
+    answer = fake.pay(provider, reference, "10.00", CURRENCY[provider])
+
+    assert (answer["delivered_status"], answer["deliveries"]) == (200, [500, 200])
+    last = to_sink.about(reference)[-2:]
+    assert last[0][2] == last[1][2]  # the same signed body again
+    to_sink.failing = 5
+    answer = fake.pay(provider, ref(), "10.00", CURRENCY[provider])
+    assert answer["deliveries"] == [500, 500, 500, 500]  # 1 + 3 retries, then it gives up
+    to_sink.failing = 0
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -261,14 +261,29 @@ class FakeGateway:
         return signatures.webhook_headers(provider, body, keys, now=now, flutterwave_scheme=bad.flutterwave_scheme)
 
     def deliver(self, provider: str, event: Mapping[str, Any], url: str | None = None) -> dict[str, Any]:
-        """Send ``event`` signed to the API (1 + duplicates times); the delivery's record."""
+        """Send ``event`` signed to the API (1 + duplicates times, each retried while it is
+        not answered 2xx, if told); the delivery's record: ``deliveries`` every attempt's
+        status in order, ``delivered_status`` the first delivery's last."""
+        bad = self.misbehaving(provider)
         body = json_bytes(event)
         headers = self.sign(provider, body)
         target = f"{(url or self.webhook_url).rstrip('/')}/v1/webhooks/{provider}"
-        statuses = [_post(target, body, headers) for _ in range(1 + self.misbehaving(provider).duplicates)]
+        statuses: list[int | None] = []
+        first: int | None = None
+        for copy in range(1 + bad.duplicates):
+            status = _post(target, body, headers)
+            for _ in range(bad.webhook_retries):
+                if status is not None and 200 <= status < 300:
+                    break
+                statuses.append(status)
+                time.sleep(float(bad.webhook_retry_seconds))
+                status = _post(target, body, headers)
+            statuses.append(status)
+            if copy == 0:
+                first = status
         record = {
             "type": event.get("event") or event.get("type"),
-            "delivered_status": statuses[0],
+            "delivered_status": first,
             "deliveries": statuses,
             "webhook": {"headers": headers, "body": body.decode()},
         }

@@ -89,6 +89,10 @@ class Misbehaviour:
     slow_seconds: Decimal = Decimal(5)
     # ... and the webhooks it sends:
     duplicates: int = 0  # each webhook is delivered 1 + N times
+    # A delivery the API does not answer 2xx is tried again, up to N more times (the
+    # providers retry until 200, over hours; here a moment apart).
+    webhook_retries: int = 0
+    webhook_retry_seconds: Decimal = Decimal("0.1")
     signature: str = "valid"  # "invalid": signed with a wrong key; "stale": Stripe t 10 minutes old
     flutterwave_scheme: str = "signature"  # "signature" | "verif-hash" | "both"
     webhook_delay_seconds: Decimal = Decimal("0.2")  # before a payout's outcome is delivered
@@ -108,10 +112,10 @@ class Misbehaviour:
                 raise ValueError(f"unknown misbehaviour {name!r}; use {sorted(known)}")
             if name in self.CHOICES and value not in self.CHOICES[name]:
                 raise ValueError(f"{name} must be one of {self.CHOICES[name]}")
-            counts = ("unavailable", "rate_limited", "duplicates")
+            counts = ("unavailable", "rate_limited", "duplicates", "webhook_retries")
             if name in counts and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
                 raise ValueError(f"{name} must be a count >= 0")
-            if name in ("slow_seconds", "webhook_delay_seconds"):
+            if name in ("slow_seconds", "webhook_delay_seconds", "webhook_retry_seconds"):
                 value = Decimal(str(value))  # JSON-safe (the fake writes no floats)
                 if not value.is_finite() or value < 0:
                     raise ValueError(f"{name} must be >= 0")
