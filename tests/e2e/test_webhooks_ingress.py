@@ -403,3 +403,32 @@ def test_webhooks_count_against_their_own_limit_not_the_default_one(api, fake, o
     # A default-limited route would have refused the second; the webhook route takes three.
     assert statuses == [401, 401, 401, 429]
     assert refused.status_code == 429 and refused.json()["code"] == "rate_limited" and refused.headers["Retry-After"]
+
+
+def test_a_flutterwave_dashboard_sending_verif_hash_is_accepted_too(api, fake, wallet):
+    client, account_id = wallet("NGN")
+    created = topup(client, account_id, "15.00", "NGN", "flutterwave")
+    fake.misbehave("flutterwave", flutterwave_scheme="verif-hash")
+
+    paid = fake.pay("flutterwave", created["reference"], "15.00", "NGN")
+
+    assert paid["delivered_status"] == 200
+    assert "verif-hash" in {k.lower() for k in paid["webhook"]["headers"]}
+    assert consume_all() == set()
+    assert balance(client, account_id) == Decimal("15.00")
+
+
+def test_a_webhook_that_cannot_be_queued_is_not_acknowledged(api, fake, wallet, monkeypatch):
+    from ledgerline.aws import resources
+
+    client, account_id = wallet("NGN")
+    created = topup(client, account_id, "10.00", "NGN", "paystack")
+    paid = fake.pay("paystack", created["reference"], "10.00", "NGN", deliver=False)
+    monkeypatch.setenv(resources.queue_env_var(QUEUE), queue_url().rsplit("/", 1)[0] + "/no-such-queue")
+
+    r = post_webhook(api, "paystack", paid["webhook"])
+
+    # Not a 200: the gateway delivers it again later.
+    assert (r.status_code, r.json()["code"]) == (500, "internal_error")
+    monkeypatch.undo()
+    assert post_webhook(api, "paystack", paid["webhook"]).status_code == 200
