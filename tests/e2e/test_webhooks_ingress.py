@@ -381,19 +381,20 @@ def test_a_poison_message_lands_in_the_dlq_after_five_receives(api, fake):
         sqs().delete_message(QueueUrl=dlq, ReceiptHandle=m["ReceiptHandle"])
 
 
-def test_webhooks_count_against_their_own_limit_not_the_default_one(api, fake, owner_conn, monkeypatch):
+def test_webhooks_count_against_their_own_limit_not_the_default_one(api, fake, wallet, owner_conn, monkeypatch):
     from ledgerline import config
 
+    client, account_id = wallet("NGN")
+    created = topup(client, account_id, "10.00", "NGN", "paystack")
+    paid = fake.pay("paystack", created["reference"], "10.00", "NGN", deliver=False)
     monkeypatch.setenv(
         "LEDGERLINE_RATE_LIMITS", "login=off;otp=off;money=off;default=1/minute;auth=off;webhook=3/minute"
     )
     config.settings.cache_clear()
     with owner_conn.cursor() as cur:
         cur.execute("DELETE FROM rate_limit_buckets WHERE key LIKE 'webhook:%%' OR key LIKE 'default:%%'")
-    bad = {"headers": {"Content-Type": "application/json", "x-paystack-signature": "00" * 64}, "body": "{}"}
     try:
-        statuses = [post_webhook(api, "paystack", bad).status_code for _ in range(4)]
-        refused = post_webhook(api, "paystack", bad)
+        answers = [post_webhook(api, "paystack", paid["webhook"]) for _ in range(4)]
     finally:
         monkeypatch.undo()
         config.settings.cache_clear()
@@ -401,8 +402,19 @@ def test_webhooks_count_against_their_own_limit_not_the_default_one(api, fake, o
             cur.execute("DELETE FROM rate_limit_buckets WHERE key LIKE 'webhook:%%' OR key LIKE 'default:%%'")
 
     # A default-limited route would have refused the second; the webhook route takes three.
-    assert statuses == [401, 401, 401, 429]
-    assert refused.status_code == 429 and refused.json()["code"] == "rate_limited" and refused.headers["Retry-After"]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[-1].json()["code"] == "rate_limited" and answers[-1].headers["Retry-After"]
+
+
+def test_the_signature_is_checked_before_anything_parses_the_body(api, fake):
+    bad = {"headers": {"Content-Type": "text/plain", "x-paystack-signature": "00" * 64}, "body": "not json {"}
+
+    r = post_webhook(api, "paystack", bad)
+
+    # Not the input gate's 415 or 400: the raw bytes were refused first.
+    assert (r.status_code, r.json()["code"]) == (401, "unauthorized")
+    assert r.headers["Content-Type"] == "application/problem+json"
+    assert receive() == []
 
 
 def test_a_flutterwave_dashboard_sending_verif_hash_is_accepted_too(api, fake, wallet):

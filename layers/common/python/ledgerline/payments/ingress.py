@@ -37,8 +37,9 @@ def raw_body(event: Mapping[str, Any]) -> bytes:
 
 
 def verify(provider: str, headers: Mapping[str, str], body: bytes, actor: Actor) -> None:
-    """Pass a correctly signed body; refuse anything else with 401, audited (throttled).
-    An unknown provider is 404 (``registry.UnknownProvider``)."""
+    """Pass a correctly signed body; refuse anything else with 401, audited (throttled)
+    with ``actor``, the gateway as the request shows it. An unknown provider is 404
+    (``registry.UnknownProvider``)."""
     from ledgerline.gateways.registry import gateway  # deferred: loads the adapters
 
     adapter = gateway(provider)
@@ -46,9 +47,7 @@ def verify(provider: str, headers: Mapping[str, str], body: bytes, actor: Actor)
         adapter.verify_webhook(headers, body)
     except SignatureInvalid as exc:
         reason = str(exc)[:200]
-        gateway_actor = Actor(id=None, type="gateway", ip=actor.ip, user_agent=actor.user_agent,
-                              request_id=actor.request_id)  # fmt: skip
-        transaction(lambda cur: store.record_invalid_signature(cur, gateway_actor, provider, reason))
+        transaction(lambda cur: store.record_invalid_signature(cur, actor, provider, reason))
         raise errors.Unauthorized("the webhook's signature does not verify") from None
 
 
