@@ -38,7 +38,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             id=None,
             type="gateway",
             ip=http.get("sourceIp"),
-            user_agent=http.get("userAgent"),
+            user_agent=_storable(http.get("userAgent")),
             request_id=(event.get("requestContext") or {}).get("requestId"),
         )
         provider = (event.get("pathParameters") or {}).get("provider", "")
@@ -52,3 +52,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return api.handler(event, context)
     finally:
         _verified.body = b""
+
+
+def _storable(text: str | None) -> str | None:
+    """Text the audit row can hold: the input gate, which refuses a NUL or a lone
+    surrogate in a header, has not run yet."""
+    if not text:
+        return None
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")[:500]

@@ -444,3 +444,25 @@ def test_a_webhook_that_cannot_be_queued_is_not_acknowledged(api, fake, wallet, 
     assert (r.status_code, r.json()["code"]) == (500, "internal_error")
     monkeypatch.undo()
     assert post_webhook(api, "paystack", paid["webhook"]).status_code == 200
+
+
+def test_a_refused_webhook_with_unstorable_text_in_its_user_agent_is_still_a_401(fake, owner_conn):
+    from functions.webhooks import ingress as route
+    from ledgerline import routes
+    from ledgerline.local.gateway import build_event
+
+    with owner_conn.cursor() as cur:
+        cur.execute("DELETE FROM rate_limit_buckets WHERE key LIKE 'webhook-signature:%%'")
+    matched, params, _ = routes.match("POST", "/v1/webhooks/paystack")
+    event = build_event(
+        method="POST", raw_path="/v1/webhooks/paystack", raw_query="", body=b"{}", source_ip="192.0.2.77",
+        headers={"content-type": "application/json", "user-agent": "evil\x00\ud800", "x-paystack-signature": "00"},
+        route=matched, path_parameters=params, claims=None, request_id="req-nul",
+    )  # fmt: skip
+
+    result = route.handler(event, None)
+
+    assert result["statusCode"] == 401
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT user_agent FROM audit_log WHERE metadata->>'request_id' = 'req-nul'")
+        assert cur.fetchall() == [("evil?",)]
