@@ -504,6 +504,39 @@ def test_a_failed_payout_returns_the_money_with_a_reversal(database_url, admin_i
 
 
 @pytest.mark.parametrize("status", ["succeeded", "failed"])
+def test_a_merchants_subscribed_endpoint_gets_the_settled_withdrawal_masked(database_url, admin_id, status):
+    from ledgerline.audit import Actor
+    from ledgerline.webhooks import endpoints
+
+    merchant = transaction(lambda cur: create_user(cur, "merchant"))
+    actor = Actor(id=merchant, type="merchant", ip="127.0.0.1", user_agent="tests")
+    endpoint = transaction(
+        lambda cur: endpoints.create(cur, Principal(merchant, "merchant"), url="http://127.0.0.1:9/hook",
+                                     events=["withdrawal.paid", "withdrawal.failed"], actor=actor)
+    )  # fmt: skip
+    w = approved(admin_id, new_wallet("NGN", 500, owner_id=merchant))
+
+    withdrawals.settle_payout(payout_event(w["id"], status))
+
+    [event] = transaction(
+        lambda cur: (
+            cur.execute(
+                """
+                SELECT e.type, e.data FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
+                 WHERE d.endpoint_id = %s
+                """,
+                (endpoint.id,),
+            ),
+            cur.fetchall(),
+        )[1]
+    )
+    assert event["type"] == {"succeeded": "withdrawal.paid", "failed": "withdrawal.failed"}[status]
+    assert event["data"]["withdrawal"]["id"] == w["id"]
+    assert event["data"]["withdrawal"]["destination"]["account_number"] == "****6789"
+    assert NUMBER not in jsonutil.dumps(event["data"])
+
+
+@pytest.mark.parametrize("status", ["succeeded", "failed"])
 def test_a_crash_while_settling_leaves_it_approved_and_the_event_settles_on_retry(
     database_url, admin_id, owner_conn, status
 ):

@@ -33,6 +33,8 @@ class EncryptedColumn:
 ENCRYPTED_COLUMNS: list[EncryptedColumn] = [
     EncryptedColumn("users", "phone_ciphertext"),  # ledgerline.auth.users
     EncryptedColumn("otp_credentials", "secret", id_column="user_id", where="secret_encrypted"),  # auth.otp
+    EncryptedColumn("withdrawals", "account_number_ciphertext"),  # payments.withdrawals
+    EncryptedColumn("webhook_endpoints", "secret_ciphertext"),  # webhooks.endpoints
 ]
 
 

@@ -40,7 +40,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from ledgerline import errors
+from ledgerline import errors, outbox
 from ledgerline.audit import Actor
 from ledgerline.ledger.holds import MAX_EXPIRY_SECONDS
 from ledgerline.ledger.schemas import AmountText, Currency, Reason
@@ -246,7 +246,6 @@ def publish_payout(withdrawal_id: str) -> None:
     """Send an approved withdrawal's gateway-payouts message now, right after the approval's
     statement committed, instead of at the relay's next run (up to a minute). Best effort:
     what this does not send, the relay's sweep does (``ledgerline.outbox``)."""
-    from ledgerline import outbox
     from ledgerline.config import settings
     from ledgerline.db import transaction
 
@@ -289,7 +288,9 @@ def _settle(
         """,
         (withdrawal_id, outcome, jsonb(actor), reason, payout_id, source),
     )
-    return dict(cur.fetchone()["result"])
+    result = dict(cur.fetchone()["result"])
+    outbox.publish_after_commit(cur, [int(i) for i in result.get("outbox_ids") or []])
+    return result
 
 
 def _system_actor(source: str, **metadata: Any) -> dict[str, Any]:

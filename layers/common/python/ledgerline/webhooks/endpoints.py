@@ -15,7 +15,6 @@ from uuid import UUID
 from ledgerline import audit, crypto, errors, pagination
 from ledgerline.audit import Actor
 from ledgerline.config import settings
-from ledgerline.crypto.columns import register
 from ledgerline.db import Cursor
 from ledgerline.webhooks import signing, targets
 from ledgerline.webhooks.events import EVENT_TYPES
@@ -25,9 +24,6 @@ ROLES_ALLOWED = ("merchant",)
 MAX_ENDPOINTS = 20
 TABLE, SECRET_COLUMN = "webhook_endpoints", "secret_ciphertext"
 CREATED, DELETED = "webhook_endpoint.created", "webhook_endpoint.deleted"
-
-# Key rotation re-encrypts this column (the static list in crypto/columns.py is preferred).
-register(TABLE, SECRET_COLUMN)
 
 _COLUMNS = "id, url, events, created_at"
 

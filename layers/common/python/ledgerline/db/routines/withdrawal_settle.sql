@@ -2,9 +2,11 @@
 -- (the gateway's payout webhook, or the payout worker on a refusal or a final answer).
 --   succeeded: payout_clearing -> external_funding (the money has left the ledger), paid;
 --   failed:    the capture is reversed (payout_clearing -> the wallet), failed.
--- Either way the user is told (notifications outbox row) and one audit row is written,
--- in this transaction. Returns {"outcome": "settled" | "already" | "not_approved" |
--- "not_found", "status": <the withdrawal's status>}.
+-- Either way the user is told (notifications outbox row), the owner's merchant endpoints
+-- subscribed to withdrawal.paid / withdrawal.failed get the event (webhook_emit), and one
+-- audit row is written, in this transaction. Returns {"outcome": "settled" | "already" |
+-- "not_approved" | "not_found", "status": <the withdrawal's status>, "outbox_ids": [...]}
+-- (the rows the caller publishes right after its commit; the relay sweeps what it misses).
 --
 -- The row lock makes it race-safe: five deliveries of the same event settle once, and
 -- the rest find it paid or failed ("already") and change nothing. A second, different
@@ -21,6 +23,7 @@ DECLARE
   v_before jsonb;
   v_post   jsonb;
   v_reason text := left(nullif(btrim(p_reason), ''), 500);
+  v_outbox bigint[];
 BEGIN
   IF p_outcome NOT IN ('succeeded', 'failed') THEN
     RAISE EXCEPTION 'a payout settles as succeeded or failed, not %', p_outcome USING ERRCODE = 'LLVL0';
@@ -62,7 +65,9 @@ BEGIN
          reason = CASE WHEN p_outcome = 'failed' THEN coalesce(v_reason, 'the payout failed') ELSE reason END,
          payout_id = coalesce(payout_id, p_payout_id), settled_at = clock_timestamp()
    WHERE id = w.id RETURNING * INTO w;
-  INSERT INTO outbox (queue, payload) VALUES ('notifications', withdrawal_notice(w));
+  INSERT INTO outbox (queue, payload) VALUES ('notifications', withdrawal_notice(w)) RETURNING ARRAY[id] INTO v_outbox;
+  v_outbox := v_outbox || webhook_emit(p_owner => w.user_id, p_type => 'withdrawal.' || w.status,
+                                       p_data => jsonb_build_object('withdrawal', withdrawal_json(w)));
   PERFORM ledger_audit(p_actor => p_actor, p_rows => jsonb_build_array(jsonb_build_object(
             'action', CASE p_outcome WHEN 'succeeded' THEN 'withdrawal.paid' ELSE 'withdrawal.failed' END,
             'category', 'financial', 'resource_type', 'withdrawal', 'resource_id', w.id,
@@ -71,7 +76,7 @@ BEGIN
             'metadata', jsonb_strip_nulls(jsonb_build_object('source', p_source, 'payout_id', p_payout_id,
                                                              'reason', v_reason)))),
           p_resource_id => w.id::text, p_before => NULL, p_after => NULL);
-  RETURN jsonb_build_object('outcome', 'settled', 'status', w.status);
+  RETURN jsonb_build_object('outcome', 'settled', 'status', w.status, 'outbox_ids', to_jsonb(v_outbox));
 END $$;
 
 -- Callable by the application role (payout worker, webhook consumer) and the owner.
