@@ -245,7 +245,7 @@ def _timed(target: Any, args: list[tuple[Any, ...]], url: str, references: list[
 
 def run(quick: bool) -> list[Figure]:
     from ledgerline import config, jsonutil
-    from ledgerline.local import aws, fake_gateway
+    from ledgerline.local import aws
     from ledgerline.local.fake_gateway import FakeGateway
     from ledgerline.local.gateway import LocalGateway
 
@@ -260,9 +260,6 @@ def run(quick: bool) -> list[Figure]:
         aws.point_library_at(moto.endpoint_url)
         aws.bootstrap(moto.endpoint_url)
         gateway = LocalGateway(port=0).start()
-        # The fake answers in two writes (headers, body) with Nagle on: each re-query then
-        # waits ~40 ms for the consumer's delayed ACK, a cost of the stand-in, not of ours.
-        fake_gateway._HttpHandler.disable_nagle_algorithm = True
         fake = FakeGateway(port=0, webhook_url=gateway.url).start()
         os.environ["LEDGERLINE_FAKE_GATEWAY_PORT"] = str(fake.port)
         config.settings.cache_clear()

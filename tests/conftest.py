@@ -15,12 +15,12 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
 # Load and concurrency tests must not trip the limits; the tests of the limits set the
 # defaults back explicitly.
-os.environ.setdefault("LEDGERLINE_RATE_LIMITS", "login=off;otp=off;money=off;default=off;auth=off")
+os.environ.setdefault("LEDGERLINE_RATE_LIMITS", "login=off;otp=off;money=off;default=off;auth=off;webhook=off")
 os.environ.setdefault("LEDGERLINE_VELOCITY", "off")
 
 # AWS stand-ins (moto server + the stack's resources) for tests that need them.
 if importlib.util.find_spec("tests.fixtures_aws") is not None:
-    pytest_plugins = ["tests.fixtures_aws"]
+    pytest_plugins = ["tests.fixtures_aws", "tests.fixtures_gateway"]
 
 
 @pytest.fixture(scope="session")

@@ -55,6 +55,7 @@ def test_dev_up_serves_health_and_ctrl_c_stops_postgres_and_moto(data_dir, api_w
         LEDGERLINE_API_PORT=str(api_port),
         LEDGERLINE_MOTO_PORT=str(moto_port),
         LEDGERLINE_API_WORKERS=str(api_workers),
+        LEDGERLINE_FAKE_GATEWAY_PORT=str(_free_port()),
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "ledgerline.cli", "dev", "up"],
@@ -75,6 +76,8 @@ def test_dev_up_serves_health_and_ctrl_c_stops_postgres_and_moto(data_dir, api_w
         assert health is not None, proc.stdout.read() if proc.poll() is not None else "no answer in 120 s"
         assert health.status_code == 200
         assert health.json()["database"] == "ok"
+        fake = requests.get(f"http://127.0.0.1:{env['LEDGERLINE_FAKE_GATEWAY_PORT']}/_fake/health", timeout=5)
+        assert fake.json() == {"status": "ok"}
         running = _processes_using(data_dir, moto_port, api_port)
         assert len(running) >= 2 + (api_workers if api_workers > 1 else 0), running
 

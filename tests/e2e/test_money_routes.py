@@ -18,7 +18,7 @@ MONEY_ROUTES = [r for r in routes.ROUTES if r.money]
 
 
 @pytest.fixture(scope="module")
-def world(admin, person) -> dict[str, Any]:
+def world(admin, person, fake_gateway) -> dict[str, Any]:
     alice, bob = person(), person()
     a = alice.post("/v1/accounts", json={"currency": "NGN"}).json()["id"]
     b = bob.post("/v1/accounts", json={"currency": "NGN"}).json()["id"]
@@ -42,6 +42,35 @@ def _transaction(world: dict[str, Any]) -> str:
     r = world["alice"].post("/v1/transfers", idempotency_key=True, json={
         "from_account_id": world["a"], "to_account_id": world["b"], "amount": "1.00", "currency": "NGN"})  # fmt: skip
     assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+DESTINATION = {"bank_code": "058", "account_number": "0123456789", "account_name": "Ada Obi"}
+
+
+def _withdrawal(world: dict[str, Any]) -> str:
+    r = world["alice"].post("/v1/withdrawals", idempotency_key=True, json={
+        "account_id": world["a"], "amount": "5.00", "currency": "NGN", "destination": DESTINATION})  # fmt: skip
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def _flagged_payment(world: dict[str, Any]) -> str:
+    """A top-up the gateway reports paid with less than asked: flagged, waiting for an admin."""
+    from ledgerline.db import transaction
+    from ledgerline.payments import store
+
+    r = world["alice"].post("/v1/topups", idempotency_key=True, json={
+        "account_id": world["a"], "amount": "50.00", "currency": "NGN", "provider": "paystack"})  # fmt: skip
+    assert r.status_code == 201, r.text
+    reference = r.json()["reference"]
+    event = {"event_id": f"charge.success:{uuid.uuid4()}", "type": "charge.success", "reference": reference,
+             "amount": "40.00", "currency": "NGN", "status": "succeeded"}  # fmt: skip
+    gateway = {"provider_id": "1", "amount": "40.00", "currency": "NGN", "status": "succeeded"}
+    result = transaction(lambda cur: store.confirm(
+        cur, provider="paystack", event=event, decision="flagged", actor={"id": None, "type": "gateway"},
+        gateway=gateway, reason="the gateway reports 40.00 NGN; the payment was created for 50.00 NGN"))  # fmt: skip
+    assert result.outcome == "flagged"
     return str(r.json()["id"])
 
 
@@ -70,6 +99,26 @@ CASES: dict[str, Callable[[dict[str, Any]], tuple[str, str, dict[str, Any], dict
     ),
     "functions.ledger.admin_transactions_reverse": lambda w: (
         "admin", f"/v1/admin/transactions/{_transaction(w)}/reverse", {"reason": "sent in error"},
+        {"reason": "another reason"},
+    ),
+    "functions.payments.topups_create": lambda w: (
+        "alice", "/v1/topups", {"account_id": w["a"], "amount": "10.00", "currency": "NGN", "provider": "paystack"},
+        {"account_id": w["a"], "amount": "11.00", "currency": "NGN", "provider": "paystack"},
+    ),
+    "functions.payments.admin_payments_resolve": lambda w: (
+        "admin", f"/v1/admin/payments/{_flagged_payment(w)}/resolve", {"outcome": "fail", "reason": "reviewed"},
+        {"outcome": "credit", "reason": "reviewed"},
+    ),
+    "functions.payments.withdrawals_create": lambda w: (
+        "alice", "/v1/withdrawals",
+        {"account_id": w["a"], "amount": "2.00", "currency": "NGN", "destination": DESTINATION},
+        {"account_id": w["a"], "amount": "3.00", "currency": "NGN", "destination": DESTINATION},
+    ),
+    "functions.payments.admin_withdrawals_approve": lambda w: (
+        "admin", f"/v1/admin/withdrawals/{_withdrawal(w)}/approve", {}, {"unexpected": "body"},
+    ),
+    "functions.payments.admin_withdrawals_reject": lambda w: (
+        "admin", f"/v1/admin/withdrawals/{_withdrawal(w)}/reject", {"reason": "wrong bank"},
         {"reason": "another reason"},
     ),
 }  # fmt: skip

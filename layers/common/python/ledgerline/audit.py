@@ -17,6 +17,7 @@ CATEGORIES = {
     "auth": "auth",  # authentication and access
     "user": "auth",
     "api_key": "auth",
+    "webhook_endpoint": "auth",  # a merchant's signed-delivery target and its secret
     "ledger": "financial",
     "transfer": "financial",
     "hold": "financial",

@@ -60,6 +60,37 @@ def _users_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gateway_pay(args: argparse.Namespace) -> int:
+    """Pay a checkout at the local fake gateway: it delivers the signed webhook to the API
+    and answers the exact delivery (docs/api.md "Local stack")."""
+    import urllib.error
+    import urllib.request
+
+    from ledgerline import config
+
+    body: dict[str, object] = {
+        "reference": args.reference,
+        "amount": args.amount,
+        "currency": args.currency,
+        "status": args.status,
+    }
+    if args.no_deliver:
+        body["deliver"] = False
+    url = f"http://127.0.0.1:{config.settings().fake_gateway_port}/_fake/{args.provider}/pay"
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            print(response.read().decode())
+            return 0
+    except urllib.error.HTTPError as err:
+        print(f"error: {err.code} {err.read().decode()}", file=sys.stderr)
+    except OSError as err:
+        print(f"error: the fake gateway at {url} does not answer ({err}); is `make run` up?", file=sys.stderr)
+    return 2
+
+
 def _keys(args: argparse.Namespace) -> int:
     from ledgerline.crypto import rotation
 
@@ -89,6 +120,18 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--full-name")
     create.add_argument("--role", default="user", choices=["user", "merchant", "admin", "auditor"])
     create.set_defaults(run=_users_create)
+
+    gateway = groups.add_parser("gateway", help="the local fake payment gateway").add_subparsers(
+        dest="command", required=True
+    )
+    pay = gateway.add_parser("pay", help="pay a checkout: the fake delivers the signed webhook to the API")
+    pay.add_argument("--provider", required=True, choices=["paystack", "stripe", "flutterwave"])
+    pay.add_argument("--reference", required=True)
+    pay.add_argument("--amount", required=True, help='major units, e.g. "5000.00"')
+    pay.add_argument("--currency", required=True)
+    pay.add_argument("--status", default="success", choices=["success", "failed"])
+    pay.add_argument("--no-deliver", action="store_true", help="change the fake's books only; send no webhook")
+    pay.set_defaults(run=_gateway_pay)
 
     keys = groups.add_parser(
         "keys", help="field-encryption keys: rotate [--batch-size N] [--max-batches N] [--no-wait] | status"

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
 
@@ -17,8 +19,11 @@ from pathlib import Path
 _HERE = Path(__file__).resolve()
 PROJECT_ROOT = _HERE.parents[4] if len(_HERE.parents) > 4 else _HERE.parent
 
-DEFAULT_RATE_LIMITS = "login=5/minute;otp=3/minute;money=10/minute;default=50/hour;auth=20/minute"
+DEFAULT_RATE_LIMITS = "login=5/minute;otp=3/minute;money=10/minute;default=50/hour;auth=20/minute;webhook=1200/minute"
 DEFAULT_VELOCITY = "20/60s"
+# A withdrawal above this needs a second factor: "<amount>" for every currency, then
+# optional per-currency amounts ("100000.00;USD=1000.00;KWD=300.000").
+DEFAULT_WITHDRAWAL_STEP_UP = "100000.00"
 _PERIODS = {"s": 1, "second": 1, "m": 60, "minute": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
 
 
@@ -78,6 +83,24 @@ class Settings:
     # Migrations may rewrite big tables, but must not queue behind live traffic for long.
     migration_statement_timeout_ms: int = 15 * 60 * 1000
     migration_lock_timeout_ms: int = 10_000
+    # Relayed outbox rows are kept this many days (at least 1) for an operator's
+    # questions, then the outbox-purge job deletes them.
+    outbox_retention_days: int = 7
+    # Merchant webhook URLs may resolve to private, loopback or link-local addresses (and
+    # use plain http) only on a laptop: in AWS that would be SSRF into the VPC.
+    allow_private_webhook_targets: bool = False
+    # Payment gateways: base URLs by provider (locally the fake gateway's), and every
+    # call's timeout and bounded retries (ledgerline/gateways/http.py).
+    gateway_urls: dict[str, str] = field(default_factory=dict)
+    gateway_timeout_seconds: float = 5.0  # 3 attempts fit in API Gateway's 29 s
+    gateway_retries: int = 2
+    fake_gateway_port: int = 3100
+    fake_gateway_webhook_url: str | None = None  # where the fake delivers; default the local API
+    flutterwave_webhook_schemes: tuple[str, ...] = ("verif-hash", "signature")
+    # Withdrawals: the step-up threshold by currency ("*": any other), and the gateway
+    # that pays out when a request names none.
+    withdrawal_step_up: dict[str, Decimal] = field(default_factory=lambda: parse_step_up(DEFAULT_WITHDRAWAL_STEP_UP))
+    payout_provider: str = "paystack"
 
     @property
     def local(self) -> bool:
@@ -114,7 +137,59 @@ def settings() -> Settings:
         db_tunnel=env.get("LEDGERLINE_DB_TUNNEL") or None,
         migration_statement_timeout_ms=int(env.get("LEDGERLINE_MIGRATION_STATEMENT_TIMEOUT_MS", str(15 * 60 * 1000))),
         migration_lock_timeout_ms=int(env.get("LEDGERLINE_MIGRATION_LOCK_TIMEOUT_MS", "10000")),
+        outbox_retention_days=max(1, int(env.get("LEDGERLINE_OUTBOX_RETENTION_DAYS", "7"))),
+        allow_private_webhook_targets=_flag(
+            env.get(
+                "LEDGERLINE_ALLOW_PRIVATE_WEBHOOK_TARGETS",
+                "true" if env.get("LEDGERLINE_ENV", "local") in ("local", "test") else "false",
+            )
+        ),
+        gateway_urls=_gateway_urls(env),
+        gateway_timeout_seconds=float(env.get("LEDGERLINE_GATEWAY_TIMEOUT_SECONDS", "5")),
+        gateway_retries=int(env.get("LEDGERLINE_GATEWAY_RETRIES", "2")),
+        fake_gateway_port=int(env.get("LEDGERLINE_FAKE_GATEWAY_PORT", "3100")),
+        fake_gateway_webhook_url=env.get("LEDGERLINE_FAKE_GATEWAY_WEBHOOK_URL") or None,
+        flutterwave_webhook_schemes=tuple(
+            s.strip() for s in env.get("LEDGERLINE_FLUTTERWAVE_WEBHOOK_SCHEMES", "verif-hash,signature").split(",")
+        ),
+        withdrawal_step_up=parse_step_up(env.get("LEDGERLINE_WITHDRAWAL_STEP_UP", DEFAULT_WITHDRAWAL_STEP_UP)),
+        payout_provider=env.get("LEDGERLINE_PAYOUT_PROVIDER", "paystack"),
     )
+
+
+# In AWS the providers' own hosts; locally (and in tests) the fake gateway's, one path prefix
+# per provider. LEDGERLINE_<PROVIDER>_URL overrides either.
+GATEWAY_URLS = {
+    "paystack": "https://api.paystack.co",
+    "stripe": "https://api.stripe.com",
+    "flutterwave": "https://api.flutterwave.com",
+}
+
+
+def _gateway_urls(env: Mapping[str, str]) -> dict[str, str]:
+    local = env.get("LEDGERLINE_ENV", "local") in ("local", "test")
+    fake = f"http://127.0.0.1:{int(env.get('LEDGERLINE_FAKE_GATEWAY_PORT', '3100'))}"
+    return {
+        provider: env.get(f"LEDGERLINE_{provider.upper()}_URL") or (f"{fake}/{provider}" if local else real)
+        for provider, real in GATEWAY_URLS.items()
+    }
+
+
+def parse_step_up(text: str) -> dict[str, Decimal]:
+    """``100000.00;USD=1000.00`` → {"*": 100000.00, "USD": 1000.00}: a bare amount is every
+    other currency's."""
+    out: dict[str, Decimal] = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        currency, _, amount = part.rpartition("=")
+        key = currency.strip().upper() or "*"
+        try:
+            value = Decimal(amount.strip())
+        except InvalidOperation:
+            raise ValueError(f"bad withdrawal step-up {part!r}: expected like '100000.00' or 'USD=1000.00'") from None
+        if not value.is_finite() or value < 0 or not (key == "*" or re.fullmatch(r"[A-Z]{3}", key)):
+            raise ValueError(f"bad withdrawal step-up {part!r}: expected like '100000.00' or 'USD=1000.00'")
+        out[key] = value
+    return out
 
 
 def _flag(value: str | None) -> bool:

@@ -98,7 +98,13 @@ SCHEDULES: tuple[Schedule, ...] = (
         "functions.jobs.outbox_relay",
         "Relay outbox rows to their queues",
         45,
-        grants=("sqs:notifications", "sqs:merchant-webhooks"),
+        grants=("sqs:notifications", "sqs:merchant-webhooks", "sqs:gateway-payouts"),
+    ),
+    Schedule(
+        "outbox-purge",
+        "rate(1 hour)",
+        "functions.jobs.outbox_purge",
+        "Delete outbox rows relayed longer ago than the retention (as the owner role)",
     ),
     Schedule(
         "overdue-invoices", "cron(0 6 * * ? *)", "functions.invoices.overdue", "Mark invoices past due", planned=True
@@ -107,7 +113,18 @@ SCHEDULES: tuple[Schedule, ...] = (
 
 QUEUES: tuple[Queue, ...] = (
     Queue(
-        "gateway-webhooks", "functions.webhooks.consume", "Verified gateway webhooks awaiting processing", planned=True
+        "gateway-payouts",
+        "functions.jobs.payouts",
+        "Approved withdrawals to pay out through their gateway (ids only)",
+        grants=("secret:gateways", "kms:field"),
+    ),
+    Queue(
+        "gateway-webhooks",
+        "functions.webhooks.consume",
+        "Verified gateway webhooks awaiting processing",
+        # The re-query; the notification and the merchant event it writes to the outbox are
+        # published right after its commit (the relay's sweep sends them otherwise).
+        grants=("secret:gateways", "sqs:notifications", "sqs:merchant-webhooks"),
     ),
     Queue(
         "notifications",
@@ -119,8 +136,10 @@ QUEUES: tuple[Queue, ...] = (
         "merchant-webhooks",
         "functions.webhooks.deliver",
         "Signed deliveries to merchant endpoints",
+        # One POST per invocation: a slow merchant (up to delivery.DEADLINE_SECONDS) cannot
+        # push a batch past the consumer's timeout and spend the other messages' receives.
+        batch_size=1,
         grants=("kms:field",),
-        planned=True,
     ),
 )
 

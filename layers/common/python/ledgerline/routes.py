@@ -28,6 +28,7 @@ class RateLimit(StrEnum):
     LOGIN = "login"
     OTP = "otp"
     MONEY = "money"
+    WEBHOOK = "webhook"  # per IP, generous: payment gateways call from a few addresses
     DEFAULT = "default"
     NONE = "none"  # never refused: health, the OpenAPI document, the JWKS
 
@@ -96,6 +97,7 @@ GRANTS = {
     "sqs:notifications": "send to the notifications queue",
     "sqs:gateway-webhooks": "send to the gateway webhooks queue",
     "sqs:merchant-webhooks": "send to the merchant webhooks queue",
+    "sqs:gateway-payouts": "send to the gateway payouts queue",
     "ses:send": "send e-mail through SES (LEDGERLINE_EMAIL_FROM)",
 }
 
@@ -111,7 +113,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/auth/register", "functions.auth.register", P, "Sign up (role user)", tags=("auth",),
           grants=("kms:field", "secret:blind-index")),
     Route("POST", "/v1/auth/login", "functions.auth.login", P, "Log in: password (+ TOTP) to tokens", limit=LOGIN,
-          tags=("auth",), grants=("kms:jwt-sign", "kms:field")),
+          tags=("auth",), grants=("kms:jwt-sign", "kms:field", "sqs:notifications")),
     Route("POST", "/v1/auth/refresh", "functions.auth.refresh", P, "Rotate a refresh token", tags=("auth",),
           grants=("kms:jwt-sign",)),
     Route("POST", "/v1/auth/logout", "functions.auth.logout", U, "Revoke this token and its session",
@@ -121,7 +123,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/auth/otp/verify", "functions.auth.otp_verify", U, "Confirm TOTP enrolment", limit=OTP,
           during_enrolment=True, tags=("auth",), grants=("kms:field",)),
     Route("POST", "/v1/auth/password-reset/request", "functions.auth.password_reset_request", P,
-          "Mail a password reset link", tags=("auth",)),
+          "Mail a password reset link", tags=("auth",), grants=("sqs:notifications",)),
     Route("POST", "/v1/auth/password-reset/confirm", "functions.auth.password_reset_confirm", P,
           "Set a new password with a reset token", tags=("auth",)),
     Route("GET", "/v1/me", "functions.auth.me", U, "The caller's profile", during_enrolment=True, tags=("me",)),
@@ -171,6 +173,40 @@ ROUTES: tuple[Route, ...] = (
           tags=("admin", "ledger")),
     Route("POST", "/v1/admin/accounts/{id}/unfreeze", "functions.ledger.admin_accounts_unfreeze", A,
           "Unfreeze an account", tags=("admin", "ledger")),
+    # payments
+    Route("POST", "/v1/topups", "functions.payments.topups_create", U, "Top up a wallet through a payment gateway",
+          money=True, limit=MONEY, tags=("payments",), grants=("secret:gateways",)),
+    Route("GET", "/v1/payments/{id}", "functions.payments.payments_get", U, "One payment, with its checkout",
+          tags=("payments",)),
+    Route("POST", "/v1/webhooks/{provider}", "functions.webhooks.ingress", P, "A payment gateway's signed webhook",
+          limit=RateLimit.WEBHOOK, tags=("webhooks",), grants=("secret:gateways", "sqs:gateway-webhooks")),
+    Route("POST", "/v1/admin/payments/{id}/resolve", "functions.payments.admin_payments_resolve", A,
+          "Credit or fail a flagged payment", money=True, limit=MONEY, tags=("admin", "payments"),
+          grants=("sqs:notifications", "sqs:merchant-webhooks")),
+    # withdrawals (issue 14): a request holds the amount; an admin's approval moves it to payout
+    # clearing and queues the payout (gateway-payouts); the payout's webhook settles it
+    Route("POST", "/v1/withdrawals", "functions.payments.withdrawals_create", U,
+          "Withdraw to a bank account (held until an administrator decides)", money=True, limit=MONEY,
+          velocity=True, tags=("withdrawals",), grants=("kms:field", "secret:blind-index")),
+    Route("GET", "/v1/withdrawals/{id}", "functions.payments.withdrawals_get", U, "One withdrawal (the caller's)",
+          tags=("withdrawals",)),
+    Route("POST", "/v1/admin/withdrawals/{id}/approve", "functions.payments.admin_withdrawals_approve", A,
+          "Approve a withdrawal: its money moves to payout clearing and the payout is queued", money=True,
+          limit=MONEY, tags=("admin", "withdrawals"), grants=("sqs:gateway-payouts",)),
+    Route("POST", "/v1/admin/withdrawals/{id}/reject", "functions.payments.admin_withdrawals_reject", A,
+          "Reject a withdrawal: its hold is released", money=True, limit=MONEY, tags=("admin", "withdrawals")),
+    # merchant webhooks (issue 14): endpoints receive signed events (ledgerline/webhooks)
+    Route("POST", "/v1/webhook-endpoints", "functions.webhooks.endpoints_create", U,
+          "Register a webhook endpoint (merchants; the signing secret is shown once)", key_scope="webhooks:write",
+          tags=("webhooks",), grants=("kms:field",)),
+    Route("GET", "/v1/webhook-endpoints", "functions.webhooks.endpoints_list", U, "The caller's webhook endpoints",
+          key_scope="webhooks:read", tags=("webhooks",)),
+    Route("DELETE", "/v1/webhook-endpoints/{id}", "functions.webhooks.endpoints_delete", U,
+          "Delete a webhook endpoint (nothing more is delivered to it)", key_scope="webhooks:write",
+          tags=("webhooks",)),
+    Route("GET", "/v1/webhook-endpoints/{id}/deliveries", "functions.webhooks.endpoints_deliveries", U,
+          "An endpoint's deliveries and their attempts, newest first", key_scope="webhooks:read",
+          tags=("webhooks",)),
 )  # fmt: skip
 
 

@@ -43,6 +43,9 @@ class DeferringCursor(psycopg2.extras.RealDictCursor):
         super().__init__(*args, **kwargs)
         self.deferred: list[bytes] = []
         self.statements_left: int | None = None  # a limit, for single-statement work
+        # Run once this transaction has committed (never after a rollback or a retried
+        # attempt): what must follow a commit, e.g. publishing its outbox rows.
+        self.after_commit: list[Callable[[], None]] = []
 
     def defer(self, query: str, params: Any = None) -> None:
         self.deferred.append(self.mogrify(query, params))
@@ -128,6 +131,7 @@ def transaction(
                     return result  # the work sent nothing: no transaction to end
                 committing = True
                 cur.execute("COMMIT")  # with what the work deferred to the end
+                hooks = list(cur.after_commit)
         except BaseException as exc:
             if committing and conn.closed:
                 # COMMIT went out and the connection died: it may or may not have committed.
@@ -145,8 +149,19 @@ def transaction(
             if conn.closed:
                 discard_connection()
             raise
+        _run_after_commit(hooks)
         return result
     raise AssertionError("unreachable: the last attempt either returns or raises")
+
+
+def _run_after_commit(hooks: list[Callable[[], None]]) -> None:
+    """Best effort: the work has committed whatever a hook does, so a hook's failure is
+    logged, never raised (a hook must have a fallback, as the outbox has its sweep)."""
+    for hook in hooks:
+        try:
+            hook()
+        except Exception:
+            logger.exception("after-commit hook failed", extra={"hook": getattr(hook, "__qualname__", repr(hook))})
 
 
 def _rollback_quietly(conn: Any) -> None:

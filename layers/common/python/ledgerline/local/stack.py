@@ -85,6 +85,21 @@ def _gateway(stack: Stack, port: int) -> str:
     return gw.url
 
 
+def _fake_gateway(stack: Stack, api_url: str) -> str:
+    from ledgerline.local.fake_gateway import FakeGateway
+
+    cfg = config.settings()
+    try:
+        fake = FakeGateway(port=cfg.fake_gateway_port, webhook_url=cfg.fake_gateway_webhook_url or api_url).start()
+    except OSError as exc:
+        raise RuntimeError(
+            f"the fake payment gateway cannot listen on 127.0.0.1:{cfg.fake_gateway_port} ({exc}); "
+            "stop what holds it or set LEDGERLINE_FAKE_GATEWAY_PORT"
+        ) from exc
+    stack.started(f"fake payment gateway on {fake.url}", fake.stop)
+    return fake.url
+
+
 def configure_logging(level: int = logging.INFO, stream: IO[str] | None = None) -> None:
     """Log to stderr, masked like the Lambdas' own logs: gateway, worker and scheduler lines
     carry request paths, payload fields and exception text too."""
@@ -107,11 +122,14 @@ def run(port: int | None = None) -> int:
     try:
         _database(stack)
         aws_url = _aws(stack)
+        # Before the workers: a payout worker may call the gateway as soon as it starts.
+        fake_url = _fake_gateway(stack, f"http://127.0.0.1:{port or cfg.api_port}")
         _workers(stack)
         api_url = _gateway(stack, port or cfg.api_port)
         print(
             f"\nLedgerline is up.\n  API      {api_url}  (try: curl -s {api_url}/v1/health)\n"
-            f"  AWS      {aws_url}  (moto)\n  data     {cfg.data_dir}\nCtrl-C stops everything.\n",
+            f"  AWS      {aws_url}  (moto)\n  payments {fake_url}  (fake gateway)\n"
+            f"  data     {cfg.data_dir}\nCtrl-C stops everything.\n",
             file=sys.stderr,
             flush=True,
         )
