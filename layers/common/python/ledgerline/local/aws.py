@@ -7,12 +7,14 @@ when the parent dies). ``bootstrap(endpoint_url)`` then creates, idempotently, w
 CDK app creates in AWS: one queue + DLQ per ``ledgerline.jobs.QUEUES`` row, the Object
 Lock audit bucket, the KMS keys and the secrets.
 
-moto keeps its state in memory, so every start is a blank account. Secrets are throwaway
-dev values generated once and kept in ``<data_dir>/local-secrets.json`` (mode 600), and
-re-seeded with the same values on every start, so data written under them stays
-readable. KMS key material cannot be exported from or imported into moto: the JWT and
-audit signing keys are new on every start (tokens issued before a restart stop
-verifying; log in again), and so is the field-encryption key.
+moto keeps its state in memory. Given a ``state_dir`` (``dev up`` passes
+``<data_dir>/aws``), the server keeps its S3 objects (every version, with its Object Lock
+retention) and its KMS keys (ids, key material, aliases) there and loads them again on the
+next start (``ledgerline.local.aws_state``): a trail shipped before a restart still
+verifies, and access tokens issued before it still verify. Without one (tests), every
+start is a blank account. Secrets are throwaway dev values generated once and kept in
+``<data_dir>/local-secrets.json`` (mode 600), and re-seeded with the same values on every
+start, so data written under them stays readable. SQS messages are not kept.
 
 Run as a module (``python -m ledgerline.local.aws serve --port N --parent-pid P``) this
 file is the child process itself.
@@ -25,8 +27,10 @@ import fcntl
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -112,9 +116,12 @@ def start(
     host: str = DEFAULT_HOST,
     *,
     log_file: Path | None = None,
+    state_dir: Path | None = None,
     ready_timeout: float = 30.0,
 ) -> MotoServer:
     """Start moto's server on ``host:port`` (default LEDGERLINE_MOTO_PORT or 4566).
+
+    With ``state_dir``, S3 objects and KMS keys are kept there across restarts.
 
     Returns once it answers HTTP. Raises RuntimeError when the port is taken or the
     server does not come up (with the tail of its log).
@@ -132,9 +139,10 @@ def start(
     package_root = str(Path(__file__).resolve().parents[2])  # the directory holding ledgerline/
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     # A fresh log per start, like moto's fresh state.
-    process = lifeline.spawn(
-        ["-m", "ledgerline.local.aws", "serve", "--host", host, "--port", str(port)], log_file=log_file, env=env
-    )
+    args = ["-m", "ledgerline.local.aws", "serve", "--host", host, "--port", str(port)]
+    if state_dir is not None:
+        args += ["--state-dir", str(state_dir)]
+    process = lifeline.spawn(args, log_file=log_file, env=env)
     server = MotoServer(process, host, port, log_file)
     try:
         _wait_ready(server, ready_timeout)
@@ -166,16 +174,27 @@ def _tail(path: Path, size: int = 2000) -> str:
         return "(no log)"
 
 
-def _serve(host: str, port: int, parent_pid: int) -> None:
-    """The child process: die with the parent, then run moto's server."""
+def _serve(host: str, port: int, parent_pid: int, state_dir: Path | None = None) -> None:
+    """The child process: die with the parent, load the kept state, then run moto's server
+    (as ``moto.server.main`` does, with the state kept after every change)."""
     lifeline.tie_to_parent(parent_pid)
     import logging
 
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # One line per request (workers long-poll every second) would bury moto's errors.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    from moto.server import main as moto_main
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import run_simple
 
-    moto_main(["-H", host, "-p", str(port)])
+    app: Any = DomainDispatcherApplication(create_backend_app)
+    if state_dir is not None:
+        from ledgerline.local.aws_state import StateStore
+
+        store = StateStore(state_dir)
+        store.restore()
+        app = store.wrap(app)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    run_simple(host, port, app, threaded=True, request_handler=MotoRequestHandler)
 
 
 # --------------------------------------------------------------------------- environment
@@ -439,9 +458,9 @@ def _keys(kms: Any, prefix: str, out: Bootstrapped) -> None:
         alias = f"alias/{prefix}-{purpose}"
         key_id = existing.get(alias)
         if not key_id:
-            key_id = kms.create_key(
-                KeySpec=spec, KeyUsage=usage, Description=f"{prefix} {purpose} key (local, new on every start)"
-            )["KeyMetadata"]["KeyId"]
+            key_id = kms.create_key(KeySpec=spec, KeyUsage=usage, Description=f"{prefix} {purpose} key (local)")[
+                "KeyMetadata"
+            ]["KeyId"]
             kms.create_alias(AliasName=alias, TargetKeyId=key_id)
         out.key_ids[purpose] = key_id
         out.key_aliases[purpose] = alias
@@ -481,8 +500,9 @@ def _main(argv: list[str] | None = None) -> None:
     serve.add_argument("--host", default=DEFAULT_HOST)
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--parent-pid", type=int, required=True)
+    serve.add_argument("--state-dir", type=Path, default=None, help="keep S3 objects and KMS keys here")
     args = parser.parse_args(argv)
-    _serve(args.host, args.port, args.parent_pid)
+    _serve(args.host, args.port, args.parent_pid, args.state_dir)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,9 @@ def _aws(stack: Stack) -> str:
     from ledgerline.local import aws
 
     cfg = config.settings()
-    server = aws.start(log_file=cfg.data_dir / "moto.log")
+    # S3 objects and KMS keys are kept under the data directory: a restart keeps the
+    # shipped audit trail verifiable and issued tokens valid.
+    server = aws.start(log_file=cfg.data_dir / "moto.log", state_dir=cfg.data_dir / "aws")
     stack.started(f"moto on {server.endpoint_url}", server.stop)
     aws.point_library_at(server.endpoint_url)
     aws.bootstrap(server.endpoint_url)
