@@ -52,13 +52,30 @@ def app(publish_db):
         conn.close()
 
 
-@pytest.fixture
-def queue(aws_endpoint):
-    """The real (moto) queue, emptied; ``drain()`` → Counter of outbox ids received."""
+@pytest.fixture(scope="module")
+def own_queue(aws_endpoint):
+    """A real (moto) queue of this module's own, standing in for the stack's: other tests
+    publish to the stack's queue too, and a message they received but did not delete comes
+    back later (visibility timeout) into whatever this module counts."""
     from ledgerline.aws import clients, resources
 
+    url = clients.client("sqs").create_queue(QueueName=f"outbox-publish-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    saved = os.environ.get(resources.queue_env_var(QUEUE))
+    os.environ[resources.queue_env_var(QUEUE)] = url
+    yield url
+    if saved is None:
+        os.environ.pop(resources.queue_env_var(QUEUE), None)
+    else:
+        os.environ[resources.queue_env_var(QUEUE)] = saved
+
+
+@pytest.fixture
+def queue(own_queue):
+    """This module's (moto) queue, emptied; ``drain()`` → Counter of outbox ids received."""
+    from ledgerline.aws import clients
+
     sqs = clients.client("sqs")
-    url = resources.queue_url(QUEUE)
+    url = own_queue
 
     def drain():
         seen = Counter()
