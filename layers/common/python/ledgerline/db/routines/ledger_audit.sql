@@ -1,7 +1,13 @@
 -- Write audit rows in the caller's transaction, one per element of p_rows:
 -- {"category", "action", "resource_type"?, "resource_id"?, "before"?, "after"?,
--- "metadata"?, "ledger"?: true}. A row with "ledger" gets p_before and p_after (the
--- posting's balances before and after, and its entries) merged into its payloads.
+-- "metadata"?, "subjects"?: [user id, ...], "ledger"?: true}. A row with "ledger" gets
+-- p_before and p_after (the posting's balances before and after, and its entries) merged
+-- into its payloads.
+-- subject_ids (whose event it is besides its actor's: the activity feed finds it by them)
+-- are the row's "subjects" and, for a "ledger" row, the owners of every account whose
+-- balance the posting changed (p_before's "balances" keys), and the owner of the account or
+-- hold the row is about: a transfer's recipient, the wallet a gateway credits, the owner
+-- of a wallet an administrator froze or of a hold that expired see it in their feed.
 -- p_actor is {"id", "type", "ip", "user_agent", "metadata"}. The content hash is the
 -- audit_log_hash trigger's.
 --
@@ -13,14 +19,33 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
   INSERT INTO audit_log (category, action, actor_id, actor_type, actor_ip, user_agent,
-                         resource_type, resource_id, payload_before, payload_after, metadata, content_hash)
+                         resource_type, resource_id, payload_before, payload_after, metadata, subject_ids,
+                         content_hash)
   SELECT r->>'category', r->>'action', (p_actor->>'id')::uuid, p_actor->>'type', (p_actor->>'ip')::inet,
-         p_actor->>'user_agent', coalesce(r->>'resource_type', 'transaction'),
+         p_actor->>'user_agent', x.resource_type,
          coalesce(r->>'resource_id', p_resource_id),
          CASE WHEN (r->>'ledger')::boolean THEN coalesce(r->'before', '{}'::jsonb) || p_before ELSE r->'before' END,
          CASE WHEN (r->>'ledger')::boolean THEN coalesce(r->'after', '{}'::jsonb) || p_after ELSE r->'after' END,
-         coalesce(p_actor->'metadata', '{}'::jsonb) || coalesce(r->'metadata', '{}'::jsonb), ''
-    FROM jsonb_array_elements(coalesce(p_rows, '[]'::jsonb)) AS r;
+         coalesce(p_actor->'metadata', '{}'::jsonb) || coalesce(r->'metadata', '{}'::jsonb),
+         ARRAY(SELECT DISTINCT s.id FROM (
+                 SELECT (jsonb_array_elements_text(coalesce(r->'subjects', '[]'::jsonb)))::uuid AS id
+                 UNION ALL
+                 SELECT a.owner_id FROM accounts a
+                  WHERE (r->>'ledger')::boolean
+                    AND a.id IN (SELECT k::uuid FROM jsonb_object_keys(coalesce(p_before->'balances', '{}'::jsonb)) k)
+                 UNION ALL
+                 SELECT a.owner_id FROM accounts a WHERE x.resource_type = 'account' AND a.id = x.rid
+                 UNION ALL
+                 SELECT a.owner_id FROM holds h JOIN accounts a ON a.id = h.account_id
+                  WHERE x.resource_type = 'hold' AND h.id = x.rid
+               ) s WHERE s.id IS NOT NULL ORDER BY s.id),
+         ''
+    FROM jsonb_array_elements(coalesce(p_rows, '[]'::jsonb)) AS r
+   CROSS JOIN LATERAL (
+     SELECT coalesce(r->>'resource_type', 'transaction') AS resource_type,
+            CASE WHEN coalesce(r->>'resource_id', p_resource_id) ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                 THEN coalesce(r->>'resource_id', p_resource_id)::uuid END AS rid
+   ) x;
 END $$;
 
 -- Nobody may call it but its owner (and the owner's SECURITY DEFINER functions).
