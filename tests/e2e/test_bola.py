@@ -204,7 +204,8 @@ def test_admin_object_routes_are_403_for_everyone_else(world, route):
 
 
 def test_every_object_route_has_a_bola_case():
-    object_routes = {(r.method, r.path): r for r in routes.ROUTES if "{" in r.path and not r.public}  # a caller's objects
+    # A caller's objects (a public route has no caller).
+    object_routes = {(r.method, r.path): r for r in routes.ROUTES if "{" in r.path and not r.public}
     covered = set(CASES) | set(ADMIN_OBJECT_ROUTES)
     missing = sorted(k for k in object_routes if k not in covered)
     # Areas whose every object route must have a case; a new area joins once it has them.
