@@ -56,8 +56,6 @@ def _why(f: Facts) -> str:
 
 
 def _wallet_moves(f: Facts, what: str) -> str:
-    if f.credited and f.debited:
-        return f"{what}: {f.debited} moved between your wallets"
     if f.credited:
         return f"Wallet credited {f.credited} ({what})"
     if f.debited:
