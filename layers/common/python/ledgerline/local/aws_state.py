@@ -204,7 +204,11 @@ class StateStore:
         return record
 
     def _blob(self, digest: str) -> bytes:
-        return (self.blobs / digest).read_bytes()
+        value = (self.blobs / digest).read_bytes()
+        if hashlib.sha256(value).hexdigest() != digest:
+            # A damaged file fails the start rather than serve other bytes under a kept version.
+            raise RuntimeError(f"{self.blobs / digest} does not match its hash; restore it or move {self.root} away")
+        return value
 
     def _put_blob(self, digest: str, value: bytes) -> None:
         path = self.blobs / digest
