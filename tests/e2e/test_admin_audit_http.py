@@ -83,7 +83,9 @@ def test_filter_by_actor_returns_that_actors_rows_only(admin, story):
 
 def test_filter_by_resource_type_ip_and_time(auditor, story):
     now = datetime.now(UTC)
-    recent = read(auditor, resource_type="transfer", ip="127.0.0.0/8", **{"from": (now - timedelta(hours=1)).isoformat()})
+    recent = read(
+        auditor, resource_type="transfer", ip="127.0.0.0/8", **{"from": (now - timedelta(hours=1)).isoformat()}
+    )
     assert story["transfer"]["id"] in {i["resource_id"] for i in recent["items"]}
     assert {i["resource_type"] for i in recent["items"]} == {"transfer"}
     assert read(auditor, resource_type="transfer", ip="203.0.113.7")["items"] == []

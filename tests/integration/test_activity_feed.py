@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ledgerline import audit, jsonutil
+from ledgerline import audit, errors, jsonutil
 from ledgerline.activity import list_activity, sentences
 from ledgerline.activity.sentences import Facts, Money
 from ledgerline.auth import sessions, users
@@ -185,7 +185,7 @@ def test_a_login_shows_its_place_when_the_session_knows_it(database_url, owner_c
     lagos = sessions.Client(ip="198.51.100.7", user_agent="pytest", request_id="r1", country="NG", city="Lagos")
     sessions.login(email, password, None, lagos)
     sessions.login(email, password, None, sessions.Client(ip="198.51.100.8", user_agent="pytest", request_id="r2"))
-    with pytest.raises(Exception):  # noqa: B017, PT011 - the refusal itself is the auth tests' business
+    with pytest.raises(errors.Unauthorized):
         sessions.login(email, "the wrong password 1", None, lagos)
 
     messages = [i.message for i in feed(user.id, category="auth")]

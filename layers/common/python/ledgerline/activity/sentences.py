@@ -124,7 +124,9 @@ SENTENCES: dict[str, Template] = {
     "transfer.completed": _transfer,
     "transfer.failed": lambda f: "Your transfer did not go through" + _why(f),
     "hold.created": lambda f: f"{f.amount} was put on hold" if f.amount else "An amount was put on hold",
-    "hold.captured": lambda f: f"Wallet debited {f.debited} (a hold was captured)" if f.debited else "A hold was captured",
+    "hold.captured": lambda f: (
+        f"Wallet debited {f.debited} (a hold was captured)" if f.debited else "A hold was captured"
+    ),
     "hold.voided": lambda f: "A hold" + _of(f) + " was released",
     "hold.expired": lambda f: "A hold" + _of(f) + " expired and was released",
     "hold.failed": lambda f: "A hold was refused" + _why(f),
@@ -136,7 +138,9 @@ SENTENCES: dict[str, Template] = {
     "payment.failed": lambda f: "A top-up" + _of(f) + " failed" + _ref(f),
     "payment.flagged": lambda f: "A top-up" + _of(f) + " is being reviewed" + _ref(f),
     "payment.resolved": lambda f: (
-        f"Wallet credited {f.credited}{_ref(f)} after review" if f.credited else "A top-up under review was settled" + _ref(f)
+        f"Wallet credited {f.credited}{_ref(f)} after review"
+        if f.credited
+        else "A top-up under review was settled" + _ref(f)
     ),
     "payment.resolution_failed": lambda f: "A top-up review was refused" + _why(f),
     "payment.webhook_unmatched": lambda f: "A payment notification matched no payment",
