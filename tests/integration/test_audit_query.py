@@ -1,0 +1,348 @@
+"""``ledgerline audit query`` on the local stack: DuckDB over the audit bucket's objects,
+under Athena's table name, answers the ready-made queries as PostgreSQL answers them
+over the same audit rows.
+
+Until the shipper writes them, the objects come from ``ship``: the Glue table's format
+(one compact JSON object per line, the table's columns, payloads as JSON text, ``seq``,
+``prev_hash`` and ``chain_hash``) under ``audit/dt=YYYY-MM-DD/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from ledgerline import audit, cli, config, errors, ledger
+from ledgerline.audit_sql import cache, named, run
+from ledgerline.audit_sql.named import QueryError
+from ledgerline.auth import sessions, users
+from ledgerline.aws import clients, resources
+from ledgerline.db import transaction
+from ledgerline.ledger.testing import TEST_ADMIN, new_wallet, user_actor
+
+pytestmark = pytest.mark.usefixtures("database_url", "aws_endpoint")
+
+PASSWORD = "correct horse battery staple 9"
+TODAY_SQL = "(now() AT TIME ZONE 'UTC')::date::text"
+
+
+@pytest.fixture
+def trail(tmp_path):
+    """A fresh Object Lock bucket as the audit bucket and a fresh cache folder."""
+    bucket = f"audit-query-{uuid.uuid4().hex[:12]}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LEDGERLINE_AUDIT_BUCKET", bucket)
+        mp.setenv("LEDGERLINE_DATA_DIR", str(tmp_path))
+        config.settings.cache_clear()
+        clients.client("s3").create_bucket(
+            Bucket=bucket,
+            ObjectLockEnabledForBucket=True,
+            CreateBucketConfiguration={"LocationConstraint": config.settings().aws_region},
+        )
+        yield bucket
+    config.settings.cache_clear()
+
+
+def put(bucket, key, lines):
+    body = "".join(json.dumps(line, separators=(",", ":"), sort_keys=True) + "\n" for line in lines)
+    clients.client("s3").put_object(Bucket=bucket, Key=key, Body=body.encode(), ChecksumAlgorithm="SHA256")
+
+
+def ship(bucket, owner_conn):
+    """Every audit row so far, chained in (occurred_at, id) order, one object per day.
+    Returns the shipped ids."""
+    with owner_conn.cursor() as cur:
+        cur.execute(
+            """SELECT id::text, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                      (occurred_at AT TIME ZONE 'UTC')::date::text, category, action, actor_id::text, actor_type,
+                      host(actor_ip), user_agent, resource_type, resource_id, payload_before::text,
+                      payload_after::text, metadata::text, encode(content_hash, 'hex')
+                 FROM audit_log ORDER BY occurred_at, id"""
+        )
+        rows = cur.fetchall()
+    prev = "0" * 64
+    days: dict[str, list[dict]] = {}
+    for seq, r in enumerate(rows, start=1):
+        line = dict(zip(
+            ("id", "occurred_at", "dt", "category", "action", "actor_id", "actor_type", "actor_ip", "user_agent",
+             "resource_type", "resource_id", "payload_before", "payload_after", "metadata", "content_hash"), r, strict=True,
+        ))  # fmt: skip
+        chain = hashlib.sha256(bytes.fromhex(prev) + bytes.fromhex(line["content_hash"])).hexdigest()
+        line.update(seq=seq, prev_hash=prev, chain_hash=chain)
+        prev = chain
+        days.setdefault(line.pop("dt"), []).append(line)
+    for day, lines in days.items():
+        put(bucket, f"audit/dt={day}/{lines[0]['seq']:012d}-{lines[-1]['seq']:012d}.jsonl", lines)
+    return [r[0] for r in rows]
+
+
+def pg(owner_conn, sql, params=()):
+    with owner_conn.cursor() as cur:
+        cur.execute(sql, params)
+        return [tuple(None if v is None else str(v) for v in row) for row in cur.fetchall()]
+
+
+def today(owner_conn):
+    return pg(owner_conn, f"SELECT {TODAY_SQL}")[0][0]
+
+
+def named_query(name, **params):
+    return run.run_named(named.get(name), params)
+
+
+def seq_of(shipped):
+    return {audit_id: str(n) for n, audit_id in enumerate(shipped, start=1)}
+
+
+# --------------------------------------------------------------------------- the ready-made queries
+
+
+def _user(role="user"):
+    email = f"auditq-{uuid.uuid4().hex[:10]}@example.test"
+    user = transaction(
+        lambda cur: users.create_user(cur, email=email, password=PASSWORD, full_name="Q", role=role, actor=TEST_ADMIN)
+    )
+    return user, email
+
+
+def _fail_login(email, ip):
+    client = sessions.Client(ip=ip, user_agent="auditq", request_id=f"req-{uuid.uuid4().hex[:6]}")
+    with pytest.raises(errors.DomainError):
+        sessions.login(email, "not the password", None, client)
+
+
+def test_failed_logins_by_ip_count_what_postgresql_counts(trail, owner_conn):
+    (_, ada), (_, bayo) = _user(), _user()
+    for email, ip in [(ada, "203.0.113.7"), (bayo, "203.0.113.7"), (ada, "203.0.113.7"), (ada, "198.51.100.2")]:
+        _fail_login(email, ip)
+    _fail_login(f"nobody-{uuid.uuid4().hex[:6]}@example.test", "198.51.100.2")  # an unknown account
+    shipped = ship(trail, owner_conn)
+    day = today(owner_conn)
+
+    result = named_query("failed-logins-by-ip", **{"from": day, "to": day})
+
+    expected = pg(
+        owner_conn,
+        """SELECT host(actor_ip), count(*), count(DISTINCT resource_id),
+                  to_char(min(occurred_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                  to_char(max(occurred_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+             FROM audit_log WHERE action IN ('auth.login_failed', 'auth.otp_failed') AND id = ANY(%s::uuid[])
+            GROUP BY 1 ORDER BY 2 DESC, 1""",
+        (shipped,),
+    )
+    assert result.engine == "duckdb"
+    assert result.columns == ("actor_ip", "failures", "accounts", "first_seen", "last_seen")
+    assert result.rows == expected
+    by_ip = {r[0]: r for r in result.rows}
+    assert int(by_ip["203.0.113.7"][1]) >= 3 and int(by_ip["198.51.100.2"][1]) >= 2
+
+
+def test_money_movements_by_account_are_exact_to_the_last_digit(trail, owner_conn):
+    # A balance a double cannot hold: read as a JSON number by DuckDB it would come back rounded.
+    big = Decimal("98765432109876.54")  # a double's nearest is ...876.55
+    src, dst = new_wallet("NGN", big), new_wallet("NGN")
+    transaction(
+        lambda cur: ledger.transfer(
+            cur, from_account_id=src.id, to_account_id=dst.id, amount=Decimal("0.01"), currency="NGN",
+            actor=user_actor(src.owner_id),
+        )
+    )  # fmt: skip
+    shipped = ship(trail, owner_conn)
+    day = today(owner_conn)
+    seqs = seq_of(shipped)
+
+    result = named_query("money-movements-by-account", account_id=str(src.id), **{"from": day, "to": day})
+
+    expected = [
+        (seqs[r[0]], *r[1:])
+        for r in pg(
+            owner_conn,
+            """SELECT id::text, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), action,
+                      resource_id, (payload_before->'balances'->>%(a)s)::numeric(19,4),
+                      (payload_after->'balances'->>%(a)s)::numeric(19,4),
+                      (payload_after->'balances'->>%(a)s)::numeric(19,4)
+                        - (payload_before->'balances'->>%(a)s)::numeric(19,4),
+                      actor_type, actor_id::text
+                 FROM audit_log
+                WHERE id = ANY(%(ids)s::uuid[]) AND category = 'financial' AND payload_after->'balances' ? %(a)s
+                ORDER BY occurred_at, id""",
+            {"a": str(src.id), "ids": shipped},
+        )
+    ]
+    assert result.rows == expected
+    assert [(r[2], r[4], r[5], r[6]) for r in result.rows] == [
+        ("ledger.adjustment.posted", "0.0000", "98765432109876.5400", "98765432109876.5400"),
+        ("transfer.completed", "98765432109876.5400", "98765432109876.5300", "-0.0100"),
+    ]
+
+
+def test_actions_by_actor_resource_history_and_admin_actions_match_postgresql(trail, owner_conn):
+    admin_id = _user("admin")[0].id
+    admin = audit.Actor(id=admin_id, type="admin", ip="192.0.2.9", user_agent="auditq", request_id="req-admin-1")
+    wallet = new_wallet("NGN")
+    transaction(
+        lambda cur: ledger.adjust(
+            cur, account_id=wallet.id, amount=Decimal("250.00"), currency="NGN", direction="credit",
+            reason="goodwill credit", actor=admin,
+        )
+    )  # fmt: skip
+    transaction(
+        lambda cur: audit.record(cur, admin, "config.limits.changed", "setting", "velocity",
+                                 before={"limit": "20/60s"}, after={"limit": "10/60s"})
+    )  # fmt: skip
+    shipped = ship(trail, owner_conn)
+    day = today(owner_conn)
+    seqs = seq_of(shipped)
+    ts = """to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+
+    by_actor = named_query("actions-by-actor", actor_id=str(admin_id), **{"from": day, "to": day})
+    assert by_actor.rows == [
+        (seqs[r[0]], *r[1:])
+        for r in pg(
+            owner_conn,
+            f"""SELECT id::text, {ts}, action, resource_type, resource_id, host(actor_ip), metadata->>'request_id'
+                  FROM audit_log WHERE actor_id = %s AND id = ANY(%s::uuid[]) ORDER BY occurred_at, id""",
+            (admin_id, shipped),
+        )
+    ]
+    assert [r[2] for r in by_actor.rows] == ["ledger.adjustment.posted", "config.limits.changed"]
+    assert {r[6] for r in by_actor.rows} == {"req-admin-1"}
+
+    history = named_query("resource-history", resource_type="setting", resource_id="velocity")
+    assert history.rows == [
+        (seqs[r[0]], *r[1:])
+        for r in pg(
+            owner_conn,
+            f"""SELECT id::text, {ts}, action, actor_type, actor_id::text, payload_before::text, payload_after::text
+                  FROM audit_log WHERE resource_type = 'setting' AND resource_id = 'velocity'
+                   AND id = ANY(%s::uuid[]) ORDER BY occurred_at, id""",
+            (shipped,),
+        )
+    ]
+    assert json.loads(history.rows[-1][6]) == {"limit": "10/60s"}
+
+    admin_actions = named_query("admin-actions", **{"from": day, "to": day})
+    assert admin_actions.rows == [
+        (seqs[r[0]], *r[1:])
+        for r in pg(
+            owner_conn,
+            f"""SELECT id::text, {ts}, actor_id::text, actor_type, action, resource_type, resource_id, host(actor_ip)
+                  FROM audit_log WHERE (actor_type = 'admin' OR category = 'admin') AND id = ANY(%s::uuid[])
+                 ORDER BY occurred_at, id""",
+            (shipped,),
+        )
+    ]
+    assert {"config.limits.changed", "ledger.adjustment.posted"} <= {r[4] for r in admin_actions.rows}
+
+
+def test_the_dt_range_reads_only_those_days(trail, owner_conn):
+    shipped = ship(trail, owner_conn)
+    old = {
+        "id": str(uuid.uuid4()), "seq": len(shipped) + 1, "occurred_at": "2024-05-01T08:00:00.000000Z",
+        "actor_id": None, "actor_type": "anonymous", "actor_ip": "192.0.2.200", "user_agent": "x",
+        "action": "auth.login_failed", "category": "auth", "resource_type": "user", "resource_id": None,
+        "payload_before": None, "payload_after": None, "metadata": '{"reason":"bad_credentials"}',
+        "content_hash": "00" * 32, "prev_hash": "00" * 32, "chain_hash": "00" * 32,
+    }  # fmt: skip
+    put(trail, "audit/dt=2024-05-01/old.jsonl", [old])
+
+    may = named_query("failed-logins-by-ip", **{"from": "2024-05-01", "to": "2024-05-31"})
+    assert [r[:3] for r in may.rows] == [("192.0.2.200", "1", "0")]
+    day = today(owner_conn)
+    assert "192.0.2.200" not in {r[0] for r in named_query("failed-logins-by-ip", **{"from": day, "to": day}).rows}
+    dts = run.run("SELECT dt, count(*) AS n FROM ledgerline_audit.audit_events GROUP BY dt ORDER BY dt").rows
+    assert dts[0] == ("2024-05-01", "1") and dts[-1][0] == day
+
+
+# --------------------------------------------------------------------------- the table and its copy
+
+
+def test_the_copy_is_incremental_and_follows_new_versions_and_deletions(trail):
+    line = {"id": "a", "seq": 1, "action": "auth.logout"}
+    put(trail, "audit/dt=2026-01-01/1.jsonl", [line])
+    put(trail, "audit/dt=2026-01-02/2.jsonl", [{**line, "seq": 2}])
+    put(trail, "audit/checkpoints/000000000002.json", [{"head": "x"}])  # not a table row
+    folder = run.cache_dir(trail)
+
+    assert cache.sync(trail, folder) == cache.Synced(objects=2, fetched=2, removed=0)
+    assert cache.sync(trail, folder) == cache.Synced(objects=2, fetched=0, removed=0)
+    put(trail, "audit/dt=2026-01-02/2.jsonl", [{**line, "seq": 2, "action": "auth.login_succeeded"}])  # a new version
+    assert cache.sync(trail, folder) == cache.Synced(objects=2, fetched=1, removed=0)
+    clients.client("s3").delete_object(Bucket=trail, Key="audit/dt=2026-01-01/1.jsonl")  # a delete marker
+    (folder / "audit/dt=2026-01-02/forged.jsonl").write_text(json.dumps({**line, "seq": 99}) + "\n")
+
+    rows = run.run("SELECT seq, action, dt FROM ledgerline_audit.audit_events ORDER BY seq").rows
+    assert rows == [("2", "auth.login_succeeded", "2026-01-02")]
+
+
+def test_the_table_is_empty_before_anything_is_shipped_and_has_the_glue_columns_and_dt(trail):
+    result = run.run("SELECT * FROM ledgerline_audit.audit_events")
+    assert result.rows == []
+    assert result.columns == (*(n for n, _ in named.schema.COLUMNS), "dt")
+
+
+def test_a_malformed_line_fails_the_query_as_athena_does(trail):
+    clients.client("s3").put_object(Bucket=trail, Key="audit/dt=2026-01-01/bad.jsonl", Body=b'{"seq": 1,\n')
+    with pytest.raises(QueryError):
+        run.run("SELECT count(*) FROM ledgerline_audit.audit_events")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM read_text('/etc/hostname')",
+        "COPY (SELECT 1) TO '/tmp/audit-query-escape.csv'",
+        "SELECT 1; SELECT 2",
+        "SET enable_external_access = true",
+    ],
+)
+def test_a_query_reads_the_trail_and_nothing_else(trail, sql):
+    with pytest.raises(QueryError):
+        run.run(sql)
+
+
+def test_another_resource_prefix_has_its_own_database_name(trail, monkeypatch):
+    monkeypatch.setenv("LEDGERLINE_RESOURCE_PREFIX", "acme-dev")
+    config.settings.cache_clear()
+    try:
+        put(trail, "audit/dt=2026-01-01/1.jsonl", [{"seq": 1, "action": "admin.config.changed", "category": "admin"}])
+        assert run.run("SELECT action FROM acme_dev_audit.audit_events").rows == [("admin.config.changed",)]
+        assert named_query("admin-actions", **{"from": "2026-01-01", "to": "2026-01-01"}).rows[0][4] == (
+            "admin.config.changed"
+        )
+        with pytest.raises(QueryError):
+            run.run("SELECT * FROM ledgerline_audit.audit_events")
+    finally:
+        monkeypatch.delenv("LEDGERLINE_RESOURCE_PREFIX")
+        config.settings.cache_clear()
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_the_command_prints_a_named_query_as_json_or_csv_and_refuses_bad_parameters(trail, owner_conn, capsys):
+    _, email = _user()
+    _fail_login(email, "203.0.113.99")
+    ship(trail, owner_conn)
+    day = today(owner_conn)
+    argv = ["audit", "query", "--named", "failed-logins-by-ip", "--param", f"from={day}", "--param", f"to={day}"]
+
+    assert cli.main([*argv, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {"actor_ip": "203.0.113.99"}.items() <= next(r for r in rows if r["actor_ip"] == "203.0.113.99").items()
+
+    assert cli.main([*argv, "--format", "csv"]) == 0
+    assert capsys.readouterr().out.startswith("actor_ip,failures,accounts,first_seen,last_seen\n")
+
+    assert cli.main(["audit", "query", "SELECT count(*) AS n FROM ledgerline_audit.audit_events", "--format", "table"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "n" and out.rstrip().endswith("(1 row)")
+
+    assert cli.main(["audit", "query", "--named", "failed-logins-by-ip", "--param", "from=yesterday", "--param", f"to={day}"]) == 2
+    assert "from: 'yesterday' is not a date" in capsys.readouterr().err
+    assert cli.main(["audit", "query", "--named", "no-such-query"]) == 2
+    assert "no ready-made query 'no-such-query'" in capsys.readouterr().err
