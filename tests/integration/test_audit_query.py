@@ -20,7 +20,7 @@ from ledgerline import audit, cli, config, errors, ledger
 from ledgerline.audit_sql import cache, named, run
 from ledgerline.audit_sql.named import QueryError
 from ledgerline.auth import sessions, users
-from ledgerline.aws import clients, resources
+from ledgerline.aws import clients
 from ledgerline.db import transaction
 from ledgerline.ledger.testing import TEST_ADMIN, new_wallet, user_actor
 
@@ -338,11 +338,19 @@ def test_the_command_prints_a_named_query_as_json_or_csv_and_refuses_bad_paramet
     assert cli.main([*argv, "--format", "csv"]) == 0
     assert capsys.readouterr().out.startswith("actor_ip,failures,accounts,first_seen,last_seen\n")
 
-    assert cli.main(["audit", "query", "SELECT count(*) AS n FROM ledgerline_audit.audit_events", "--format", "table"]) == 0
+    assert (
+        cli.main(["audit", "query", "SELECT count(*) AS n FROM ledgerline_audit.audit_events", "--format", "table"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.splitlines()[0] == "n" and out.rstrip().endswith("(1 row)")
 
-    assert cli.main(["audit", "query", "--named", "failed-logins-by-ip", "--param", "from=yesterday", "--param", f"to={day}"]) == 2
+    assert (
+        cli.main(
+            ["audit", "query", "--named", "failed-logins-by-ip", "--param", "from=yesterday", "--param", f"to={day}"]
+        )
+        == 2
+    )
     assert "from: 'yesterday' is not a date" in capsys.readouterr().err
     assert cli.main(["audit", "query", "--named", "no-such-query"]) == 2
     assert "no ready-made query 'no-such-query'" in capsys.readouterr().err
