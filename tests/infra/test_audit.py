@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from infra import constants as c
 from infra.app import load_cdk_context
 from infra.components.audit import AuditBucket
 from infra.settings import InfraSettings
+from ledgerline.local import aws as local_aws
 from tests.infra.conftest import Synthesized
 from tests.infra.helpers import as_list, ref, statements
 
@@ -191,3 +194,50 @@ def test_audit_objects_and_query_results_have_their_own_key_usable_only_through_
         s for p in role["Policies"] for s in statements(p["PolicyDocument"]) if "kms:Decrypt" in as_list(s["Action"])
     ]
     assert [ref(r) for s in decrypt for r in as_list(s["Resource"])] == [_storage_key_id(real)]
+
+
+def test_the_default_retention_covers_twelve_months_from_any_day_and_the_local_stand_in_uses_it() -> None:
+    # Twelve calendar months are up to 366 days (across a 29 February); a version's lock
+    # starts when it is shipped, after its records occurred, so this bounds it from below.
+    days = InfraSettings().audit_retention_days
+    for offset in range(4 * 366):
+        day = date(2024, 1, 1) + timedelta(days=offset)
+        twelve_months_on = (
+            date(day.year + 1, 3, 1) if (day.month, day.day) == (2, 29) else day.replace(year=day.year + 1)
+        )
+        assert day + timedelta(days=days) >= twelve_months_on, day
+    # The local stand-in's bucket locks for as long as the deployed one.
+    assert days == local_aws.AUDIT_RETENTION_DAYS
+
+
+_LOCK_BREAKERS = (
+    "s3:PutObjectRetention", "s3:BypassGovernanceRetention", "s3:PutBucketObjectLockConfiguration",
+    "s3:PutObjectLegalHold", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutBucketVersioning",
+    "s3:PutBucketPolicy", "s3:DeleteBucketPolicy",
+)  # fmt: skip
+
+
+def _allowed_actions(app: Synthesized) -> set[str]:
+    actions: set[str] = set()
+    for _, _, resource in app.all_resources():
+        properties = resource.get("Properties", {})
+        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            documents = [properties["PolicyDocument"]]
+        elif resource["Type"] == "AWS::IAM::Role":
+            documents = [p["PolicyDocument"] for p in properties.get("Policies", [])]
+        else:
+            continue
+        for document in documents:
+            for statement in statements(document):
+                if statement["Effect"] == "Allow":
+                    actions.update(as_list(statement.get("Action", [])))
+    return actions
+
+
+def test_no_role_may_shorten_a_lock_delete_a_version_or_unlock_the_bucket(probe: Synthesized) -> None:
+    # The probe app holds every grant of the vocabulary: none reaches past COMPLIANCE.
+    actions = _allowed_actions(probe)
+    assert "s3:PutObject" in actions  # the shipper's grant is seen, so the scan is not empty
+    granted = {(pattern, breaker) for pattern in actions for breaker in _LOCK_BREAKERS
+               if fnmatch.fnmatchcase(breaker, pattern)}  # fmt: skip
+    assert granted == set()
