@@ -1,0 +1,110 @@
+"""The audit trail's SQL, in one place (the routines are in db/routines/audit_chain_*.sql)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from ledgerline.db import Cursor
+
+# The canonical record of audit_log row ``a``, as the chain hashed it.
+_RECORD = """audit_chain_record(
+    p_id => a.id, p_occurred_at => a.occurred_at, p_category => a.category, p_action => a.action,
+    p_actor_id => a.actor_id, p_actor_type => a.actor_type, p_actor_ip => a.actor_ip,
+    p_user_agent => a.user_agent, p_resource_type => a.resource_type, p_resource_id => a.resource_id,
+    p_payload_before => a.payload_before, p_payload_after => a.payload_after, p_metadata => a.metadata)"""
+
+
+@dataclass(frozen=True)
+class Batch:
+    first_seq: int
+    last_seq: int
+    pending: bool  # chained earlier and not shipped: ship it again, unchanged
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    first_seq: int
+    last_seq: int
+    prev_hash: str
+    head: str
+    shipped: bool
+
+
+def extend(cur: Cursor, limit: int) -> Batch | None:
+    """The batch to ship: an unshipped one, or up to ``limit`` newly chained rows."""
+    cur.execute("SELECT audit_chain_extend(p_limit => %s) AS batch", (limit,))
+    found = cur.fetchone()["batch"]
+    if found is None:
+        return None
+    return Batch(int(found["first_seq"]), int(found["last_seq"]), bool(found["pending"]))
+
+
+def lines(cur: Cursor, first: int, last: int) -> list[tuple[int, date, str]]:
+    """(seq, dt, line) of the chained rows first..last, in seq order."""
+    cur.execute("SELECT seq, dt, line FROM audit_chain_lines(%s, %s)", (first, last))
+    return [(int(r["seq"]), r["dt"], r["line"]) for r in cur.fetchall()]
+
+
+def batch(cur: Cursor, first: int) -> BatchRow:
+    cur.execute(
+        "SELECT first_seq, last_seq, encode(prev_hash, 'hex') AS prev_hash, encode(head, 'hex') AS head,"
+        " shipped_at IS NOT NULL AS shipped FROM audit_ship_batches WHERE first_seq = %s",
+        (first,),
+    )
+    r = cur.fetchone()
+    return BatchRow(int(r["first_seq"]), int(r["last_seq"]), r["prev_hash"], r["head"], bool(r["shipped"]))
+
+
+def mark_shipped(cur: Cursor, first: int, objects: dict[str, Any], checkpoint: str) -> bool:
+    """``objects``: key → {"sha256", "version_id", "records"} (a JSON object)."""
+    cur.execute(
+        "SELECT audit_chain_shipped(p_first_seq => %s, p_objects => %s, p_checkpoint => %s) AS done",
+        (first, objects, checkpoint),
+    )
+    return bool(cur.fetchone()["done"])
+
+
+def shipped_through(cur: Cursor) -> int:
+    """The last seq of the last shipped batch (0 before the first)."""
+    cur.execute("SELECT coalesce(max(last_seq), 0) AS last FROM audit_ship_batches WHERE shipped_at IS NOT NULL")
+    return int(cur.fetchone()["last"])
+
+
+def pending_batches(cur: Cursor) -> list[BatchRow]:
+    cur.execute(
+        "SELECT first_seq, last_seq, encode(prev_hash, 'hex') AS prev_hash, encode(head, 'hex') AS head,"
+        " false AS shipped FROM audit_ship_batches WHERE shipped_at IS NULL ORDER BY first_seq"
+    )
+    return [BatchRow(int(r["first_seq"]), int(r["last_seq"]), r["prev_hash"], r["head"], False) for r in cur.fetchall()]
+
+
+# For `audit verify`: every chained row in seq order, with the content hash of its
+# audit_log row as it is now (NULL when that row's partition has been detached).
+CHAIN_ROWS = f"""
+SELECT c.seq, c.audit_id::text, encode(c.content_hash, 'hex'), encode(c.chain_hash, 'hex'),
+       encode(sha256(convert_to({_RECORD}, 'UTF8')), 'hex'), b.shipped_at IS NOT NULL
+  FROM audit_chain c
+  JOIN audit_ship_batches b ON b.first_seq = c.batch
+  LEFT JOIN audit_log a ON a.id = c.audit_id
+ ORDER BY c.seq
+"""
+
+
+ChainRow = tuple[int, str, str, str, str | None, bool]
+
+
+def chain_rows(conn: Any, *, fetch: int = 20_000) -> Iterator[ChainRow]:
+    """Stream (seq, audit id, content hash, chain hash, recomputed hash, shipped) through a
+    server-side cursor in a read-only transaction of its own on ``conn``."""
+    conn.autocommit = False
+    conn.set_session(readonly=True)
+    try:
+        with conn.cursor(name="audit_verify_chain") as cur:
+            cur.itersize = fetch
+            cur.execute(CHAIN_ROWS)
+            yield from cur
+    finally:
+        conn.rollback()

@@ -1,0 +1,307 @@
+"""``ledgerline audit verify``: walk the chain from the bucket and compare it with the
+database; stop at the first difference and name the record or checkpoint (docs/audit.md).
+
+What is checked, in this order:
+
+1. every version of every object under ``audit/`` (an overwrite is a new version, so the
+   original is still there and the two are compared), and no delete marker hides one;
+2. every checkpoint: all its versions alike, its signature valid under the KMS audit key's
+   public key (GetPublicKey, checked here with ``cryptography``), and the checkpoints tile
+   the sequence from 1 with each one's ``prev_head`` the previous one's ``head``;
+3. every object a checkpoint lists: present, with the listed SHA-256; and every object in
+   a ``dt=`` folder listed by a checkpoint (or part of a batch the database says is still
+   being shipped);
+4. every record: its content hash re-computed over its bytes, its link to the previous
+   record, seqs gap-free and in order, the batch's last chain hash the checkpoint's head;
+5. the database: each shipped seq has its chain row with the same hashes, and the audit
+   row, rendered now, still hashes to the shipped content hash (an edit in the database).
+
+The records are hashed from the shipped bytes as they are (``canonical.split_line``): no
+JSON is parsed per record. The database side is one streaming query, run in a thread
+while the bucket is read, so PostgreSQL re-renders rows while Python hashes objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from ledgerline.audit_trail import canonical, checkpoint, store
+from ledgerline.aws import audit_bucket
+from ledgerline.aws.audit_bucket import Version
+
+_RANGE = re.compile(r"/(\d{12})-(\d{12})\.jsonl$")
+_ID = re.compile(rb'"id":"([0-9a-f-]{36})"')
+NEWLINE = b"\n"
+
+
+class Difference(Exception):
+    """The first thing that does not match; its message names the record or checkpoint."""
+
+
+@dataclass
+class Outcome:
+    records: int = 0
+    difference: str | None = None
+    pending: int = 0  # chained in the database, in a batch not shipped yet
+    detached: int = 0  # shipped rows whose audit_log partition has left the database
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.difference is None
+
+    def message(self) -> str:
+        if self.difference is not None:
+            return f"audit verify failed: {self.difference}"
+        extra = []
+        if self.pending:
+            extra.append(f"{self.pending} chained, not shipped yet")
+        if self.detached:
+            extra.append(f"{self.detached} no longer in the database (detached partitions)")
+        return f"verified {self.records} records" + (f" ({'; '.join(extra)})" if extra else "")
+
+
+class Progress:
+    """A one-line bar on a terminal (stderr); silent otherwise."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+        self._on = self._stream.isatty()
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int, unit: str) -> None:
+        if not self._on or (time.monotonic() - self._last < 0.1 and done < total):
+            return
+        self._last = time.monotonic()
+        width = 30
+        filled = width * done // max(total, 1)
+        self._stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {unit}")
+        if done >= total:
+            self._stream.write("\n")
+        self._stream.flush()
+
+
+@dataclass
+class _Bucket:
+    by_key: dict[str, list[Version]] = field(default_factory=lambda: defaultdict(list))
+    cache: dict[tuple[str, str], bytes] = field(default_factory=dict)
+
+    def contents(self, key: str) -> list[tuple[str, bytes]]:
+        """(version id, bytes) of each distinct version of ``key``, oldest first."""
+        seen: dict[str, tuple[str, bytes]] = {}
+        for v in sorted(self.by_key.get(key, []), key=lambda v: v.last_modified):
+            if v.delete_marker or v.etag in seen:
+                continue
+            seen[v.etag] = (v.version_id, audit_bucket.get(key, v.version_id))
+        return list(seen.values())
+
+
+def verify(*, connect: Callable[[], Any], progress: Callable[[int, int, str], None] | None = None) -> Outcome:
+    """Verify the trail; ``connect`` opens a new database connection (owned by this call)."""
+    started = time.monotonic()
+    db_rows: list[store.ChainRow] = []
+    db_error: list[BaseException] = []
+    conn = connect()
+    reader = threading.Thread(target=_read_database, args=(conn, db_rows, db_error), daemon=True)
+    reader.start()
+    outcome = Outcome()
+    try:
+        try:
+            shipped = _walk_bucket(progress)
+        finally:
+            reader.join()
+        if db_error:
+            raise db_error[0]
+        _compare(shipped, db_rows, outcome)
+    except Difference as diff:
+        outcome.difference = str(diff)
+    finally:
+        conn.close()
+    outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+def _read_database(conn: Any, out: list[store.ChainRow], error: list[BaseException]) -> None:
+    try:
+        out.extend(store.chain_rows(conn))
+    except BaseException as exc:  # reported by the caller's thread
+        error.append(exc)
+
+
+# ------------------------------------------------------------------------ the bucket
+
+
+def _walk_bucket(progress: Callable[[int, int, str], None] | None) -> list[tuple[int, str, str, str]]:
+    """Every shipped record as (seq, prev_hash, chain_hash, content_hash), in seq order."""
+    bucket = _Bucket()
+    for v in audit_bucket.versions(checkpoint.PREFIX):
+        bucket.by_key[v.key].append(v)
+    for key, versions in sorted(bucket.by_key.items()):
+        if any(v.delete_marker for v in versions):
+            raise Difference(f"object {key}: a delete marker hides it from queries")
+    public_key_id, der = audit_bucket.public_key()
+    public_key = checkpoint.load_public_key(der)
+    checkpoints = [
+        _checkpoint(key, bucket, public_key, public_key_id)
+        for key in sorted(bucket.by_key)
+        if key.startswith(checkpoint.CHECKPOINTS)
+    ]
+    checkpoints.sort(key=lambda cp: cp.first_seq)
+    records: list[tuple[int, str, str, str]] = []
+    listed: set[str] = set()
+    expected, head = 1, canonical.GENESIS
+    for n, cp in enumerate(checkpoints):
+        if cp.first_seq != expected:
+            what = "a gap before it" if cp.first_seq > expected else "it overlaps the one before"
+            raise Difference(f"checkpoint {cp.key}: starts at seq {cp.first_seq}, expected {expected} ({what})")
+        if cp.prev_head != head:
+            raise Difference(f"checkpoint {cp.key}: its prev_head is not the previous checkpoint's head")
+        records.extend(_batch(cp, bucket, records[-1][2] if records else canonical.GENESIS))
+        listed.update(key for key, _sha, _n in cp.objects)
+        expected, head = cp.last_seq + 1, cp.head
+        if progress is not None:
+            progress(n + 1, len(checkpoints), "checkpoints")
+    _unlisted(bucket, listed, expected)
+    return records
+
+
+def _checkpoint(key: str, bucket: _Bucket, public_key: Any, key_id: str) -> checkpoint.Checkpoint:
+    versions = bucket.contents(key)
+    if len(versions) > 1:
+        raise Difference(f"checkpoint {key}: overwritten ({len(versions)} different versions)")
+    try:
+        cp = checkpoint.parse(key, versions[0][1], public_key)
+    except ValueError as exc:
+        raise Difference(f"checkpoint {key}: {exc}") from None
+    if not cp.signature_valid:
+        raise Difference(f"checkpoint {key}: its signature does not verify with the audit key {key_id}")
+    return cp
+
+
+def _batch(cp: checkpoint.Checkpoint, bucket: _Bucket, prev: str) -> list[tuple[int, str, str, str]]:
+    lines: list[tuple[int, str, str, str]] = []
+    for key, sha, count in cp.objects:
+        versions = bucket.contents(key)
+        if not versions:
+            raise Difference(
+                f"object {key} (records in seq {cp.first_seq}-{cp.last_seq}, checkpoint {cp.key}) is missing:"
+                " its version was deleted"
+            )
+        good = [data for _v, data in versions if hashlib.sha256(data).hexdigest() == sha]
+        for version_id, data in versions:
+            if hashlib.sha256(data).hexdigest() != sha:
+                raise Difference(f"object {key} version {version_id}: {_diagnose(data, good[0] if good else None)}")
+        found = _records(key, good[0])
+        if len(found) != count:
+            raise Difference(f"object {key}: {len(found)} records, its checkpoint says {count}")
+        lines.extend(found)
+    if len(cp.objects) > 1:
+        lines.sort()
+    expected = cp.first_seq
+    for seq, got_prev, chain, _content in lines:
+        if seq != expected:
+            what = "missing" if seq > expected else "twice"
+            raise Difference(f"record seq {min(seq, expected)}: {what} in the objects of checkpoint {cp.key}")
+        if got_prev != prev:
+            raise Difference(f"record seq {seq}: prev_hash is not the chain hash of seq {seq - 1}")
+        prev = chain
+        expected += 1
+    if expected != cp.last_seq + 1:
+        raise Difference(f"record seq {expected}: missing from the objects of checkpoint {cp.key}")
+    if prev != cp.head:
+        raise Difference(f"checkpoint {cp.key}: head is not the chain hash of seq {cp.last_seq}")
+    return lines
+
+
+def _records(key: str, data: bytes) -> list[tuple[int, str, str, str]]:
+    """Check each line's content hash and link hash (the inner loop: bytes, no JSON)."""
+    out = []
+    sha256 = hashlib.sha256
+    split = canonical.split_line
+    for n, raw in enumerate(data.split(b"\n")):
+        if not raw:
+            continue
+        try:
+            seq, prev, chain, content, record = split(raw)
+        except canonical.MalformedLine as exc:
+            raise Difference(f"object {key} line {n + 1}: {exc}") from None
+        if sha256(record).hexdigest() != content:
+            raise Difference(f"record seq {seq}{_id(record)}: edited in the bucket (it no longer hashes to its content_hash)")
+        if sha256(f"{seq}:{prev}:{content}".encode()).hexdigest() != chain:
+            raise Difference(f"record seq {seq}{_id(record)}: its chain_hash does not link prev_hash and content_hash")
+        out.append((seq, prev, chain, content))
+    return out
+
+
+def _diagnose(data: bytes, original: bytes | None) -> str:
+    """Why a version differs from what its checkpoint signed: the first record at fault."""
+    before = original.split(b"\n") if original is not None else []
+    last = 0
+    for n, raw in enumerate(data.split(b"\n")):
+        if not raw:
+            continue
+        try:
+            seq, _prev, _chain, content, record = canonical.split_line(raw)
+        except canonical.MalformedLine:
+            return f"line {n + 1} is not a shipped record (overwritten)"
+        if canonical.content_hash(record) != content:
+            return f"record seq {seq}{_id(record)} was edited (overwritten object)"
+        if seq <= last:
+            return f"record seq {seq}{_id(record)} is out of order or repeated (reordered or inserted)"
+        if n < len(before) and raw != before[n]:
+            return f"record seq {seq}{_id(record)} differs from the original version (overwritten)"
+        last = seq
+    return "it differs from what its checkpoint signed (overwritten)"
+
+
+def _id(record: bytes) -> str:
+    found = _ID.search(record)
+    return f" (audit id {found.group(1).decode()})" if found else ""
+
+
+def _unlisted(bucket: _Bucket, listed: set[str], next_seq: int) -> None:
+    """An object in a dt= folder that no checkpoint lists: forged, unless it belongs to
+    the batch being shipped now (put before its checkpoint)."""
+    for key in sorted(bucket.by_key):
+        if key.startswith(checkpoint.CHECKPOINTS) or key in listed:
+            continue
+        named = _RANGE.search(key)
+        if named and int(named.group(1)) >= next_seq:
+            continue  # after the last checkpoint: a batch in flight (checked against the database)
+        seq = ""
+        for _version, data in bucket.contents(key)[:1]:
+            try:
+                seq = f"record seq {canonical.split_line(data.split(NEWLINE, 1)[0])[0]} in "
+            except canonical.MalformedLine:
+                seq = ""
+        raise Difference(f"{seq}object {key}: in no checkpoint (inserted)")
+
+
+# ---------------------------------------------------------------------- the database
+
+
+def _compare(shipped: list[tuple[int, str, str, str]], rows: list[store.ChainRow], outcome: Outcome) -> None:
+    n = len(shipped)
+    for i, (seq, _prev, chain, content) in enumerate(shipped):
+        if i >= len(rows) or rows[i][0] != seq:
+            raise Difference(f"record seq {seq}: in the bucket but not in the database's chain (inserted)")
+        _seq, audit_id, db_content, db_chain, now, _shipped = rows[i]
+        if db_content != content or db_chain != chain:
+            raise Difference(f"record seq {seq} (audit id {audit_id}): the bucket and the database's chain differ")
+        if now is None:
+            outcome.detached += 1
+        elif now != content:
+            raise Difference(f"record seq {seq} (audit id {audit_id}): edited in the database since it was shipped")
+    for row in rows[n:]:
+        if row[5]:
+            raise Difference(f"record seq {row[0]} (audit id {row[1]}): shipped, but missing from the bucket")
+        outcome.pending += 1
+    outcome.records = n
