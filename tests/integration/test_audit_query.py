@@ -141,42 +141,45 @@ def test_failed_logins_by_ip_count_what_postgresql_counts(trail, owner_conn):
     assert int(by_ip["203.0.113.7"][1]) >= 3 and int(by_ip["198.51.100.2"][1]) >= 2
 
 
-def test_money_movements_by_account_are_exact_to_the_last_digit(trail, owner_conn):
+def test_money_movements_by_account_are_every_entry_exact_to_the_last_digit(trail, owner_conn):
     # A balance a double cannot hold: read as a JSON number by DuckDB it would come back rounded.
     big = Decimal("98765432109876.54")  # a double's nearest is ...876.55
     src, dst = new_wallet("NGN", big), new_wallet("NGN")
+    actor = user_actor(src.owner_id)
     transaction(
         lambda cur: ledger.transfer(
-            cur, from_account_id=src.id, to_account_id=dst.id, amount=Decimal("0.01"), currency="NGN",
-            actor=user_actor(src.owner_id),
+            cur, from_account_id=src.id, to_account_id=dst.id, amount=Decimal("0.01"), currency="NGN", actor=actor
         )
-    )  # fmt: skip
+    )
     shipped = ship(trail, owner_conn)
     day = today(owner_conn)
     seqs = seq_of(shipped)
 
     result = named_query("money-movements-by-account", account_id=str(src.id), **{"from": day, "to": day})
 
-    expected = [
-        (seqs[r[0]], *r[1:])
-        for r in pg(
-            owner_conn,
-            """SELECT id::text, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), action,
-                      resource_id, (payload_before->'balances'->>%(a)s)::numeric(19,4),
-                      (payload_after->'balances'->>%(a)s)::numeric(19,4),
-                      (payload_after->'balances'->>%(a)s)::numeric(19,4)
-                        - (payload_before->'balances'->>%(a)s)::numeric(19,4),
-                      actor_type, actor_id::text
-                 FROM audit_log
-                WHERE id = ANY(%(ids)s::uuid[]) AND category = 'financial' AND payload_after->'balances' ? %(a)s
-                ORDER BY occurred_at, id""",
-            {"a": str(src.id), "ids": shipped},
-        )
-    ]
+    # PostgreSQL finds the same entries with its own JSON path: any object holding the account and an entry_type.
+    expected = sorted(
+        (
+            (seqs[r[0]], *r[1:])
+            for r in pg(
+                owner_conn,
+                """SELECT a.id::text, to_char(a.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                          a.action, a.resource_type, a.resource_id, e->>'entry_type', e->>'currency',
+                          (e->>'amount')::numeric(19,4), (e->>'balance_after')::numeric(19,4), a.actor_type,
+                          a.actor_id::text
+                     FROM audit_log a,
+                          jsonb_path_query(a.payload_after, 'strict $.** ? (@.account_id == $a && exists(@.entry_type))',
+                                           jsonb_build_object('a', %(a)s::text)) e
+                    WHERE a.id = ANY(%(ids)s::uuid[]) AND a.category = 'financial'""",
+                {"a": str(src.id), "ids": shipped},
+            )
+        ),
+        key=lambda r: (int(r[0]), Decimal(r[7])),
+    )
     assert result.rows == expected
-    assert [(r[2], r[4], r[5], r[6]) for r in result.rows] == [
-        ("ledger.adjustment.posted", "0.0000", "98765432109876.5400", "98765432109876.5400"),
-        ("transfer.completed", "98765432109876.5400", "98765432109876.5300", "-0.0100"),
+    assert [(r[2], r[7], r[8]) for r in result.rows] == [
+        ("ledger.adjustment.posted", "98765432109876.5400", "98765432109876.5400"),
+        ("transfer.completed", "-0.0100", "98765432109876.5300"),
     ]
 
 
