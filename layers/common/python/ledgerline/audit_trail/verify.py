@@ -243,8 +243,7 @@ def _records(key: str, data: bytes) -> list[tuple[int, str, str, str]]:
 
 def _diagnose(data: bytes, original: bytes | None) -> str:
     """Why a version differs from what its checkpoint signed: the first record at fault."""
-    before = original.split(b"\n") if original is not None else []
-    last = 0
+    seqs: list[tuple[int, bytes]] = []
     for n, raw in enumerate(data.split(b"\n")):
         if not raw:
             continue
@@ -254,11 +253,19 @@ def _diagnose(data: bytes, original: bytes | None) -> str:
             return f"line {n + 1} is not a shipped record (overwritten)"
         if canonical.content_hash(record) != content:
             return f"record seq {seq}{_id(record)} was edited (overwritten object)"
-        if seq <= last:
-            return f"record seq {seq}{_id(record)} is out of order or repeated (reordered or inserted)"
-        if n < len(before) and raw != before[n]:
-            return f"record seq {seq}{_id(record)} differs from the original version (overwritten)"
-        last = seq
+        seqs.append((seq, record))
+    seen: set[int] = set()
+    for seq, record in seqs:
+        if seq in seen:
+            return f"record seq {seq}{_id(record)} appears twice (inserted)"
+        seen.add(seq)
+    for (before, _r), (seq, record) in zip(seqs, seqs[1:], strict=False):
+        if seq < before:
+            return f"record seq {seq}{_id(record)} is out of order, after seq {before} (reordered)"
+    known = {canonical.split_line(raw)[0] for raw in (original or b"").split(b"\n") if raw}
+    for seq, record in seqs:
+        if known and seq not in known:
+            return f"record seq {seq}{_id(record)} is not in the original version (inserted)"
     return "it differs from what its checkpoint signed (overwritten)"
 
 

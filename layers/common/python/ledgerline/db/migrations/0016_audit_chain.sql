@@ -45,4 +45,5 @@ CREATE TABLE audit_ship_state (
 INSERT INTO audit_ship_state DEFAULT VALUES;
 
 -- audit_chain is append-only for every role (its triggers: db/routines/audit_chain_guard.sql).
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON audit_chain, audit_ship_batches, audit_ship_state FROM ledgerline_app;
 GRANT SELECT ON audit_chain, audit_ship_batches, audit_ship_state TO ledgerline_app;
