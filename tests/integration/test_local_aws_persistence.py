@@ -8,6 +8,7 @@ import json
 import signal
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -286,3 +287,39 @@ def test_a_blob_that_does_not_match_its_hash_is_refused_at_start(tmp_path):
     blob.write_bytes(b"damaged")
     with pytest.raises(RuntimeError, match="does not match"):
         aws.start(aws.free_port(), log_file=tmp_path / "moto-damaged.log", state_dir=state)
+
+
+def test_puts_racing_from_many_threads_are_all_kept(tmp_path):
+    state = tmp_path / "aws"
+    with running(tmp_path, state) as first:
+
+        def ship(worker: int) -> list[tuple[str, str]]:
+            s3 = Local(first.server).s3  # a client per thread, as boto3 wants
+            out = []
+            for n in range(8):
+                key = f"audit/dt=2026-12-01/{worker:02}-{n % 3}.json"  # overwrites: several versions per key
+                body = f'{{"worker":{worker},"n":{n}}}\n'.encode()
+                out.append(
+                    (s3.put_object(Bucket=BUCKET, Key=key, Body=body, ChecksumAlgorithm="SHA256")["VersionId"], key)
+                )
+            return out
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            shipped = [v for batch in pool.map(ship, range(8)) for v in batch]
+        assert len({v for v, _ in shipped}) == 64
+        before = _versions(first.s3)
+        first.server.process.send_signal(signal.SIGKILL)
+        first.server.process.wait(timeout=5)
+    with running(tmp_path, state) as second:
+        assert _versions(second.s3) == before
+        assert {v["VersionId"] for v in _versions(second.s3)[0]} == {v for v, _ in shipped}
+
+
+def test_an_object_replaced_in_a_bucket_without_versioning_keeps_its_last_body(tmp_path):
+    state = tmp_path / "aws"
+    with running(tmp_path, state) as first:
+        first.s3.create_bucket(Bucket="plain", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        for body in (b"one", b"two", b"three"):
+            first.s3.put_object(Bucket="plain", Key="k", Body=body)
+    with running(tmp_path, state) as second:
+        assert second.s3.get_object(Bucket="plain", Key="k")["Body"].read() == b"three"

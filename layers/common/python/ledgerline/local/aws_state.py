@@ -272,10 +272,11 @@ def _is_delete_marker(version: Any) -> bool:
 
 
 def _fingerprint(version: Any) -> tuple[Any, ...]:
-    # id(): an object replaced in place (a bucket without versioning) is a new object.
+    # The object itself (compared by identity, and held so that its id cannot be reused): an
+    # object replaced under the same version id (a bucket without versioning) is a new one.
     if _is_delete_marker(version):
-        return ("marker", id(version))
-    return ("object", id(version), version.lock_mode, version.lock_until, version.lock_legal_status)
+        return ("marker", version)
+    return ("object", version, version.lock_mode, version.lock_until, version.lock_legal_status)
 
 
 def _version_record(account: str, bucket: str, version: Any) -> dict[str, Any]:
