@@ -323,3 +323,12 @@ def test_an_object_replaced_in_a_bucket_without_versioning_keeps_its_last_body(t
             first.s3.put_object(Bucket="plain", Key="k", Body=body)
     with running(tmp_path, state) as second:
         assert second.s3.get_object(Bucket="plain", Key="k")["Body"].read() == b"three"
+
+
+def test_kept_keys_that_cannot_be_read_stop_the_start_instead_of_new_keys(tmp_path):
+    state = tmp_path / "aws"
+    with running(tmp_path, state):
+        pass
+    (state / "kms.json").write_text("[{")
+    with pytest.raises(RuntimeError, match="could not load the kept local AWS state"):
+        aws.start(aws.free_port(), log_file=tmp_path / "moto-bad-keys.log", state_dir=state)

@@ -87,9 +87,16 @@ class StateStore:
         for path in (self.root, self.root / S3_DIR, self.blobs):
             path.mkdir(parents=True, exist_ok=True)
             path.chmod(0o700)
-        with self._lock:
-            self._restore_s3()
-            self._restore_kms()
+        try:
+            with self._lock:
+                self._restore_s3()
+                self._restore_kms()
+        except Exception as exc:
+            # Starting blank would silently lose the kept trail and keys: refuse, and say how.
+            raise RuntimeError(
+                f"could not load the kept local AWS state from {self.root}: {exc}. Fix or restore it, or move "
+                "it away to start blank (the kept audit objects and keys are then gone)"
+            ) from exc
 
     def _restore_s3(self) -> None:
         buckets, versions = _fold(self._read_journal())
