@@ -2,23 +2,26 @@
 under Athena's table name, answers the ready-made queries as PostgreSQL answers them
 over the same audit rows.
 
-Until the shipper writes them, the objects come from ``ship``: the Glue table's format
-(one compact JSON object per line, the table's columns, payloads as JSON text, ``seq``,
-``prev_hash`` and ``chain_hash``) under ``audit/dt=YYYY-MM-DD/``.
+The ready-made queries read what the real shipper (``ledgerline.audit_trail.shipper``)
+put in a bucket of the test's own, from a database of the test's own. Tests of the table
+itself (days, versions, malformed lines) write objects by hand with ``put``, in the Glue
+table's format: one JSON object per line with the table's columns.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import time
 import uuid
 from decimal import Decimal
 
+import psycopg2
 import pytest
 
 from ledgerline import audit, cli, config, errors, ledger
 from ledgerline.audit_sql import cache, named, run
 from ledgerline.audit_sql.named import QueryError
+from ledgerline.audit_trail import shipper
 from ledgerline.auth import sessions, users
 from ledgerline.aws import clients
 from ledgerline.db import transaction
@@ -52,38 +55,57 @@ def put(bucket, key, lines):
     clients.client("s3").put_object(Bucket=bucket, Key=key, Body=body.encode(), ChecksumAlgorithm="SHA256")
 
 
+@pytest.fixture
+def shipped_trail(trail, database_url):
+    """``trail`` with a database of the test's own, so that the shipper's chain holds this
+    test's rows only, and an owner connection to it."""
+    from ledgerline.db import connection, testing
+
+    url = testing.create_test_database(database_url)
+
+    def repoint():
+        config.settings.cache_clear()
+        connection.reset_urls()
+        connection.discard_connection()
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DATABASE_URL", url)
+        repoint()
+        owner = psycopg2.connect(url)
+        owner.autocommit = True
+        try:
+            yield owner
+        finally:
+            owner.close()
+    repoint()
+    testing.drop_database(url)
+
+
 def ship(bucket, owner_conn):
-    """Every audit row so far, chained in (occurred_at, id) order, one object per day.
-    Returns the shipped ids."""
-    with owner_conn.cursor() as cur:
-        cur.execute(
-            """SELECT id::text, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                      (occurred_at AT TIME ZONE 'UTC')::date::text, category, action, actor_id::text, actor_type,
-                      host(actor_ip), user_agent, resource_type, resource_id, payload_before::text,
-                      payload_after::text, metadata::text, encode(content_hash, 'hex')
-                 FROM audit_log ORDER BY occurred_at, id"""
-        )
-        rows = cur.fetchall()
-    prev = "0" * 64
-    days: dict[str, list[dict]] = {}
-    for seq, r in enumerate(rows, start=1):
-        line = dict(zip(
-            ("id", "occurred_at", "dt", "category", "action", "actor_id", "actor_type", "actor_ip", "user_agent",
-             "resource_type", "resource_id", "payload_before", "payload_after", "metadata", "content_hash"), r, strict=True,
-        ))  # fmt: skip
-        chain = hashlib.sha256(bytes.fromhex(prev) + bytes.fromhex(line["content_hash"])).hexdigest()
-        line.update(seq=seq, prev_hash=prev, chain_hash=chain)
-        prev = chain
-        days.setdefault(line.pop("dt"), []).append(line)
-    for day, lines in days.items():
-        put(bucket, f"audit/dt={day}/{lines[0]['seq']:012d}-{lines[-1]['seq']:012d}.jsonl", lines)
-    return [r[0] for r in rows]
+    """Run the shipper until every audit row is chained and shipped; returns the shipped
+    ids in seq order (the shipper's own numbering)."""
+    deadline = time.monotonic() + 60
+    while True:
+        shipper.ship()
+        rows = pg(owner_conn, "SELECT a.id::text, c.seq FROM audit_log a LEFT JOIN audit_chain c ON c.audit_id = a.id")
+        if all(seq is not None for _, seq in rows) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)  # another connection's open transaction holds the commit-safe horizon back
+    assert all(seq is not None for _, seq in rows), "the shipper left rows behind"
+    keys = [v["Key"] for v in clients.client("s3").list_objects_v2(Bucket=bucket, Prefix="audit/dt=")["Contents"]]
+    assert keys, "the shipper put no table object"
+    return [audit_id for audit_id, _ in sorted(rows, key=lambda r: int(r[1]))]
 
 
 def pg(owner_conn, sql, params=()):
     with owner_conn.cursor() as cur:
         cur.execute(sql, params)
         return [tuple(None if v is None else str(v) for v in row) for row in cur.fetchall()]
+
+
+def _json(text):
+    """Payloads compared as JSON values: the shipper writes their canonical (compact) text."""
+    return None if text is None else json.loads(text)
 
 
 def today(owner_conn):
@@ -115,7 +137,8 @@ def _fail_login(email, ip):
         sessions.login(email, "not the password", None, client)
 
 
-def test_failed_logins_by_ip_count_what_postgresql_counts(trail, owner_conn):
+def test_failed_logins_by_ip_count_what_postgresql_counts(trail, shipped_trail):
+    owner_conn = shipped_trail
     (_, ada), (_, bayo) = _user(), _user()
     for email, ip in [(ada, "203.0.113.7"), (bayo, "203.0.113.7"), (ada, "203.0.113.7"), (ada, "198.51.100.2")]:
         _fail_login(email, ip)
@@ -141,7 +164,8 @@ def test_failed_logins_by_ip_count_what_postgresql_counts(trail, owner_conn):
     assert int(by_ip["203.0.113.7"][1]) >= 3 and int(by_ip["198.51.100.2"][1]) >= 2
 
 
-def test_money_movements_by_account_are_every_entry_exact_to_the_last_digit(trail, owner_conn):
+def test_money_movements_by_account_are_every_entry_exact_to_the_last_digit(trail, shipped_trail):
+    owner_conn = shipped_trail
     # A balance a double cannot hold: read as a JSON number by DuckDB it would come back rounded.
     big = Decimal("98765432109876.54")  # a double's nearest is ...876.55
     src, dst = new_wallet("NGN", big), new_wallet("NGN")
@@ -183,7 +207,8 @@ def test_money_movements_by_account_are_every_entry_exact_to_the_last_digit(trai
     ]
 
 
-def test_actions_by_actor_resource_history_and_admin_actions_match_postgresql(trail, owner_conn):
+def test_actions_by_actor_resource_history_and_admin_actions_match_postgresql(trail, shipped_trail):
+    owner_conn = shipped_trail
     admin_id = _user("admin")[0].id
     admin = audit.Actor(id=admin_id, type="admin", ip="192.0.2.9", user_agent="auditq", request_id="req-admin-1")
     wallet = new_wallet("NGN")
@@ -199,16 +224,15 @@ def test_actions_by_actor_resource_history_and_admin_actions_match_postgresql(tr
     )  # fmt: skip
     shipped = ship(trail, owner_conn)
     day = today(owner_conn)
-    seqs = seq_of(shipped)
     ts = """to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 
     by_actor = named_query("actions-by-actor", actor_id=str(admin_id), **{"from": day, "to": day})
     assert by_actor.rows == [
-        (seqs[r[0]], *r[1:])
+        r
         for r in pg(
             owner_conn,
-            f"""SELECT id::text, {ts}, action, resource_type, resource_id, host(actor_ip), metadata->>'request_id'
-                  FROM audit_log WHERE actor_id = %s AND id = ANY(%s::uuid[]) ORDER BY occurred_at, id""",
+            f"""SELECT c.seq, {ts}, action, resource_type, resource_id, host(actor_ip), metadata->>'request_id'
+                  FROM audit_log JOIN (SELECT audit_id, seq FROM audit_chain) c ON c.audit_id = audit_log.id WHERE actor_id = %s AND id = ANY(%s::uuid[]) ORDER BY c.seq""",
             (admin_id, shipped),
         )
     ]
@@ -216,13 +240,14 @@ def test_actions_by_actor_resource_history_and_admin_actions_match_postgresql(tr
     assert {r[6] for r in by_actor.rows} == {"req-admin-1"}
 
     history = named_query("resource-history", resource_type="setting", resource_id="velocity")
-    assert history.rows == [
-        (seqs[r[0]], *r[1:])
+    assert [(*r[:5], *map(_json, r[5:])) for r in history.rows] == [
+        (*r[:5], *map(_json, r[5:]))
         for r in pg(
             owner_conn,
-            f"""SELECT id::text, {ts}, action, actor_type, actor_id::text, payload_before::text, payload_after::text
-                  FROM audit_log WHERE resource_type = 'setting' AND resource_id = 'velocity'
-                   AND id = ANY(%s::uuid[]) ORDER BY occurred_at, id""",
+            f"""SELECT c.seq, {ts}, action, actor_type, actor_id::text, payload_before::text, payload_after::text
+                  FROM audit_log JOIN (SELECT audit_id, seq FROM audit_chain) c ON c.audit_id = audit_log.id
+                 WHERE resource_type = 'setting' AND resource_id = 'velocity' AND id = ANY(%s::uuid[])
+                 ORDER BY c.seq""",
             (shipped,),
         )
     ]
@@ -230,35 +255,55 @@ def test_actions_by_actor_resource_history_and_admin_actions_match_postgresql(tr
 
     admin_actions = named_query("admin-actions", **{"from": day, "to": day})
     assert admin_actions.rows == [
-        (seqs[r[0]], *r[1:])
+        r
         for r in pg(
             owner_conn,
-            f"""SELECT id::text, {ts}, actor_id::text, actor_type, action, resource_type, resource_id, host(actor_ip)
-                  FROM audit_log WHERE (actor_type = 'admin' OR category = 'admin') AND id = ANY(%s::uuid[])
-                 ORDER BY occurred_at, id""",
+            f"""SELECT c.seq, {ts}, actor_id::text, actor_type, action, resource_type, resource_id, host(actor_ip)
+                  FROM audit_log JOIN (SELECT audit_id, seq FROM audit_chain) c ON c.audit_id = audit_log.id WHERE (actor_type = 'admin' OR category = 'admin') AND id = ANY(%s::uuid[])
+                 ORDER BY c.seq""",
             (shipped,),
         )
     ]
     assert {"config.limits.changed", "ledger.adjustment.posted"} <= {r[4] for r in admin_actions.rows}
 
 
-def test_the_dt_range_reads_only_those_days(trail, owner_conn):
-    shipped = ship(trail, owner_conn)
-    old = {
-        "id": str(uuid.uuid4()), "seq": len(shipped) + 1, "occurred_at": "2024-05-01T08:00:00.000000Z",
-        "actor_id": None, "actor_type": "anonymous", "actor_ip": "192.0.2.200", "user_agent": "x",
-        "action": "auth.login_failed", "category": "auth", "resource_type": "user", "resource_id": None,
-        "payload_before": None, "payload_after": None, "metadata": '{"reason":"bad_credentials"}',
-        "content_hash": "00" * 32, "prev_hash": "00" * 32, "chain_hash": "00" * 32,
-    }  # fmt: skip
-    put(trail, "audit/dt=2024-05-01/old.jsonl", [old])
+def _row(seq, occurred_at, **values):
+    row = dict.fromkeys(n for n, _ in named.schema.COLUMNS)
+    row.update(
+        id=str(uuid.uuid4()),
+        seq=seq,
+        occurred_at=occurred_at,
+        actor_type="anonymous",
+        category="auth",
+        resource_type="user",
+        content_hash="00" * 32,
+        prev_hash="00" * 32,
+        chain_hash="00" * 32,
+    )
+    row.update(values)
+    return row
 
-    may = named_query("failed-logins-by-ip", **{"from": "2024-05-01", "to": "2024-05-31"})
-    assert [r[:3] for r in may.rows] == [("192.0.2.200", "1", "0")]
-    day = today(owner_conn)
-    assert "192.0.2.200" not in {r[0] for r in named_query("failed-logins-by-ip", **{"from": day, "to": day}).rows}
+
+def test_the_dt_range_reads_only_those_days(trail):
+    failed = {"action": "auth.login_failed", "metadata": '{"reason":"bad_credentials"}'}
+    put(
+        trail, "audit/dt=2024-05-01/1.jsonl", [_row(1, "2024-05-01T08:00:00.000000Z", actor_ip="192.0.2.200", **failed)]
+    )
+    put(
+        trail,
+        "audit/dt=2024-05-02/2.jsonl",
+        [
+            _row(2, "2024-05-02T08:00:00.000000Z", actor_ip="192.0.2.201", **failed),
+            _row(3, "2024-05-02T09:00:00.000000Z", actor_ip="192.0.2.201", **failed),
+        ],
+    )
+
+    first = named_query("failed-logins-by-ip", **{"from": "2024-05-01", "to": "2024-05-01"})
+    assert [r[:3] for r in first.rows] == [("192.0.2.200", "1", "0")]
+    both = named_query("failed-logins-by-ip", **{"from": "2024-05-01", "to": "2024-05-31"})
+    assert [r[:2] for r in both.rows] == [("192.0.2.201", "2"), ("192.0.2.200", "1")]
     dts = run.run("SELECT dt, count(*) AS n FROM ledgerline_audit.audit_events GROUP BY dt ORDER BY dt").rows
-    assert dts[0] == ("2024-05-01", "1") and dts[-1][0] == day
+    assert dts == [("2024-05-01", "1"), ("2024-05-02", "2")]
 
 
 # --------------------------------------------------------------------------- the table and its copy
@@ -327,7 +372,8 @@ def test_another_resource_prefix_has_its_own_database_name(trail, monkeypatch):
 # --------------------------------------------------------------------------- the command
 
 
-def test_the_command_prints_a_named_query_as_json_or_csv_and_refuses_bad_parameters(trail, owner_conn, capsys):
+def test_the_command_prints_a_named_query_as_json_or_csv_and_refuses_bad_parameters(trail, shipped_trail, capsys):
+    owner_conn = shipped_trail
     _, email = _user()
     _fail_login(email, "203.0.113.99")
     ship(trail, owner_conn)
