@@ -73,6 +73,35 @@ def test_editing_a_payload_in_the_database_fails_and_names_the_record(trail):
     assert outcome.difference == f"record seq {seq} (audit id {audit_id}): edited in the database since it was shipped"
 
 
+def test_an_edit_in_the_database_that_also_rewrites_the_chain_row_is_still_named(trail):
+    """A superuser edits a row and makes the chain's own record of it match (xmin and row
+    digest): the batch's digest of row digests is in its signed checkpoint."""
+    shipped_trail()
+    conn = trail.owner()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT c.seq, c.audit_id FROM audit_chain c ORDER BY c.seq OFFSET 3 LIMIT 1")
+            seq, audit_id = cur.fetchone()
+            cur.execute("SET session_replication_role = replica")
+            cur.execute("""UPDATE audit_log SET user_agent = 'forged' WHERE id = %s""", (audit_id,))
+            cur.execute(
+                """UPDATE audit_chain c SET row_xmin = a.xmin,
+                          row_digest = audit_chain_row_digest(
+                            p_id => a.id, p_occurred_at => a.occurred_at, p_category => a.category,
+                            p_action => a.action, p_actor_id => a.actor_id, p_actor_type => a.actor_type,
+                            p_actor_ip => a.actor_ip, p_user_agent => a.user_agent,
+                            p_resource_type => a.resource_type, p_resource_id => a.resource_id,
+                            p_payload_before => a.payload_before, p_payload_after => a.payload_after,
+                            p_metadata => a.metadata)
+                     FROM audit_log a WHERE a.id = c.audit_id AND c.seq = %s""",
+                (seq,),
+            )
+    finally:
+        conn.close()
+    outcome = trail.verify()
+    assert outcome.difference == f"record seq {seq} (audit id {audit_id}): edited in the database since it was shipped"
+
+
 def test_deleting_an_object_version_fails_and_names_the_object_and_its_records(trail):
     shipped_trail()
     key = data_objects(trail.bucket)[1]
@@ -188,7 +217,8 @@ def test_a_checkpoint_of_a_rewritten_chain_signed_with_another_key_fails(trail):
     data = b"\n".join(rewritten) + b"\n"
     import hashlib
 
-    body = checkpoint.body(1, len(lines), canonical.GENESIS, prev, [
+    signed = json.loads(current(trail.bucket, cp_key))["checkpoint"]
+    body = checkpoint.body(1, len(lines), canonical.GENESIS, prev, signed["rows_digest"], [
         {"key": key, "sha256": hashlib.sha256(data).hexdigest(), "records": len(lines)}
     ])  # fmt: skip
     kms = clients.client("kms")

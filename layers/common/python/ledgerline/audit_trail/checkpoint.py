@@ -4,11 +4,13 @@ A checkpoint object (``audit/checkpoints/<first seq>-<last seq>.json``, outside 
 ``dt=`` folder, so neither Athena nor DuckDB reads it as rows) holds::
 
     {"checkpoint": {"version": 1, "first_seq", "last_seq", "records", "prev_head", "head",
-                    "objects": [{"key", "sha256", "records"}, ...]},
+                    "rows_digest", "objects": [{"key", "sha256", "records"}, ...]},
      "algorithm": "RSASSA_PKCS1_V1_5_SHA_256", "key_id": "<KMS key ARN>",
      "signature": "<base64>"}
 
-The signature is over the canonical JSON of ``checkpoint``. Nothing in it depends on when
+The signature is over the canonical JSON of ``checkpoint``. ``rows_digest`` is the sha256
+of the batch's database rows' digests (``audit_chain_row_digest``), so that `audit verify`
+can tell a row edited in the database since without re-rendering every record. Nothing in it depends on when
 or how often it was written (no time, no version ids) and PKCS#1 v1.5 signatures are
 deterministic, so a batch shipped again after a crash writes the very same bytes.
 """
@@ -40,7 +42,9 @@ def checkpoint_key(first: int, last: int) -> str:
     return f"{CHECKPOINTS}{first:012d}-{last:012d}.json"
 
 
-def body(first: int, last: int, prev_head: str, head: str, objects: list[dict[str, Any]]) -> dict[str, Any]:
+def body(
+    first: int, last: int, prev_head: str, head: str, rows_digest: str, objects: list[dict[str, Any]]
+) -> dict[str, Any]:
     return {
         "version": VERSION,
         "first_seq": first,
@@ -48,6 +52,7 @@ def body(first: int, last: int, prev_head: str, head: str, objects: list[dict[st
         "records": last - first + 1,
         "prev_head": prev_head,
         "head": head,
+        "rows_digest": rows_digest,
         "objects": objects,
     }
 
@@ -71,6 +76,7 @@ class Checkpoint:
     last_seq: int
     prev_head: str
     head: str
+    rows_digest: str
     objects: tuple[tuple[str, str, int], ...]  # (key, sha256, records)
     key_id: str
     signature_valid: bool
@@ -91,7 +97,13 @@ def parse(key: str, raw: bytes, public_key: rsa.RSAPublicKey) -> Checkpoint:
         body_ = document["checkpoint"]
         signature = base64.b64decode(document["signature"], validate=True)
         objects = tuple((str(o["key"]), str(o["sha256"]), int(o["records"])) for o in body_["objects"])
-        parsed = (int(body_["first_seq"]), int(body_["last_seq"]), str(body_["prev_head"]), str(body_["head"]))
+        parsed = (
+            int(body_["first_seq"]),
+            int(body_["last_seq"]),
+            str(body_["prev_head"]),
+            str(body_["head"]),
+            str(body_["rows_digest"]),
+        )
     except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{key} is not a checkpoint: {exc}") from None
     try:

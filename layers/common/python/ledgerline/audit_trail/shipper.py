@@ -97,7 +97,7 @@ def _ship_batch(found: store.Batch) -> list[str]:
         version = audit_bucket.put(key, data)
         objects.append({"key": key, "sha256": digest, "records": len(days[dt])})
         recorded[key] = {"sha256": digest, "records": len(days[dt]), "version_id": version}
-    signed = checkpoint.signed(checkpoint.body(found.first_seq, found.last_seq, row.prev_hash, row.head, objects))
+    signed = checkpoint.signed(checkpoint.body(found.first_seq, found.last_seq, row.prev_hash, row.head, row.rows_digest, objects))
     cp_key = checkpoint.checkpoint_key(found.first_seq, found.last_seq)
     audit_bucket.put(cp_key, signed)
     transaction(lambda cur: store.mark_shipped(cur, found.first_seq, recorded, cp_key))

@@ -30,6 +30,7 @@ class BatchRow:
     last_seq: int
     prev_hash: str
     head: str
+    rows_digest: str
     shipped: bool
 
 
@@ -51,11 +52,14 @@ def lines(cur: Cursor, first: int, last: int) -> list[tuple[int, date, str]]:
 def batch(cur: Cursor, first: int) -> BatchRow:
     cur.execute(
         "SELECT first_seq, last_seq, encode(prev_hash, 'hex') AS prev_hash, encode(head, 'hex') AS head,"
-        " shipped_at IS NOT NULL AS shipped FROM audit_ship_batches WHERE first_seq = %s",
+        " encode(rows_digest, 'hex') AS rows_digest, shipped_at IS NOT NULL AS shipped"
+        " FROM audit_ship_batches WHERE first_seq = %s",
         (first,),
     )
     r = cur.fetchone()
-    return BatchRow(int(r["first_seq"]), int(r["last_seq"]), r["prev_hash"], r["head"], bool(r["shipped"]))
+    return BatchRow(
+        int(r["first_seq"]), int(r["last_seq"]), r["prev_hash"], r["head"], r["rows_digest"], bool(r["shipped"])
+    )
 
 
 def mark_shipped(cur: Cursor, first: int, objects: dict[str, Any], checkpoint: str) -> bool:
@@ -73,38 +77,63 @@ def shipped_through(cur: Cursor) -> int:
     return int(cur.fetchone()["last"])
 
 
-def pending_batches(cur: Cursor) -> list[BatchRow]:
-    cur.execute(
-        "SELECT first_seq, last_seq, encode(prev_hash, 'hex') AS prev_hash, encode(head, 'hex') AS head,"
-        " false AS shipped FROM audit_ship_batches WHERE shipped_at IS NULL ORDER BY first_seq"
-    )
-    return [BatchRow(int(r["first_seq"]), int(r["last_seq"]), r["prev_hash"], r["head"], False) for r in cur.fetchall()]
+_DIGEST = _RECORD.replace("audit_chain_record(", "audit_chain_row_digest(")
 
-
-# For `audit verify`: every chained row in seq order, with the content hash of its
-# audit_log row as it is now (NULL when that row's partition has been detached).
+# For `audit verify`: every chained row in seq order, and whether its audit_log row is as
+# it was chained: 's' same (its row version's xmin has not moved, or its digest still
+# matches), 'e' edited since, 'd' detached (its partition has left the database).
 CHAIN_ROWS = f"""
 SELECT c.seq, c.audit_id::text, encode(c.content_hash, 'hex'), encode(c.chain_hash, 'hex'),
-       encode(sha256(convert_to({_RECORD}, 'UTF8')), 'hex'), b.shipped_at IS NOT NULL
+       CASE WHEN a.id IS NULL THEN 'd'
+            WHEN a.xmin = c.row_xmin THEN 's'
+            WHEN {_DIGEST} = c.row_digest THEN 's'
+            ELSE 'e' END,
+       b.shipped_at IS NOT NULL
   FROM audit_chain c
   JOIN audit_ship_batches b ON b.first_seq = c.batch
   LEFT JOIN audit_log a ON a.id = c.audit_id
  ORDER BY c.seq
 """
 
+# The digest of each batch's chained row digests, to hold against its signed checkpoint.
+BATCH_DIGESTS = """
+SELECT batch, encode(sha256(string_agg(row_digest, ''::bytea ORDER BY seq)), 'hex') AS digest
+  FROM audit_chain GROUP BY batch
+"""
 
-ChainRow = tuple[int, str, str, str, str | None, bool]
+# (seq, audit id, content hash, chain hash, 's'|'e'|'d', shipped)
+ChainRow = tuple[int, str, str, str, str, bool]
 
 
 def chain_rows(conn: Any, *, fetch: int = 20_000) -> Iterator[ChainRow]:
-    """Stream (seq, audit id, content hash, chain hash, recomputed hash, shipped) through a
-    server-side cursor in a read-only transaction of its own on ``conn``."""
+    """Stream the chain through a server-side cursor, in a read-only transaction of its
+    own on ``conn``."""
     conn.autocommit = False
     conn.set_session(readonly=True)
     try:
+        with conn.cursor() as cur:
+            cur.execute("SET LOCAL work_mem = '64MB'")  # the seq sort stays in memory
         with conn.cursor(name="audit_verify_chain") as cur:
             cur.itersize = fetch
             cur.execute(CHAIN_ROWS)
             yield from cur
     finally:
         conn.rollback()
+
+
+def batch_digests(cur: Cursor) -> dict[int, str]:
+    cur.execute(BATCH_DIGESTS)
+    return {int(r["batch"]): r["digest"] for r in cur.fetchall()}
+
+
+def recomputed(cur: Cursor, first: int, last: int) -> list[tuple[int, str, str | None]]:
+    """(seq, audit id, content hash of the row rendered now) for seqs first..last: the
+    canonical record re-rendered (slow; for naming the row once a batch differs)."""
+    cur.execute(
+        f"""SELECT c.seq, c.audit_id::text AS audit_id,
+                   encode(sha256(convert_to({_RECORD}, 'UTF8')), 'hex') AS now
+              FROM audit_chain c LEFT JOIN audit_log a ON a.id = c.audit_id
+             WHERE c.seq BETWEEN %s AND %s ORDER BY c.seq""",
+        (first, last),
+    )
+    return [(int(r["seq"]), r["audit_id"], r["now"]) for r in cur.fetchall()]

@@ -24,22 +24,27 @@ while the bucket is read, so PostgreSQL re-renders rows while Python hashes obje
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import sys
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from ledgerline.audit_trail import canonical, checkpoint, store
 from ledgerline.aws import audit_bucket
 from ledgerline.aws.audit_bucket import Version
+from ledgerline.db import transaction
 
 _RANGE = re.compile(r"/(\d{12})-(\d{12})\.jsonl$")
 _ID = re.compile(rb'"id":"([0-9a-f-]{36})"')
 NEWLINE = b"\n"
+T = TypeVar("T")
+DOWNLOADS = 4  # objects downloaded at once
 
 
 class Difference(Exception):
@@ -53,6 +58,8 @@ class Outcome:
     pending: int = 0  # chained in the database, in a batch not shipped yet
     detached: int = 0  # shipped rows whose audit_log partition has left the database
     seconds: float = 0.0
+    bucket_seconds: float = 0.0  # reading and hashing the bucket
+    database_seconds: float = 0.0  # the database's stream, concurrent with the bucket
 
     @property
     def ok(self) -> bool:
@@ -92,16 +99,37 @@ class Progress:
 @dataclass
 class _Bucket:
     by_key: dict[str, list[Version]] = field(default_factory=lambda: defaultdict(list))
-    cache: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    fetched: dict[tuple[str, str], Future[bytes]] = field(default_factory=dict)
+    pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=DOWNLOADS))
+
+    def distinct(self, key: str) -> list[Version]:
+        """One version per distinct content (ETag), oldest first, no delete markers."""
+        seen: dict[str, Version] = {}
+        for v in sorted(self.by_key.get(key, []), key=lambda v: v.last_modified):
+            if not v.delete_marker and v.etag not in seen:
+                seen[v.etag] = v
+        return list(seen.values())
+
+    def prefetch(self) -> None:
+        """Start downloading every distinct version (checkpoints first): the downloads
+        overlap the hashing of what has arrived."""
+        keys = sorted(self.by_key, key=lambda k: (not k.startswith(checkpoint.CHECKPOINTS), _order(k)))
+        for key in keys:
+            for v in self.distinct(key):
+                self.fetched[(key, v.version_id)] = self.pool.submit(audit_bucket.get, key, v.version_id)
 
     def contents(self, key: str) -> list[tuple[str, bytes]]:
         """(version id, bytes) of each distinct version of ``key``, oldest first."""
-        seen: dict[str, tuple[str, bytes]] = {}
-        for v in sorted(self.by_key.get(key, []), key=lambda v: v.last_modified):
-            if v.delete_marker or v.etag in seen:
-                continue
-            seen[v.etag] = (v.version_id, audit_bucket.get(key, v.version_id))
-        return list(seen.values())
+        out = []
+        for v in self.distinct(key):
+            future = self.fetched.get((key, v.version_id))
+            out.append((v.version_id, future.result() if future else audit_bucket.get(key, v.version_id)))
+        return out
+
+
+def _order(key: str) -> int:
+    named = _RANGE.search(key)
+    return int(named.group(1)) if named else 0
 
 
 def verify(*, connect: Callable[[], Any], progress: Callable[[int, int, str], None] | None = None) -> Outcome:
@@ -109,18 +137,21 @@ def verify(*, connect: Callable[[], Any], progress: Callable[[int, int, str], No
     started = time.monotonic()
     db_rows: list[store.ChainRow] = []
     db_error: list[BaseException] = []
+    took: list[float] = []
     conn = connect()
-    reader = threading.Thread(target=_read_database, args=(conn, db_rows, db_error), daemon=True)
+    reader = threading.Thread(target=_read_database, args=(conn, db_rows, db_error, took), daemon=True)
     reader.start()
     outcome = Outcome()
     try:
         try:
-            shipped = _walk_bucket(progress)
+            shipped, checkpoints = _walk_bucket(progress)
+            outcome.bucket_seconds = time.monotonic() - started
         finally:
             reader.join()
+            outcome.database_seconds = took[0] if took else 0.0
         if db_error:
             raise db_error[0]
-        _compare(shipped, db_rows, outcome)
+        _compare(shipped, checkpoints, db_rows, outcome, connect)
     except Difference as diff:
         outcome.difference = str(diff)
     finally:
@@ -129,24 +160,39 @@ def verify(*, connect: Callable[[], Any], progress: Callable[[int, int, str], No
     return outcome
 
 
-def _read_database(conn: Any, out: list[store.ChainRow], error: list[BaseException]) -> None:
+def _read_database(conn: Any, out: list[store.ChainRow], error: list[BaseException], took: list[float]) -> None:
+    started = time.monotonic()
     try:
         out.extend(store.chain_rows(conn))
     except BaseException as exc:  # reported by the caller's thread
         error.append(exc)
+    took.append(time.monotonic() - started)
 
 
 # ------------------------------------------------------------------------ the bucket
 
 
-def _walk_bucket(progress: Callable[[int, int, str], None] | None) -> list[tuple[int, str, str, str]]:
-    """Every shipped record as (seq, prev_hash, chain_hash, content_hash), in seq order."""
+def _walk_bucket(
+    progress: Callable[[int, int, str], None] | None,
+) -> tuple[list[tuple[int, str, str, str]], list[checkpoint.Checkpoint]]:
+    """Every shipped record as (seq, prev_hash, chain_hash, content_hash), in seq order,
+    and the checkpoints, in seq order."""
     bucket = _Bucket()
     for v in audit_bucket.versions(checkpoint.PREFIX):
         bucket.by_key[v.key].append(v)
     for key, versions in sorted(bucket.by_key.items()):
         if any(v.delete_marker for v in versions):
             raise Difference(f"object {key}: a delete marker hides it from queries")
+    bucket.prefetch()
+    try:
+        return _walk(bucket, progress)
+    finally:
+        bucket.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _walk(
+    bucket: _Bucket, progress: Callable[[int, int, str], None] | None
+) -> tuple[list[tuple[int, str, str, str]], list[checkpoint.Checkpoint]]:
     public_key_id, der = audit_bucket.public_key()
     public_key = checkpoint.load_public_key(der)
     checkpoints = [
@@ -170,7 +216,7 @@ def _walk_bucket(progress: Callable[[int, int, str], None] | None) -> list[tuple
         if progress is not None:
             progress(n + 1, len(checkpoints), "checkpoints")
     _unlisted(bucket, listed, expected)
-    return records
+    return records, checkpoints
 
 
 def _checkpoint(key: str, bucket: _Bucket, public_key: Any, key_id: str) -> checkpoint.Checkpoint:
@@ -221,23 +267,34 @@ def _batch(cp: checkpoint.Checkpoint, bucket: _Bucket, prev: str) -> list[tuple[
     return lines
 
 
+_LINE = re.compile(
+    rb'\{"seq":(\d{1,19}),"prev_hash":"([0-9a-f]{64})","chain_hash":"([0-9a-f]{64})","content_hash":"([0-9a-f]{64})",'
+    rb"([^\n]*)\n"
+)
+
+
 def _records(key: str, data: bytes) -> list[tuple[int, str, str, str]]:
-    """Check each line's content hash and link hash (the inner loop: bytes, no JSON)."""
+    """Check each line's content hash and link hash: the inner loop, one regex scan over
+    the object and two SHA-256 per line, no JSON (the layout: canonical.split_line)."""
     out = []
     sha256 = hashlib.sha256
-    split = canonical.split_line
-    for n, raw in enumerate(data.split(b"\n")):
-        if not raw:
-            continue
-        try:
-            seq, prev, chain, content, record = split(raw)
-        except canonical.MalformedLine as exc:
-            raise Difference(f"object {key} line {n + 1}: {exc}") from None
-        if sha256(record).hexdigest() != content:
-            raise Difference(f"record seq {seq}{_id(record)}: edited in the bucket (it no longer hashes to its content_hash)")
-        if sha256(f"{seq}:{prev}:{content}".encode()).hexdigest() != chain:
-            raise Difference(f"record seq {seq}{_id(record)}: its chain_hash does not link prev_hash and content_hash")
-        out.append((seq, prev, chain, content))
+    at = 0
+    for m in _LINE.finditer(data):
+        if m.start() != at:
+            break
+        at = m.end()
+        digits, prev, chain, content, rest = m.groups()
+        seq = int(digits)
+        h = sha256(b"{")
+        h.update(rest)
+        if h.hexdigest().encode() != content:
+            raise Difference(f"record seq {seq}{_id(rest)}: edited in the bucket (it no longer hashes to its content_hash)")
+        if sha256(b"%d:%s:%s" % (seq, prev, content)).hexdigest().encode() != chain:
+            raise Difference(f"record seq {seq}{_id(rest)}: its chain_hash does not link prev_hash and content_hash")
+        out.append((seq, prev.decode(), chain.decode(), content.decode()))
+    if at != len(data):
+        line = data.count(b"\n", 0, at) + 1
+        raise Difference(f"object {key} line {line}: not a shipped record")
     return out
 
 
@@ -259,7 +316,7 @@ def _diagnose(data: bytes, original: bytes | None) -> str:
         if seq in seen:
             return f"record seq {seq}{_id(record)} appears twice (inserted)"
         seen.add(seq)
-    for (before, _r), (seq, record) in zip(seqs, seqs[1:], strict=False):
+    for (before, _r), (seq, record) in itertools.pairwise(seqs):
         if seq < before:
             return f"record seq {seq}{_id(record)} is out of order, after seq {before} (reordered)"
     known = {canonical.split_line(raw)[0] for raw in (original or b"").split(b"\n") if raw}
@@ -295,20 +352,51 @@ def _unlisted(bucket: _Bucket, listed: set[str], next_seq: int) -> None:
 # ---------------------------------------------------------------------- the database
 
 
-def _compare(shipped: list[tuple[int, str, str, str]], rows: list[store.ChainRow], outcome: Outcome) -> None:
+def _compare(
+    shipped: list[tuple[int, str, str, str]],
+    checkpoints: list[checkpoint.Checkpoint],
+    rows: list[store.ChainRow],
+    outcome: Outcome,
+    connect: Callable[[], Any],
+) -> None:
+    """Record by record: the chain rows hold the shipped hashes; batch by batch: the rows'
+    digests now match the digest its checkpoint signed (else: name the row)."""
     n = len(shipped)
+    digests = _once(connect, store.batch_digests)
+    for cp in checkpoints:
+        if digests.get(cp.first_seq) != cp.rows_digest:
+            raise Difference(_edited_in(cp, shipped, connect))
     for i, (seq, _prev, chain, content) in enumerate(shipped):
         if i >= len(rows) or rows[i][0] != seq:
             raise Difference(f"record seq {seq}: in the bucket but not in the database's chain (inserted)")
-        _seq, audit_id, db_content, db_chain, now, _shipped = rows[i]
+        _seq, audit_id, db_content, db_chain, state, _shipped = rows[i]
         if db_content != content or db_chain != chain:
             raise Difference(f"record seq {seq} (audit id {audit_id}): the bucket and the database's chain differ")
-        if now is None:
-            outcome.detached += 1
-        elif now != content:
+        if state == "e":
             raise Difference(f"record seq {seq} (audit id {audit_id}): edited in the database since it was shipped")
+        if state == "d":
+            outcome.detached += 1
     for row in rows[n:]:
         if row[5]:
             raise Difference(f"record seq {row[0]} (audit id {row[1]}): shipped, but missing from the bucket")
         outcome.pending += 1
     outcome.records = n
+
+
+def _once(connect: Callable[[], Any], work: Callable[[Any], T]) -> T:
+    """``work`` in one read-only transaction on a connection of its own, closed after."""
+    conn = connect()
+    try:
+        return transaction(work, connection=lambda: conn, read_only=True)
+    finally:
+        conn.close()
+
+
+def _edited_in(cp: checkpoint.Checkpoint, shipped: list[tuple[int, str, str, str]], connect: Callable[[], Any]) -> str:
+    """The batch's rows differ from what its checkpoint signed although each matches its
+    chained digest (those were rewritten too): re-render the batch's canonical records."""
+    rows = _once(connect, lambda cur: store.recomputed(cur, cp.first_seq, cp.last_seq))
+    for seq, audit_id, now in rows:
+        if now is not None and now != shipped[seq - 1][3]:
+            return f"record seq {seq} (audit id {audit_id}): edited in the database since it was shipped"
+    return f"checkpoint {cp.key}: the database's rows of seq {cp.first_seq}-{cp.last_seq} differ from what it signed"

@@ -19,7 +19,15 @@ CREATE TABLE audit_chain (
   batch        bigint NOT NULL,  -- the first seq of the batch that shipped it
   content_hash bytea NOT NULL CHECK (length(content_hash) = 32),
   prev_hash    bytea NOT NULL CHECK (length(prev_hash) = 32),
-  chain_hash   bytea NOT NULL CHECK (length(chain_hash) = 32)
+  chain_hash   bytea NOT NULL CHECK (length(chain_hash) = 32),
+  -- sha256 of the row in PostgreSQL's own rendering (audit_chain_row_digest), taken with
+  -- content_hash from the same row: `audit verify` re-takes it cheaply to find rows edited
+  -- in the database since, and the batch's digest of them is in its signed checkpoint.
+  row_digest   bytea NOT NULL CHECK (length(row_digest) = 32),
+  -- The audit_log row version's xmin when it was chained: any later UPDATE, whoever makes
+  -- it and with whatever triggers disabled, writes a new row version with another xmin,
+  -- so verify re-digests only rows whose xmin moved (a restored dump moves them all).
+  row_xmin     xid NOT NULL
 );
 
 -- One batch: chained in one transaction, then put to the bucket (objects + a signed
@@ -30,6 +38,7 @@ CREATE TABLE audit_ship_batches (
   last_seq    bigint NOT NULL UNIQUE CHECK (last_seq >= first_seq),
   prev_hash   bytea NOT NULL,   -- the chain head before this batch
   head        bytea NOT NULL,   -- the chain hash of last_seq
+  rows_digest bytea NOT NULL,   -- sha256 of the batch's row_digest values in seq order
   chained_at  timestamptz NOT NULL DEFAULT now(),
   shipped_at  timestamptz,
   objects     jsonb,            -- [{"key", "sha256", "version_id", "records"}] once shipped

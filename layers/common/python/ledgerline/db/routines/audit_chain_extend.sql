@@ -11,7 +11,8 @@
 -- Each row gets the next seq (gap-free: assigned under the lock on audit_ship_state, which
 -- every shipper takes first), its content hash (sha256 of audit_chain_record) and its link:
 -- chain_hash = sha256('<seq>:<prev_hash hex>:<content_hash hex>'), the first prev_hash 32
--- zero bytes. Returns {"first_seq", "last_seq", "pending"} or NULL when there is nothing.
+-- zero bytes. With it, the row's audit_chain_row_digest (taken from the same row version),
+-- and the batch's digest of those. Returns {"first_seq", "last_seq", "pending"} or NULL.
 CREATE OR REPLACE FUNCTION audit_chain_extend(p_limit integer) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
@@ -39,13 +40,19 @@ BEGIN
   v_first := v_seq + 1;
 
   FOR r IN
-    SELECT a.id, a.xid, a.occurred_at,
+    SELECT a.id, a.xid, a.occurred_at, a.xmin,
            sha256(convert_to(audit_chain_record(
              p_id => a.id, p_occurred_at => a.occurred_at, p_category => a.category, p_action => a.action,
              p_actor_id => a.actor_id, p_actor_type => a.actor_type, p_actor_ip => a.actor_ip,
              p_user_agent => a.user_agent, p_resource_type => a.resource_type, p_resource_id => a.resource_id,
              p_payload_before => a.payload_before, p_payload_after => a.payload_after,
-             p_metadata => a.metadata), 'UTF8')) AS content_hash
+             p_metadata => a.metadata), 'UTF8')) AS content_hash,
+           audit_chain_row_digest(
+             p_id => a.id, p_occurred_at => a.occurred_at, p_category => a.category, p_action => a.action,
+             p_actor_id => a.actor_id, p_actor_type => a.actor_type, p_actor_ip => a.actor_ip,
+             p_user_agent => a.user_agent, p_resource_type => a.resource_type, p_resource_id => a.resource_id,
+             p_payload_before => a.payload_before, p_payload_after => a.payload_after,
+             p_metadata => a.metadata) AS row_digest
       FROM audit_log a
      WHERE a.xid < v_horizon
        AND (v_last.seq IS NULL OR (a.xid, a.occurred_at, a.id) > (v_last.audit_xid, v_last.occurred_at, v_last.audit_id))
@@ -55,16 +62,17 @@ BEGIN
     v_seq := v_seq + 1;
     v_content := r.content_hash;
     v_chain := sha256(convert_to(v_seq::text || ':' || encode(v_prev, 'hex') || ':' || encode(v_content, 'hex'), 'UTF8'));
-    INSERT INTO audit_chain (seq, audit_id, audit_xid, occurred_at, batch, content_hash, prev_hash, chain_hash)
-    VALUES (v_seq, r.id, r.xid, r.occurred_at, v_first, v_content, v_prev, v_chain);
+    INSERT INTO audit_chain (seq, audit_id, audit_xid, occurred_at, batch, content_hash, prev_hash, chain_hash, row_digest, row_xmin)
+    VALUES (v_seq, r.id, r.xid, r.occurred_at, v_first, v_content, v_prev, v_chain, r.row_digest, r.xmin);
     v_prev := v_chain;
   END LOOP;
 
   IF v_seq < v_first THEN
     RETURN NULL;
   END IF;
-  INSERT INTO audit_ship_batches (first_seq, last_seq, prev_hash, head)
-  VALUES (v_first, v_seq, coalesce(v_last.chain_hash, '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea), v_prev);
+  INSERT INTO audit_ship_batches (first_seq, last_seq, prev_hash, head, rows_digest)
+  VALUES (v_first, v_seq, coalesce(v_last.chain_hash, '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea), v_prev,
+          (SELECT sha256(string_agg(c.row_digest, ''::bytea ORDER BY c.seq)) FROM audit_chain c WHERE c.seq BETWEEN v_first AND v_seq));
   RETURN jsonb_build_object('first_seq', v_first, 'last_seq', v_seq, 'pending', false);
 END $$;
 
