@@ -68,6 +68,20 @@ def test_every_audited_action_has_its_sentence():
             assert text and text[0].isupper() and "None" not in text and "{" not in text, (action, facts, text)
 
 
+# Decisions one user takes about another's object: the decider reads them as theirs.
+DECISIONS = [
+    "user.created", "user.role_changed", "user.suspended", "user.reactivated", "withdrawal.approved",
+    "withdrawal.rejected", "payment.resolved", "admin.account.frozen", "admin.account.unfrozen",
+    "ledger.adjustment.posted", "ledger.transaction.reversed",
+]  # fmt: skip
+
+
+def test_the_one_who_decided_reads_it_as_their_doing_and_the_one_concerned_as_theirs():
+    for action in DECISIONS:
+        assert sentences.render(action, Facts(you=True)).startswith("You "), action
+        assert not sentences.render(action, Facts(you=False)).startswith("You "), action
+
+
 def test_every_template_names_a_known_namespace():
     for action in sentences.SENTENCES:
         audit.category_of(action)

@@ -55,12 +55,13 @@ def _why(f: Facts) -> str:
     return f" ({f.reason.replace('_', ' ')})" if f.reason else ""
 
 
-def _wallet_moves(f: Facts, what: str) -> str:
+def _wallet_moves(f: Facts, what: str, yours: str) -> str:
+    """A change to the reader's wallets; ``yours`` when the reader did it to someone else's."""
     if f.credited:
         return f"Wallet credited {f.credited} ({what})"
     if f.debited:
         return f"Wallet debited {f.debited} ({what})"
-    return what[:1].upper() + what[1:]
+    return yours if f.you else what[:1].upper() + what[1:]
 
 
 def _transfer(f: Facts) -> str:
@@ -71,6 +72,12 @@ def _transfer(f: Facts) -> str:
     if f.credited:
         return f"Wallet credited {f.credited} (transfer received)"
     return "A transfer was completed"
+
+
+def _resolved(f: Facts) -> str:
+    if f.credited:
+        return f"Wallet credited {f.credited}{_ref(f)} after review"
+    return "You settled a top-up under review" if f.you else "A top-up under review was settled" + _ref(f)
 
 
 def _login(f: Facts) -> str:
@@ -104,8 +111,8 @@ SENTENCES: dict[str, Template] = {
     "auth.password_reset_completed": lambda f: "Your password was changed",
     "auth.password_reset": lambda f: "Your password was reset",
     "user.registered": lambda f: "You signed up",
-    "user.created": lambda f: "Your account was created",
-    "user.role_changed": lambda f: "Your role was changed",
+    "user.created": _by_you("You created a user", "Your account was created"),
+    "user.role_changed": _by_you("You changed a user's role", "Your role was changed"),
     "user.suspended": _by_you("You suspended a user", "Your account was suspended"),
     "user.reactivated": _by_you("You reactivated a user", "Your account was reactivated"),
     "user.password_rehashed": lambda f: "Your password's protection was upgraded",
@@ -117,9 +124,11 @@ SENTENCES: dict[str, Template] = {
     "ledger.account.opened": lambda f: "A wallet was opened",
     "ledger.account.closed": lambda f: "A wallet was closed",
     "ledger.balance.queried": lambda f: "You checked a balance",
-    "ledger.adjustment.posted": lambda f: _wallet_moves(f, "adjustment"),
+    "ledger.adjustment.posted": lambda f: _wallet_moves(f, "adjustment", "You posted an adjustment"),
     "ledger.adjustment.failed": lambda f: "An adjustment was refused" + _why(f),
-    "ledger.transaction.reversed": lambda f: _wallet_moves(f, "a transaction was reversed"),
+    "ledger.transaction.reversed": lambda f: _wallet_moves(
+        f, "a transaction was reversed", "You reversed a transaction"
+    ),
     "ledger.transaction.reversal_failed": lambda f: "A reversal was refused" + _why(f),
     "transfer.completed": _transfer,
     "transfer.failed": lambda f: "Your transfer did not go through" + _why(f),
@@ -137,19 +146,21 @@ SENTENCES: dict[str, Template] = {
     ),
     "payment.failed": lambda f: "A top-up" + _of(f) + " failed" + _ref(f),
     "payment.flagged": lambda f: "A top-up" + _of(f) + " is being reviewed" + _ref(f),
-    "payment.resolved": lambda f: (
-        f"Wallet credited {f.credited}{_ref(f)} after review"
-        if f.credited
-        else "A top-up under review was settled" + _ref(f)
-    ),
+    "payment.resolved": _resolved,
     "payment.resolution_failed": lambda f: "A top-up review was refused" + _why(f),
     "payment.webhook_unmatched": lambda f: "A payment notification matched no payment",
     "payment.webhook_signature_invalid": lambda f: "A payment notification with a bad signature was refused",
     "withdrawal.requested": lambda f: "You asked to withdraw" + (f" {f.amount}" if f.amount else ""),
     "withdrawal.request_failed": lambda f: "A withdrawal was refused" + _why(f),
-    "withdrawal.approved": lambda f: "Your withdrawal" + _of(f) + " was approved",
+    "withdrawal.approved": lambda f: (
+        "You approved a withdrawal" if f.you else "Your withdrawal" + _of(f) + " was approved"
+    ),
     "withdrawal.approval_failed": lambda f: "A withdrawal approval was refused" + _why(f),
-    "withdrawal.rejected": lambda f: "Your withdrawal" + _of(f) + " was rejected; the money is back in your wallet",
+    "withdrawal.rejected": lambda f: (
+        "You rejected a withdrawal"
+        if f.you
+        else "Your withdrawal" + _of(f) + " was rejected; the money is back in your wallet"
+    ),
     "withdrawal.rejection_failed": lambda f: "A withdrawal rejection was refused" + _why(f),
     "withdrawal.payout_submitted": lambda f: "Your withdrawal was sent to the bank",
     "withdrawal.paid": lambda f: "Your withdrawal" + _of(f) + " was paid out",
