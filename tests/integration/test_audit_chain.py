@@ -79,7 +79,9 @@ def record(n: int = 1, **kw) -> list[uuid.UUID]:
     actor = audit.Actor(id=uuid.uuid4(), type="user", ip="10.1.2.3", user_agent="pytest", request_id="req")
     return transaction(
         lambda cur: [
-            audit.record(cur, actor, "transfer.created", "transfer", uuid.uuid4(), after={"amount": "1.00", "i": i}, **kw)
+            audit.record(
+                cur, actor, "transfer.created", "transfer", uuid.uuid4(), after={"amount": "1.00", "i": i}, **kw
+            )
             for i in range(n)
         ]
     )
@@ -172,14 +174,16 @@ def test_keys_are_sorted_by_code_point_not_as_jsonb_orders_them(database_url):
     conn = connect(database_url, autocommit=True)
     try:
         with conn.cursor() as cur:
-            cur.execute("""SELECT audit_chain_canonical_json('{"legs": 1, "amount": 2, "b": 3, "Z": 4, "é": 5}'::jsonb)""")
+            cur.execute(
+                """SELECT audit_chain_canonical_json('{"legs": 1, "amount": 2, "b": 3, "Z": 4, "é": 5}'::jsonb)"""
+            )
             assert cur.fetchone()[0] == '{"Z":4,"amount":2,"b":3,"legs":1,"é":5}'
     finally:
         conn.close()
 
 
 def test_the_record_hash_is_the_same_in_postgresql_and_python(trail):
-    actor = audit.Actor(id=uuid.uuid4(), type="user", ip="2001:db8::1", user_agent="Mözilla \"5\"\n", request_id="r")
+    actor = audit.Actor(id=uuid.uuid4(), type="user", ip="2001:db8::1", user_agent='Mözilla "5"\n', request_id="r")
     awkward = {"ünï": "ç😀", "n": Decimal("10.50"), "nested": {"b": [1, None], "a": {}}, "tab": "\t"}
     audit_id = transaction(
         lambda cur: audit.record(cur, actor, "admin.config.changed", "setting", "x/ü", before=None, after=awkward)
@@ -214,7 +218,9 @@ def test_the_record_hash_is_the_same_in_postgresql_and_python(trail):
     ship_all(audit_rows())
     line = _lines(trail.bucket)[-1]
     assert canonical.split_line(line)[4] == in_python
-    assert json.loads(line)["payload_after"] == canonical.canonical_json(canonical.loads(json.dumps(awkward, default=str)))
+    assert json.loads(line)["payload_after"] == canonical.canonical_json(
+        canonical.loads(json.dumps(awkward, default=str))
+    )
 
 
 def test_the_record_renders_time_in_utc_with_six_digits():
@@ -379,7 +385,7 @@ def test_two_shippers_at_once_never_fork_the_chain(trail):
             barrier.wait()
             for _ in range(3):
                 shipper.ship(batch_size=7)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(4)]
@@ -409,7 +415,11 @@ def test_the_chain_is_append_only_for_the_owner_too(trail):
     try:
         with conn.cursor() as cur:
             cur.execute("SET ROLE ledgerline_owner")
-            for statement in ("UPDATE audit_chain SET seq = seq + 100", "DELETE FROM audit_chain", "TRUNCATE audit_chain"):
+            for statement in (
+                "UPDATE audit_chain SET seq = seq + 100",
+                "DELETE FROM audit_chain",
+                "TRUNCATE audit_chain",
+            ):
                 with pytest.raises(psycopg2.errors.InsufficientPrivilege, match="append-only"):
                     cur.execute(statement)
     finally:

@@ -12,7 +12,10 @@ import pytest
 
 from ledgerline.audit_trail import canonical, checkpoint, verify
 from ledgerline.aws import audit_bucket, clients
-from tests.integration.test_audit_chain import audit_rows, objects, record, ship_all, trail  # noqa: F401
+from tests.integration import test_audit_chain as chain
+from tests.integration.test_audit_chain import audit_rows, objects, record, ship_all
+
+trail = chain.trail  # the fixture: a database and a bucket of the test's own
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -154,7 +157,7 @@ def test_inserting_a_forged_record_fails_and_names_it(trail):
     n = shipped_trail()
     key = data_objects(trail.bucket)[0]
     last = current(trail.bucket, key).split(b"\n")[0]
-    seq, prev, chain, content, rec = canonical.split_line(last)
+    rec = canonical.split_line(last)[4]
     forged_record = rec.replace(b'"transfer.created"', b'"transfer.reversed"')
     forged_content = canonical.content_hash(forged_record)
     forged_seq = n + 1
@@ -246,7 +249,7 @@ def test_a_delete_marker_hiding_an_object_fails(trail):
     assert outcome.difference == f"object {key}: a delete marker hides it from queries"
 
 
-def test_the_cli_prints_verified_or_the_first_difference_and_exits_accordingly(trail, tmp_path):
+def test_the_cli_prints_verified_or_the_first_difference_and_exits_accordingly(trail):
     import os
 
     n = shipped_trail(n=3)

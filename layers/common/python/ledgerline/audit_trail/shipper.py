@@ -86,18 +86,20 @@ def _ship_batch(found: store.Batch) -> list[str]:
     rendered = transaction(lambda cur: store.lines(cur, found.first_seq, found.last_seq), read_only=True)
     _check(row, rendered)
     days: dict[str, list[str]] = defaultdict(list)
-    for _seq, dt, text in rendered:
-        days[dt.isoformat()].append(text)
+    for _seq, when, text in rendered:
+        days[when.isoformat()].append(text)
     objects = []
     recorded: dict[str, Any] = {}
-    for dt in sorted(days):
-        key = checkpoint.object_key(dt, found.first_seq, found.last_seq)
-        data = ("\n".join(days[dt]) + "\n").encode()
+    for day in sorted(days):
+        key = checkpoint.object_key(day, found.first_seq, found.last_seq)
+        data = ("\n".join(days[day]) + "\n").encode()
         digest = hashlib.sha256(data).hexdigest()
         version = audit_bucket.put(key, data)
-        objects.append({"key": key, "sha256": digest, "records": len(days[dt])})
-        recorded[key] = {"sha256": digest, "records": len(days[dt]), "version_id": version}
-    signed = checkpoint.signed(checkpoint.body(found.first_seq, found.last_seq, row.prev_hash, row.head, row.rows_digest, objects))
+        objects.append({"key": key, "sha256": digest, "records": len(days[day])})
+        recorded[key] = {"sha256": digest, "records": len(days[day]), "version_id": version}
+    signed = checkpoint.signed(
+        checkpoint.body(found.first_seq, found.last_seq, row.prev_hash, row.head, row.rows_digest, objects)
+    )
     cp_key = checkpoint.checkpoint_key(found.first_seq, found.last_seq)
     audit_bucket.put(cp_key, signed)
     transaction(lambda cur: store.mark_shipped(cur, found.first_seq, recorded, cp_key))
@@ -117,8 +119,12 @@ def _check(row: store.BatchRow, rendered: list[tuple[int, Any, str]]) -> None:
             or canonical.content_hash(record) != content
             or canonical.chain_hash(seq, prev, content) != chain
         ):
-            raise ChainBroken(f"audit row seq {expected} no longer matches its chained hash; run `ledgerline audit verify`")
+            raise ChainBroken(
+                f"audit row seq {expected} no longer matches its chained hash; run `ledgerline audit verify`"
+            )
         prev = chain
         expected += 1
     if expected != row.last_seq + 1 or prev != row.head:
-        raise ChainBroken(f"batch {row.first_seq}-{row.last_seq} is incomplete in the database (seq {expected} missing)")
+        raise ChainBroken(
+            f"batch {row.first_seq}-{row.last_seq} is incomplete in the database (seq {expected} missing)"
+        )

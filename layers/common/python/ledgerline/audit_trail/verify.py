@@ -288,7 +288,9 @@ def _records(key: str, data: bytes) -> list[tuple[int, str, str, str]]:
         h = sha256(b"{")
         h.update(rest)
         if h.hexdigest().encode() != content:
-            raise Difference(f"record seq {seq}{_id(rest)}: edited in the bucket (it no longer hashes to its content_hash)")
+            raise Difference(
+                f"record seq {seq}{_id(rest)}: edited in the bucket (it no longer hashes to its content_hash)"
+            )
         if sha256(b"%d:%s:%s" % (seq, prev, content)).hexdigest().encode() != chain:
             raise Difference(f"record seq {seq}{_id(rest)}: its chain_hash does not link prev_hash and content_hash")
         out.append((seq, prev.decode(), chain.decode(), content.decode()))

@@ -45,18 +45,14 @@ def put(key: str, body: bytes, *, bucket: str | None = None) -> str:
 
 
 def get(key: str, version_id: str, *, bucket: str | None = None) -> bytes:
-    answer = clients.client("s3").get_object(
-        Bucket=bucket or resources.audit_bucket(), Key=key, VersionId=version_id
-    )
+    answer = clients.client("s3").get_object(Bucket=bucket or resources.audit_bucket(), Key=key, VersionId=version_id)
     return bytes(answer["Body"].read())
 
 
 def versions(prefix: str, *, bucket: str | None = None) -> Iterator[Version]:
     """Every version and delete marker under ``prefix`` (ListObjectVersions, all pages)."""
     s3 = clients.client("s3")
-    pages = s3.get_paginator("list_object_versions").paginate(
-        Bucket=bucket or resources.audit_bucket(), Prefix=prefix
-    )
+    pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket or resources.audit_bucket(), Prefix=prefix)
     for page in pages:
         for v in page.get("Versions", []):
             yield Version(
