@@ -175,6 +175,17 @@ def test_months_ahead_are_created_and_keeping_less_than_a_month_is_refused(own_d
         made = retire(cur, now=far, keep=3)["created"]
         assert made and set(made) == set(partitions(cur)) - before
         assert retire(cur, now=far, keep=3)["created"] == []  # once
+        # A month whose rows already went to the default partition is not made (it would
+        # have to move them): the answer says so, and the rows stay where they are.
+        stray_month = (far.replace(day=1) + timedelta(days=13 * 31)).replace(day=10)
+        stray = insert(cur, stray_month)
+        report = retire(cur, now=far + timedelta(days=31), keep=3)  # one more month ahead: the stray one
+        assert f"audit_log_p{stray_month:%Y_%m}" not in report["created"]
+        assert {
+            "partition": f"audit_log_p{stray_month:%Y_%m}",
+            "reason": ("not created: the default partition already holds rows of this month"),
+        } in report["kept"]
+        assert partition_of(cur, stray) == "audit_log_p_default"
         with pytest.raises(psycopg2.errors.InvalidParameterValue):
             retire(cur, keep=0)
 
