@@ -9,12 +9,15 @@
 -- to every partition), so rows keep landing in their month rather than in the default
 -- partition.
 --
+-- Detaching takes an ACCESS EXCLUSIVE lock on audit_log for a moment (every audited write
+-- waits); lock_timeout keeps it from queueing behind a long transaction with every writer
+-- queued behind it: it fails instead, and is run again later.
 -- p_now is the clock it reads (tests move it forward). Owner only: the application role can neither call it nor detach a partition.
 -- Returns {"detached": [name, ...], "kept": [{"partition", "reason"}], "created": [name, ...]}.
 CREATE OR REPLACE FUNCTION audit_log_retire(p_keep_months integer DEFAULT 3, p_ahead_months integer DEFAULT 12,
                                             p_now timestamptz DEFAULT now())
 RETURNS jsonb
-LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = public, pg_temp SET lock_timeout = '5s' AS $$
 DECLARE
   v_month    date := date_trunc('month', p_now AT TIME ZONE 'UTC')::date;
   v_cutoff   timestamptz := (v_month - make_interval(months => p_keep_months))::timestamp AT TIME ZONE 'UTC';
