@@ -8,6 +8,8 @@ import json
 
 import pytest
 
+from tests.e2e.conftest import session_token
+
 
 def feed(client, **params):
     r = client.get("/v1/activity", params=params)
@@ -153,3 +155,16 @@ def test_an_administrators_decision_is_in_the_owners_feed(admin, wallet):
     messages = [i["message"] for i in everything(owner) if i["action"] == "admin.account.frozen"]
     assert messages == ["Your wallet was frozen"]
     assert "You froze a wallet" in [i["message"] for i in feed(admin, limit=5)["items"]]
+
+
+def test_a_suspension_and_its_end_are_in_the_users_feed_and_the_admins_as_their_doing(admin, make_user):
+    """Python-written rows (ledgerline.audit.record): a row about a user has that user as subject."""
+    user = make_user("user")
+    for status in ("suspended", "active"):
+        r = admin.patch(f"/v1/admin/users/{user['id']}", json={"status": status})
+        assert r.status_code == 200, r.text
+    fresh = user["client"].as_user(session_token(user["id"], "user"))  # suspension ended the old session
+    mine = [i["message"] for i in everything(fresh) if i["action"].startswith("user.")]
+    assert mine[:2] == ["Your account was reactivated", "Your account was suspended"]
+    theirs = [i["message"] for i in feed(admin, limit=10)["items"] if i["action"].startswith("user.")]
+    assert theirs[:2] == ["You reactivated a user", "You suspended a user"]
