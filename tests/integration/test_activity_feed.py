@@ -204,3 +204,29 @@ def test_a_login_shows_its_place_when_the_session_knows_it(database_url, owner_c
 
     messages = [i.message for i in feed(user.id, category="auth")]
     assert messages[:3] == ["A sign-in to your account failed", "You logged in", "You logged in from Lagos, NG"]
+
+
+def test_an_administrators_withdrawal_decisions_are_in_the_owners_feed(crypto_env, owner_conn):
+    from ledgerline.ledger.testing import create_user
+    from tests.integration.test_withdrawals import approve, reject, requested
+
+    admin = transaction(lambda cur: create_user(cur, "admin"))
+    wallet = new_wallet("NGN", "500.00")
+    approved, rejected = requested(wallet, "100.00"), requested(wallet, "40.00")
+    assert approve(admin, approved["id"]).status == 200
+    assert reject(admin, rejected["id"]).status == 200
+
+    owner = str(wallet.owner_id)
+    assert subjects_of(owner_conn, "withdrawal.approved", approved["id"]) == [[owner]]
+    assert subjects_of(owner_conn, "withdrawal.rejected", rejected["id"]) == [[owner]]
+    messages = [i.message for i in feed(wallet.owner_id) if i.action.startswith("withdrawal.")]
+    assert messages == [
+        "Your withdrawal of NGN 40.00 was rejected; the money is back in your wallet",
+        "Your withdrawal of NGN 100.00 was approved",
+        "You asked to withdraw NGN 40.00",
+        "You asked to withdraw NGN 100.00",
+    ]
+    assert [i.message for i in feed(admin) if i.action.startswith("withdrawal.")] == [
+        "You rejected a withdrawal",
+        "You approved a withdrawal",
+    ]
