@@ -257,6 +257,17 @@ def test_the_cli_prints_verified_or_the_first_difference_and_exits_accordingly(t
     run = [sys.executable, "-m", "ledgerline.cli", "audit", "verify"]
     ok = subprocess.run(run, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert (ok.returncode, ok.stdout.strip()) == (0, f"verified {n} records"), ok.stderr
+    conn = trail.owner()
+    try:
+        with conn.cursor() as cur:  # what retention may now detach up to (audit_log_retire)
+            cur.execute(
+                "SELECT through_seq, encode(chain_head, 'hex') FROM audit_log_verified ORDER BY id DESC LIMIT 1"
+            )
+            through, head = cur.fetchone()
+            cur.execute("SELECT encode(chain_hash, 'hex') FROM audit_chain WHERE seq = %s", (n,))
+            assert (through, head) == (n, cur.fetchone()[0])
+    finally:
+        conn.close()
     key = data_objects(trail.bucket)[0]
     overwrite(trail.bucket, key, current(trail.bucket, key).replace(b"pytest", b"forged"))
     bad = subprocess.run(run, env=env, capture_output=True, text=True, timeout=120, check=False)

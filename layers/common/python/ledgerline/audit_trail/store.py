@@ -137,3 +137,12 @@ def recomputed(cur: Cursor, first: int, last: int) -> list[tuple[int, str, str |
         (first, last),
     )
     return [(int(r["seq"]), r["audit_id"], r["now"]) for r in cur.fetchall()]
+
+
+def record_verified(cur: Cursor, through_seq: int, head: str, by: str) -> None:
+    """What `audit verify` proved (audit_log_verified, migration 0018): the retention job
+    detaches a month of audit_log only at or below it. Owner only."""
+    cur.execute(
+        "INSERT INTO audit_log_verified (through_seq, chain_head, verified_by) VALUES (%s, decode(%s, 'hex'), %s)",
+        (through_seq, head, by),
+    )

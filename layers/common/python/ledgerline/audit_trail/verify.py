@@ -58,6 +58,7 @@ class Outcome:
     pending: int = 0  # chained in the database, in a batch not shipped yet
     detached: int = 0  # shipped rows whose audit_log partition has left the database
     seconds: float = 0.0
+    head: str = canonical.GENESIS  # the chain hash of the last verified record
     bucket_seconds: float = 0.0  # reading and hashing the bucket
     database_seconds: float = 0.0  # the database's stream, concurrent with the bucket
 
@@ -158,6 +159,18 @@ def verify(*, connect: Callable[[], Any], progress: Callable[[int, int, str], No
         conn.close()
     outcome.seconds = time.monotonic() - started
     return outcome
+
+
+def record(outcome: Outcome, *, by: str) -> None:
+    """Record what a successful verify proved in audit_log_verified (as the owner: the
+    retention job detaches a month of audit_log only at or below it)."""
+    from ledgerline.db.connection import connect, owner_url
+
+    conn = connect(owner_url(), autocommit=True)
+    try:
+        transaction(lambda cur: store.record_verified(cur, outcome.records, outcome.head, by), connection=lambda: conn)
+    finally:
+        conn.close()
 
 
 def _read_database(conn: Any, out: list[store.ChainRow], error: list[BaseException], took: list[float]) -> None:
@@ -378,6 +391,8 @@ def _compare(
             raise Difference(f"record seq {seq} (audit id {audit_id}): edited in the database since it was shipped")
         if state == "d":
             outcome.detached += 1
+    if shipped:
+        outcome.head = shipped[-1][2]
     for row in rows[n:]:
         if row[5]:
             raise Difference(f"record seq {row[0]} (audit id {row[1]}): shipped, but missing from the bucket")
