@@ -40,7 +40,7 @@ from ledgerline.aws import audit_bucket
 from ledgerline.aws.audit_bucket import Version
 from ledgerline.db import transaction
 
-_RANGE = re.compile(r"/(\d{12})-(\d{12})\.jsonl$")
+_RANGE = re.compile(r"/(\d{12})-(\d{12})\.jsonl\Z")
 _ID = re.compile(rb'"id":"([0-9a-f-]{36})"')
 NEWLINE = b"\n"
 T = TypeVar("T")
