@@ -574,3 +574,40 @@ def test_database_errors_that_are_not_refusals_still_surface(database_url):
                 " p_entry_types => NULL, p_counterparts => NULL, p_actor => '{}'::jsonb, p_id => 'nope')"
             )
         )
+
+
+# Audit payloads --------------------------------------------------------------------------------------
+
+
+def audit_payloads(resource_id):
+    def read(cur):
+        cur.execute(
+            "SELECT action, payload_before, payload_after FROM audit_log WHERE resource_id = %s ORDER BY occurred_at, id",
+            (str(resource_id),),
+        )
+        return {r["action"]: (r["payload_before"], r["payload_after"]) for r in cur.fetchall()}
+
+    return tx(read)
+
+
+def test_every_hold_and_status_change_says_what_it_changed_in_its_audit_row(database_url):
+    # Rows whose function hands ledger_audit the before/after (holds, freezes) once lost
+    # them unless the row was also a posting's: a capture's trail had no transaction.
+    wallet, merchant, other = new_wallet("NGN", 100), new_wallet("NGN"), new_wallet("NGN", 50)
+    hold = place_hold(wallet, "40")
+    _, t = tx(lambda cur: ledger.capture_hold(cur, hold.id, to_account_id=merchant.id, actor=TEST_ADMIN))
+    released = place_hold(other, "5")
+    tx(lambda cur: ledger.void_hold(cur, released.id, actor=TEST_ADMIN))
+    tx(lambda cur: ledger.freeze(cur, other.id, actor=TEST_ADMIN, reason="kyc review"))
+
+    created_before, created_after = audit_payloads(hold.id)["hold.created"]
+    captured_before, captured_after = audit_payloads(hold.id)["hold.captured"]
+    voided_before, voided_after = audit_payloads(released.id)["hold.voided"]
+    frozen_before, frozen_after = audit_payloads(other.id)["admin.account.frozen"]
+
+    assert created_before["balance"]["held"] == 0 and created_after["hold"]["id"] == str(hold.id)
+    assert captured_before["hold"]["status"] == "active" and captured_after["hold"]["status"] == "posted"
+    assert captured_after["transaction"]["id"] == str(t.id)
+    assert {e["account_id"] for e in captured_after["transaction"]["entries"]} == {str(wallet.id), str(merchant.id)}
+    assert (voided_before["hold"]["status"], voided_after["hold"]["status"]) == ("active", "voided")
+    assert (frozen_before["status"], frozen_after["status"]) == ("active", "frozen")

@@ -1,8 +1,9 @@
 -- Write audit rows in the caller's transaction, one per element of p_rows:
 -- {"category", "action", "resource_type"?, "resource_id"?, "before"?, "after"?,
--- "metadata"?, "subjects"?: [user id, ...], "ledger"?: true}. A row with "ledger" gets
--- p_before and p_after (the posting's balances before and after, and its entries) merged
--- into its payloads.
+-- "metadata"?, "subjects"?: [user id, ...], "ledger"?: true}. p_before and p_after (what
+-- the caller's change did: a posting's balances and entries, a hold before and after, an
+-- account's status) are merged into every row's payloads. A row with "ledger" is a
+-- posting's: its subjects include the owners of the balances it moved.
 -- subject_ids (whose event it is besides its actor's: the activity feed finds it by them)
 -- are the row's "subjects" and, for a "ledger" row, the owners of every account whose
 -- balance the posting changed (p_before's "balances" keys), and the owner of the account or
@@ -24,8 +25,8 @@ BEGIN
   SELECT r->>'category', r->>'action', (p_actor->>'id')::uuid, p_actor->>'type', (p_actor->>'ip')::inet,
          p_actor->>'user_agent', x.resource_type,
          coalesce(r->>'resource_id', p_resource_id),
-         CASE WHEN (r->>'ledger')::boolean THEN coalesce(r->'before', '{}'::jsonb) || p_before ELSE r->'before' END,
-         CASE WHEN (r->>'ledger')::boolean THEN coalesce(r->'after', '{}'::jsonb) || p_after ELSE r->'after' END,
+         CASE WHEN p_before IS NULL THEN r->'before' ELSE coalesce(r->'before', '{}'::jsonb) || p_before END,
+         CASE WHEN p_after IS NULL THEN r->'after' ELSE coalesce(r->'after', '{}'::jsonb) || p_after END,
          coalesce(p_actor->'metadata', '{}'::jsonb) || coalesce(r->'metadata', '{}'::jsonb),
          ARRAY(SELECT DISTINCT s.id FROM (
                  SELECT (jsonb_array_elements_text(coalesce(r->'subjects', '[]'::jsonb)))::uuid AS id
