@@ -150,10 +150,12 @@ SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid), p.proconfig, p.pros
        pg_get_userbyid(p.proowner)
   FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace
 """
+# A partition's clone of its partitioned table's row trigger (tgparentid) is the parent
+# trigger's, defined with it (audit_log's monthly partitions).
 _SNAPSHOT_TRIGGERS = """
 SELECT c.relname, t.tgname, pg_get_triggerdef(t.oid), t.tgfoid::regproc::text
   FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
- WHERE NOT t.tgisinternal AND c.relnamespace = 'public'::regnamespace
+ WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND c.relnamespace = 'public'::regnamespace
 """
 
 

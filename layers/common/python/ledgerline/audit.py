@@ -6,6 +6,7 @@ or roll back together. Chaining and shipping happen later, in the audit shipper.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -31,6 +32,7 @@ CATEGORIES = {
     "admin": "admin",
     "config": "admin",
     "keys": "admin",
+    "audit": "admin",  # reading the trail (the investigation view): report generated, data exported
 }
 
 
@@ -67,16 +69,25 @@ def record(
     before: Any = None,
     after: Any = None,
     metadata: dict[str, Any] | None = None,
+    subjects: Iterable[UUID | str] | None = None,
 ) -> UUID:
-    """Append one audit row in the current transaction and return its id."""
+    """Append one audit row in the current transaction and return its id.
+
+    ``subjects``: the users whose event it is besides the actor (the activity feed finds
+    it by them). Left out, a row about a user (resource_type 'user') has that user.
+    """
     meta = dict(metadata or {})
+    if subjects is None:
+        subjects = [resource_id] if resource_type == "user" and _is_uuid(resource_id) else []
+    subject_ids = sorted({str(UUID(str(s))) for s in subjects})
     if actor.request_id:
         meta.setdefault("request_id", actor.request_id)
     cur.execute(
         """
         INSERT INTO audit_log (category, action, actor_id, actor_type, actor_ip, user_agent,
-                               resource_type, resource_id, payload_before, payload_after, metadata, content_hash)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '')
+                               resource_type, resource_id, payload_before, payload_after, metadata, subject_ids,
+                               content_hash)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::uuid[], '')
         RETURNING id
         """,
         (
@@ -91,6 +102,15 @@ def record(
             before,
             after,
             meta,
+            subject_ids,
         ),
     )
     return cur.fetchone()["id"]
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        UUID(str(value))
+    except ValueError:
+        return False
+    return value is not None

@@ -97,6 +97,75 @@ def _keys(args: argparse.Namespace) -> int:
     return rotation.main(args.rest)
 
 
+def _audit_query(args: argparse.Namespace) -> int:
+    from ledgerline import config
+    from ledgerline.audit_sql import command
+
+    if config.settings().local and not config.settings().aws_endpoint_url:
+        from ledgerline.local import aws
+
+        # The trail is in the bucket of the running local stack (`make run`).
+        aws.point_library_at(f"http://{aws.DEFAULT_HOST}:{aws.configured_port()}")
+    return command.query(args)
+
+
+def _audit_stack() -> None:
+    """On a laptop: the embedded database and the running local stack's moto (`make run`)."""
+    from ledgerline import config
+
+    if config.settings().environment == "aws":
+        return
+    from ledgerline.local import aws, embedded
+
+    embedded.use_unless_configured()
+    if not config.settings().aws_endpoint_url:
+        aws.point_library_at(f"http://{aws.DEFAULT_HOST}:{aws.configured_port()}")
+
+
+def _audit_ship(args: argparse.Namespace) -> int:
+    from ledgerline.audit_trail import shipper
+
+    _audit_stack()
+    report = shipper.ship(batch_size=args.batch_size, time_budget=args.time_budget)
+    print(json.dumps(report.to_json()))
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from ledgerline.audit_trail import verify
+    from ledgerline.db.connection import app_url, connect
+
+    _audit_stack()
+    outcome = verify.verify(connect=lambda: connect(app_url()), progress=verify.Progress())
+    print(outcome.message())
+    if outcome.ok:
+        try:
+            verify.record(outcome, by=f"cli:{getpass.getuser()}")
+        except Exception as exc:  # the trail verified; only recording it failed
+            print(f"note: not recorded in audit_log_verified ({exc})", file=sys.stderr)
+    return 0 if outcome.ok else 1
+
+
+def _audit_retire(args: argparse.Namespace) -> int:
+    """Detach the monthly audit_log partitions older than the months kept hot whose rows are
+    chained, shipped and verified (db/routines/audit_log_retire.sql); as the owner."""
+    from ledgerline import config
+    from ledgerline.db.connection import connect, owner_url
+
+    if config.settings().environment != "aws":
+        from ledgerline.local import embedded
+
+        embedded.use_unless_configured()
+    conn = connect(owner_url(), autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT audit_log_retire(p_keep_months => %s) AS r", (args.keep_months,))
+            print(json.dumps(cur.fetchone()[0]))
+    finally:
+        conn.close()
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ledgerline", description="Ledgerline operations")
     groups = p.add_subparsers(dest="group", required=True)
@@ -138,6 +207,25 @@ def parser() -> argparse.ArgumentParser:
     )
     keys.add_argument("rest", nargs=argparse.REMAINDER)
     keys.set_defaults(run=_keys)
+
+    from ledgerline.audit_sql import command as audit_query
+
+    audit = groups.add_parser("audit", help="the audit trail").add_subparsers(dest="command", required=True)
+    audit_query.add_arguments(
+        audit.add_parser("query", help="SQL over the shipped trail: Athena in AWS, DuckDB locally")
+    ).set_defaults(run=_audit_query)
+    ship = audit.add_parser("ship", help="chain and ship audit rows to the bucket now (the audit-ship job)")
+    ship.add_argument("--batch-size", type=int, default=5_000)
+    ship.add_argument("--time-budget", type=float, default=300.0, help="seconds before it stops starting batches")
+    ship.set_defaults(run=_audit_ship)
+    audit.add_parser(
+        "verify", help="re-walk the chain from the bucket and the database; name the first difference"
+    ).set_defaults(run=_audit_verify)
+    retire = audit.add_parser(
+        "retire", help="detach old monthly audit_log partitions once shipped and verified (as the owner)"
+    )
+    retire.add_argument("--keep-months", type=int, default=3, help="months kept in PostgreSQL (default 3)")
+    retire.set_defaults(run=_audit_retire)
     return p
 
 

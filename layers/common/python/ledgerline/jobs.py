@@ -90,7 +90,6 @@ SCHEDULES: tuple[Schedule, ...] = (
         "Chain and ship audit rows to the Object Lock bucket",
         45,  # ships what fits in a run; the next tick continues from the chain head
         grants=("s3:audit-write", "kms:audit-checkpoint"),
-        planned=True,
     ),
     Schedule(
         "outbox-relay",

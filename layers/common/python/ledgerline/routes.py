@@ -207,6 +207,11 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/webhook-endpoints/{id}/deliveries", "functions.webhooks.endpoints_deliveries", U,
           "An endpoint's deliveries and their attempts, newest first", key_scope="webhooks:read",
           tags=("webhooks",)),
+    # audit readers (issue 15): a user's own events as sentences; the raw trail for admins and auditors
+    Route("GET", "/v1/activity", "functions.audit.activity_list", U, "The caller's own events, in plain sentences",
+          tags=("activity",)),
+    Route("GET", "/v1/admin/audit", "functions.audit.admin_audit_list", AU,
+          "The audit trail, filtered, with raw payloads (each read is audited)", tags=("admin", "audit")),
 )  # fmt: skip
 
 

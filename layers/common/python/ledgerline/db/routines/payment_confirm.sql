@@ -109,6 +109,7 @@ BEGIN
        WHERE id = p.id RETURNING * INTO p;
       PERFORM ledger_audit(p_actor => p_actor, p_rows => jsonb_build_array(jsonb_build_object(
         'action', 'payment.' || v_decision, 'category', 'financial', 'resource_type', 'payment',
+        'subjects', jsonb_build_array(p.owner_id),
         'before', jsonb_build_object('status', 'pending'), 'after', payment_json(p),
         'metadata', jsonb_build_object('reason', v_reason, 'event', p_event, 'gateway', p_gateway))),
         p_resource_id => p.id::text, p_before => NULL, p_after => NULL);

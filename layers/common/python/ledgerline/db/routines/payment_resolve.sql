@@ -73,7 +73,8 @@ BEGIN
     UPDATE payments SET status = 'failed', reason = left(v_reason, 500), updated_at = clock_timestamp()
      WHERE id = p.id RETURNING * INTO p;
     PERFORM ledger_audit(p_actor => p_actor, p_rows => jsonb_build_array(v_audit || jsonb_build_object(
-      'after', payment_json(p))), p_resource_id => p.id::text, p_before => NULL, p_after => NULL);
+      'after', payment_json(p), 'subjects', jsonb_build_array(p.owner_id))), p_resource_id => p.id::text,
+      p_before => NULL, p_after => NULL);
     PERFORM webhook_emit(p_owner => p.owner_id, p_type => 'payment.failed', p_data => payment_json(p) - 'checkout');
   END IF;
   RETURN jsonb_build_object('payment', payment_json(p));

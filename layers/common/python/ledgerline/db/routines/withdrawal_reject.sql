@@ -34,7 +34,7 @@ BEGIN
   INSERT INTO outbox (queue, payload)
   VALUES ('notifications', withdrawal_notice(w));
   PERFORM ledger_audit(p_actor => p_actor, p_rows => jsonb_build_array(p_audit || jsonb_build_object(
-            'resource_type', 'withdrawal', 'resource_id', w.id,
+            'resource_type', 'withdrawal', 'resource_id', w.id, 'subjects', jsonb_build_array(w.user_id),
             'before', jsonb_build_object('withdrawal', v_before),
             'after', jsonb_build_object('withdrawal', withdrawal_json(w)))),
           p_resource_id => w.id::text, p_before => NULL, p_after => NULL);

@@ -71,6 +71,7 @@ BEGIN
   PERFORM ledger_audit(p_actor => p_actor, p_rows => jsonb_build_array(jsonb_build_object(
             'action', CASE p_outcome WHEN 'succeeded' THEN 'withdrawal.paid' ELSE 'withdrawal.failed' END,
             'category', 'financial', 'resource_type', 'withdrawal', 'resource_id', w.id,
+            'subjects', jsonb_build_array(w.user_id),
             'before', jsonb_build_object('withdrawal', v_before),
             'after', jsonb_build_object('withdrawal', withdrawal_json(w), 'transaction', v_post->'transaction'),
             'metadata', jsonb_strip_nulls(jsonb_build_object('source', p_source, 'payout_id', p_payout_id,

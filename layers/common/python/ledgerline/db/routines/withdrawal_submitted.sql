@@ -16,7 +16,7 @@ BEGIN
   UPDATE withdrawals SET payout_id = p_payout_id, submitted_at = clock_timestamp() WHERE id = w.id RETURNING * INTO w;
   PERFORM ledger_audit(p_actor => p_actor, p_rows => jsonb_build_array(jsonb_build_object(
             'action', 'withdrawal.payout_submitted', 'category', 'financial', 'resource_type', 'withdrawal',
-            'resource_id', w.id, 'after', jsonb_build_object('provider', w.provider, 'payout_id', p_payout_id))),
+            'resource_id', w.id, 'subjects', jsonb_build_array(w.user_id), 'after', jsonb_build_object('provider', w.provider, 'payout_id', p_payout_id))),
           p_resource_id => w.id::text, p_before => NULL, p_after => NULL);
   RETURN w.status;
 END $$;
