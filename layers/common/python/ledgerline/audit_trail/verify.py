@@ -35,13 +35,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO, TypeVar
 
-from ledgerline.audit_trail import canonical, checkpoint, store
+from ledgerline.audit_trail import canonical, checkpoint, lines, store
 from ledgerline.aws import audit_bucket
 from ledgerline.aws.audit_bucket import Version
 from ledgerline.db import transaction
 
 _RANGE = re.compile(r"/(\d{12})-(\d{12})\.jsonl\Z")
-_ID = re.compile(rb'"id":"([0-9a-f-]{36})"')
 NEWLINE = b"\n"
 T = TypeVar("T")
 DOWNLOADS = 4  # objects downloaded at once
@@ -101,6 +100,8 @@ class Progress:
 class _Bucket:
     by_key: dict[str, list[Version]] = field(default_factory=lambda: defaultdict(list))
     fetched: dict[tuple[str, str], Future[bytes]] = field(default_factory=dict)
+    checks: dict[tuple[str, str], Future[tuple[str, list[lines.Record]]]] = field(default_factory=dict)
+    digests: dict[tuple[str, str], Future[str]] = field(default_factory=dict)
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=DOWNLOADS))
 
     def distinct(self, key: str) -> list[Version]:
@@ -112,12 +113,22 @@ class _Bucket:
         return list(seen.values())
 
     def prefetch(self) -> None:
-        """Start downloading every distinct version (checkpoints first): the downloads
-        overlap the hashing of what has arrived."""
+        """Start downloading every distinct version (checkpoints first), its SHA-256 and
+        its records' check, so that downloads and hashing overlap. (Worker processes for
+        the per-line work were tried: no faster here, the downloads from the stand-in
+        dominate.)"""
         keys = sorted(self.by_key, key=lambda k: (not k.startswith(checkpoint.CHECKPOINTS), _order(k)))
         for key in keys:
             for v in self.distinct(key):
-                self.fetched[(key, v.version_id)] = self.pool.submit(audit_bucket.get, key, v.version_id)
+                fetched = self.pool.submit(audit_bucket.get, key, v.version_id)
+                self.fetched[(key, v.version_id)] = fetched
+                # after its download in the queue: never waits on a download not yet started
+                self.digests[(key, v.version_id)] = self.pool.submit(_sha256, fetched)
+                if not key.startswith(checkpoint.CHECKPOINTS):
+                    self.checks[(key, v.version_id)] = self.pool.submit(self._check, key, fetched)
+
+    def _check(self, key: str, fetched: Future[bytes]) -> tuple[str, list[lines.Record]]:
+        return lines.checked(key, fetched.result())
 
     def contents(self, key: str) -> list[tuple[str, bytes]]:
         """(version id, bytes) of each distinct version of ``key``, oldest first."""
@@ -126,6 +137,24 @@ class _Bucket:
             future = self.fetched.get((key, v.version_id))
             out.append((v.version_id, future.result() if future else audit_bucket.get(key, v.version_id)))
         return out
+
+    def digest(self, key: str, version_id: str, data: bytes) -> str:
+        future = self.digests.get((key, version_id))
+        return future.result() if future else hashlib.sha256(data).hexdigest()
+
+    def checked(self, key: str, version_id: str, data: bytes) -> tuple[str, list[lines.Record]]:
+        future = self.checks.get((key, version_id))
+        try:
+            return future.result() if future else lines.checked(key, data)
+        except lines.BadRecord as exc:
+            raise Difference(str(exc)) from None
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _sha256(fetched: Future[bytes]) -> str:
+    return hashlib.sha256(fetched.result()).hexdigest()  # releases the GIL on large objects
 
 
 def _order(key: str) -> int:
@@ -200,7 +229,7 @@ def _walk_bucket(
     try:
         return _walk(bucket, progress)
     finally:
-        bucket.pool.shutdown(wait=False, cancel_futures=True)
+        bucket.close()
 
 
 def _walk(
@@ -254,11 +283,12 @@ def _batch(cp: checkpoint.Checkpoint, bucket: _Bucket, prev: str) -> list[tuple[
                 f"object {key} (records in seq {cp.first_seq}-{cp.last_seq}, checkpoint {cp.key}) is missing:"
                 " its version was deleted"
             )
-        good = [data for _v, data in versions if hashlib.sha256(data).hexdigest() == sha]
+        digests = {version_id: bucket.digest(key, version_id, data) for version_id, data in versions}
+        good = [(v, data) for v, data in versions if digests[v] == sha]
         for version_id, data in versions:
-            if hashlib.sha256(data).hexdigest() != sha:
-                raise Difference(f"object {key} version {version_id}: {_diagnose(data, good[0] if good else None)}")
-        found = _records(key, good[0])
+            if digests[version_id] != sha:
+                raise Difference(f"object {key} version {version_id}: {_diagnose(data, good[0][1] if good else None)}")
+        _digest, found = bucket.checked(key, *good[0])
         if len(found) != count:
             raise Difference(f"object {key}: {len(found)} records, its checkpoint says {count}")
         lines.extend(found)
@@ -278,39 +308,6 @@ def _batch(cp: checkpoint.Checkpoint, bucket: _Bucket, prev: str) -> list[tuple[
     if prev != cp.head:
         raise Difference(f"checkpoint {cp.key}: head is not the chain hash of seq {cp.last_seq}")
     return lines
-
-
-_LINE = re.compile(
-    rb'\{"seq":(\d{1,19}),"prev_hash":"([0-9a-f]{64})","chain_hash":"([0-9a-f]{64})","content_hash":"([0-9a-f]{64})",'
-    rb"([^\n]*)\n"
-)
-
-
-def _records(key: str, data: bytes) -> list[tuple[int, str, str, str]]:
-    """Check each line's content hash and link hash: the inner loop, one regex scan over
-    the object and two SHA-256 per line, no JSON (the layout: canonical.split_line)."""
-    out = []
-    sha256 = hashlib.sha256
-    at = 0
-    for m in _LINE.finditer(data):
-        if m.start() != at:
-            break
-        at = m.end()
-        digits, prev, chain, content, rest = m.groups()
-        seq = int(digits)
-        h = sha256(b"{")
-        h.update(rest)
-        if h.hexdigest().encode() != content:
-            raise Difference(
-                f"record seq {seq}{_id(rest)}: edited in the bucket (it no longer hashes to its content_hash)"
-            )
-        if sha256(b"%d:%s:%s" % (seq, prev, content)).hexdigest().encode() != chain:
-            raise Difference(f"record seq {seq}{_id(rest)}: its chain_hash does not link prev_hash and content_hash")
-        out.append((seq, prev.decode(), chain.decode(), content.decode()))
-    if at != len(data):
-        line = data.count(b"\n", 0, at) + 1
-        raise Difference(f"object {key} line {line}: not a shipped record")
-    return out
 
 
 def _diagnose(data: bytes, original: bytes | None) -> str:
@@ -342,8 +339,7 @@ def _diagnose(data: bytes, original: bytes | None) -> str:
 
 
 def _id(record: bytes) -> str:
-    found = _ID.search(record)
-    return f" (audit id {found.group(1).decode()})" if found else ""
+    return lines.record_id(record)
 
 
 def _unlisted(bucket: _Bucket, listed: set[str], next_seq: int) -> None:
