@@ -287,3 +287,37 @@ def test_the_progress_bar_draws_only_on_a_terminal():
     verify.Progress(pipe)(3, 3, "checkpoints")
     assert "3/3 checkpoints" in tty.getvalue()
     assert pipe.getvalue() == ""
+
+
+def test_a_forged_object_named_after_the_last_checkpoint_is_still_an_insertion(trail):
+    n = shipped_trail()
+    key = data_objects(trail.bucket)[0]
+    genuine = current(trail.bucket, key).split(b"\n")[0]
+    forged_key = checkpoint.object_key(key.split("dt=")[1][:10], n + 1, n + 1)  # no batch has this range
+    overwrite(trail.bucket, forged_key, genuine + b"\n")
+    outcome = trail.verify()
+    assert outcome.difference == f"record seq 1 in object {forged_key}: in no checkpoint (inserted)"
+
+
+def test_a_batch_put_but_not_yet_checkpointed_is_in_flight_not_a_difference(trail, monkeypatch):
+    from ledgerline.audit_trail import shipper
+
+    n = shipped_trail()
+    record(3)
+
+    class Crash(Exception):
+        pass
+
+    def crash(_body):
+        raise Crash
+
+    monkeypatch.setattr(shipper.checkpoint, "signed", crash)  # objects put, then the crash
+    with pytest.raises(Crash):
+        shipper.ship()
+    monkeypatch.undo()
+    assert len(data_objects(trail.bucket)) > 3
+    outcome = trail.verify()
+    assert outcome.ok, outcome.difference
+    assert outcome.message() == f"verified {n} records (3 chained, not shipped yet)"
+    ship_all(audit_rows())
+    assert trail.verify().message() == f"verified {n + 3} records"

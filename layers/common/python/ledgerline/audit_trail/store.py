@@ -71,6 +71,12 @@ def mark_shipped(cur: Cursor, first: int, objects: dict[str, Any], checkpoint: s
     return bool(cur.fetchone()["done"])
 
 
+def batches_from(cur: Cursor, first: int) -> set[tuple[int, int]]:
+    """The seq ranges of the batches chained from seq ``first`` on, shipped or not."""
+    cur.execute("SELECT first_seq, last_seq FROM audit_ship_batches WHERE first_seq >= %s", (first,))
+    return {(int(r["first_seq"]), int(r["last_seq"])) for r in cur.fetchall()}
+
+
 def shipped_through(cur: Cursor) -> int:
     """The last seq of the last shipped batch (0 before the first)."""
     cur.execute("SELECT coalesce(max(last_seq), 0) AS last FROM audit_ship_batches WHERE shipped_at IS NOT NULL")

@@ -174,7 +174,9 @@ def verify(*, connect: Callable[[], Any], progress: Callable[[int, int, str], No
     outcome = Outcome()
     try:
         try:
-            shipped, checkpoints = _walk_bucket(progress)
+            shipped, checkpoints = _walk_bucket(
+                progress, lambda n: _once(connect, lambda cur: store.batches_from(cur, n))
+            )
             outcome.bucket_seconds = time.monotonic() - started
         finally:
             reader.join()
@@ -216,6 +218,7 @@ def _read_database(conn: Any, out: list[store.ChainRow], error: list[BaseExcepti
 
 def _walk_bucket(
     progress: Callable[[int, int, str], None] | None,
+    batches: Callable[[int], set[tuple[int, int]]],
 ) -> tuple[list[tuple[int, str, str, str]], list[checkpoint.Checkpoint]]:
     """Every shipped record as (seq, prev_hash, chain_hash, content_hash), in seq order,
     and the checkpoints, in seq order."""
@@ -227,13 +230,15 @@ def _walk_bucket(
             raise Difference(f"object {key}: a delete marker hides it from queries")
     bucket.prefetch()
     try:
-        return _walk(bucket, progress)
+        return _walk(bucket, progress, batches)
     finally:
         bucket.close()
 
 
 def _walk(
-    bucket: _Bucket, progress: Callable[[int, int, str], None] | None
+    bucket: _Bucket,
+    progress: Callable[[int, int, str], None] | None,
+    batches: Callable[[int], set[tuple[int, int]]],
 ) -> tuple[list[tuple[int, str, str, str]], list[checkpoint.Checkpoint]]:
     public_key_id, der = audit_bucket.public_key()
     public_key = checkpoint.load_public_key(der)
@@ -257,7 +262,7 @@ def _walk(
         expected, head = cp.last_seq + 1, cp.head
         if progress is not None:
             progress(n + 1, len(checkpoints), "checkpoints")
-    _unlisted(bucket, listed, expected)
+    _unlisted(bucket, listed, expected, batches)
     return records, checkpoints
 
 
@@ -342,15 +347,21 @@ def _id(record: bytes) -> str:
     return lines.record_id(record)
 
 
-def _unlisted(bucket: _Bucket, listed: set[str], next_seq: int) -> None:
-    """An object in a dt= folder that no checkpoint lists: forged, unless it belongs to
-    the batch being shipped now (put before its checkpoint)."""
+def _unlisted(bucket: _Bucket, listed: set[str], next_seq: int, batches: Callable[[int], set[tuple[int, int]]]) -> None:
+    """An object in a dt= folder that no checkpoint lists: forged, unless it belongs to a
+    batch the database has chained after the last checkpoint (being shipped right now:
+    its objects are put before its checkpoint). ``batches(n)``: the database's batch
+    ranges from seq n on, asked after the listing, so a batch in flight is there."""
+    in_flight: set[tuple[int, int]] | None = None
     for key in sorted(bucket.by_key):
         if key.startswith(checkpoint.CHECKPOINTS) or key in listed:
             continue
         named = _RANGE.search(key)
         if named and int(named.group(1)) >= next_seq:
-            continue  # after the last checkpoint: a batch in flight (checked against the database)
+            if in_flight is None:
+                in_flight = batches(next_seq)
+            if (int(named.group(1)), int(named.group(2))) in in_flight:
+                continue
         seq = ""
         for _version, data in bucket.contents(key)[:1]:
             try:
