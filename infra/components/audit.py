@@ -230,6 +230,13 @@ class AuditQueries(Construct):
                 resources=[self._bucket.arn_for_objects(c.AUDIT_PREFIX + "*")],
             ),
             iam.PolicyStatement(
+                # `ledgerline audit verify` reads every version: an overwrite or a delete
+                # marker is itself evidence, and only the version list shows it.
+                sid="ListAuditObjectVersions",
+                actions=["s3:ListBucketVersions"],
+                resources=[self._bucket.bucket_arn],
+            ),
+            iam.PolicyStatement(
                 sid="ListBuckets",
                 actions=["s3:ListBucket", "s3:GetBucketLocation"],
                 resources=[self._bucket.bucket_arn, self.results.bucket_arn],

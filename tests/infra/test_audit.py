@@ -146,6 +146,14 @@ def test_auditor_role_can_only_query(real: Synthesized) -> None:
                 assert f"workgroup/{NAMES.workgroup()}" in str(workgroup)
 
 
+def test_auditors_may_list_the_audit_buckets_versions_for_audit_verify(real: Synthesized) -> None:
+    role = _auditor_role(real)
+    (listing,) = [s for p in role["Policies"] for s in statements(p["PolicyDocument"])
+                  if "s3:ListBucketVersions" in as_list(s["Action"])]  # fmt: skip
+    assert as_list(listing["Action"]) == ["s3:ListBucketVersions"]
+    assert ["Results" not in str(r) for r in as_list(listing["Resource"])] == [True]
+
+
 def _auditor_role(app: Synthesized) -> dict[str, Any]:
     (role,) = [r["Properties"] for r in app.resources(AUDIT, "AWS::IAM::Role").values()
                if r["Properties"].get("RoleName") == NAMES.auditor_role()]  # fmt: skip
