@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from ledgerline.gateways import signatures
 from ledgerline.gateways.base import PROVIDERS
 from ledgerline.gateways.http import json_bytes
-from ledgerline.local.fake_wire import flutterwave, paystack, stripe
+from ledgerline.local.fake_wire import flutterwave, paystack, report, stripe
 from ledgerline.local.fake_wire.common import (
     DEFAULT_HOST,
     Garbage,
@@ -129,6 +129,8 @@ class FakeGateway:
             self.misbehaviour = {p: Misbehaviour() for p in PROVIDERS}
             self.requests: dict[str, list[str]] = {p: [] for p in PROVIDERS}
             self.deliveries: dict[str, list[dict[str, Any]]] = {p: [] for p in PROVIDERS}
+            # Days whose list routes serve a generated report (reconciliation tests, bench).
+            self.reports: dict[tuple[str, date], report.SeededReport] = {}
 
     def next_id(self) -> int:
         with self._lock:
@@ -154,6 +156,9 @@ class FakeGateway:
             misbehaving = self._transient_failure(provider)
             if misbehaving:
                 return misbehaving
+            seeded = report.serve(self.reports, request)
+            if seeded is not None:
+                return seeded
             for route_method, pattern, handler in WIRES[provider].routes:
                 m = pattern.fullmatch(request.path)
                 if m and route_method == method:
@@ -243,6 +248,11 @@ class FakeGateway:
                 payment.client_secret = f"{payment.id}_secret_{secrets.token_hex(8)}"
             self.payments[(provider, reference)] = payment
             return payment, True
+
+    def seed_report(self, seeded: report.SeededReport) -> None:
+        """Serve ``seeded`` as its provider's list of its day (generated page by page)."""
+        with self._lock:
+            self.reports[(seeded.provider, seeded.day)] = seeded
 
     def day_payments(self, provider: str, start: datetime, end: datetime) -> list[Payment]:
         """The payments created in [start, end), newest first (as the providers list them)."""
@@ -427,6 +437,16 @@ class FakeGateway:
             if action == ["transactions"] and method == "GET":
                 day = date.fromisoformat((query.get("date") or [""])[-1] or utcnow().date().isoformat())
                 return Reply(200, WIRES[provider].report(self, day))
+            if action == ["reports"] and method == "POST":
+                seeded = report.SeededReport(
+                    provider,
+                    date.fromisoformat(str(data["date"])),
+                    int(data.get("n", 1000)),
+                    int(data.get("per_kind", 3)),
+                    int(data.get("seed", 1)),
+                )
+                self.seed_report(seeded)
+                return Reply(200, {"date": seeded.day.isoformat(), "n": seeded.n, "planted": seeded.planted()})
             if action == ["misbehave"]:
                 with self._lock:
                     if method == "POST":

@@ -1,0 +1,201 @@
+"""Reconciliation: a seeded gateway report (the fake gateway's list routes, through each
+provider's adapter) against the ledger's payments of the day. Every planted discrepancy
+is found and nothing else; a clean day finds none; a re-run and concurrent runs of one
+day leave one set of findings; a run that fails midway leaves no staging rows or findings."""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+import requests
+
+from ledgerline.db import transaction
+from ledgerline.gateways import registry
+from ledgerline.gateways.base import GatewayUnavailable
+from ledgerline.ledger.testing import new_wallet
+from ledgerline.local.fake_wire.report import KINDS, SeededReport
+from ledgerline.reconciliation import run, store
+from ledgerline.reconciliation.testing import insert_ledger_payments
+
+
+@pytest.fixture
+def ledger_anchor(owner_conn, aws_endpoint):
+    """A real wallet and one real posting that the bulk payments point at."""
+    wallet = new_wallet(funded=Decimal("10.00"))
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT transaction_id FROM entries WHERE account_id = %s LIMIT 1", (wallet.id,))
+        tx = cur.fetchone()[0]
+    return {"owner_id": str(wallet.owner_id), "account_id": str(wallet.id), "transaction_id": str(tx)}
+
+
+def a_day() -> date:
+    """A day of its own per test (findings are per provider and day)."""
+    return date(2020, 1, 1) + timedelta(days=random.randrange(3000))
+
+
+def seed(fake_gateway, owner_conn, anchor, provider, n, per_kind, day=None) -> SeededReport:
+    day = day or a_day()
+    report = SeededReport(provider, day, n, per_kind, seed=random.randrange(1, 90))
+    r = requests.post(
+        f"{fake_gateway.url}/_fake/{provider}/reports",
+        json={"date": day.isoformat(), "n": n, "per_kind": per_kind, "seed": report.seed},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    with owner_conn.cursor() as cur:
+        insert_ledger_payments(cur, report, **anchor)
+    return report
+
+
+def found(run_id: str) -> dict[str, set[str]]:
+    rows = transaction(lambda cur: store.run_discrepancies(cur, run_id), read_only=True)
+    out: dict[str, set[str]] = {k: set() for k in KINDS}
+    for row in rows:
+        out[row["kind"]].add(row["reference"])
+    return out
+
+
+@pytest.mark.parametrize("provider", ["paystack", "stripe", "flutterwave"])
+def test_every_planted_discrepancy_is_found_and_nothing_else(fake_gateway, owner_conn, ledger_anchor, provider):
+    report = seed(fake_gateway, owner_conn, ledger_anchor, provider, n=140, per_kind=2)
+    summary = run.reconcile(provider, report.day, registry.gateway(provider))
+
+    assert found(summary.run_id) == report.references()
+    assert summary.discrepancy_count == 7 * 2
+    assert summary.gateway_count == 140
+    assert summary.ledger_count == 140 - 2  # the MISSING_IN_LEDGER rows are not in the ledger
+    saved = transaction(lambda cur: store.get_run(cur, summary.run_id), read_only=True)
+    assert saved["status"] == "succeeded" and saved["discrepancy_count"] == 14
+    assert set(saved["totals"]) >= {"NGN" if provider != "stripe" else "USD"}
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM reconciliation_staging WHERE run_id = %s", (summary.run_id,))
+        assert cur.fetchone()[0] == 0
+
+
+def test_a_found_discrepancy_says_what_each_side_has(fake_gateway, owner_conn, ledger_anchor):
+    report = seed(fake_gateway, owner_conn, ledger_anchor, "paystack", n=70, per_kind=1)
+    summary = run.reconcile("paystack", report.day, registry.gateway("paystack"))
+    rows = {r["kind"]: r for r in transaction(lambda cur: store.run_discrepancies(cur, summary.run_id))}
+    i = report.planted()["AMOUNT_MISMATCH"][0]
+    amount = rows["AMOUNT_MISMATCH"]
+    assert amount["gateway_amount"] == report.amount(i) + 1
+    assert amount["ledger_amount"] == report.amount(i)
+    assert amount["status"] == "open" and amount["payment_id"] is not None
+    assert rows["STATUS_MISMATCH"]["gateway_status"] == "failed"
+    assert rows["STATUS_MISMATCH"]["ledger_status"] == "succeeded"
+    assert rows["DUPLICATE_IN_GATEWAY"]["gateway_count"] == 2
+    assert rows["CURRENCY_MISMATCH"]["gateway_currency"] != rows["CURRENCY_MISMATCH"]["ledger_currency"]
+    assert rows["FEE_MISMATCH"]["gateway_fee"] != rows["FEE_MISMATCH"]["expected_fee"]
+    assert rows["MISSING_IN_LEDGER"]["payment_id"] is None
+
+
+def test_a_clean_day_finds_nothing_and_notifies_no_one(fake_gateway, owner_conn, ledger_anchor):
+    report = seed(fake_gateway, owner_conn, ledger_anchor, "paystack", n=120, per_kind=0)
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM outbox WHERE payload->>'type' = 'reconciliation.discrepancies'")
+        before = cur.fetchone()[0]
+    summary = run.reconcile("paystack", report.day, registry.gateway("paystack"))
+    assert summary.discrepancy_count == 0
+    assert found(summary.run_id) == {k: set() for k in KINDS}
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM outbox WHERE payload->>'type' = 'reconciliation.discrepancies'")
+        assert cur.fetchone()[0] == before
+
+
+def test_a_run_with_discrepancies_emails_finance_once(fake_gateway, owner_conn, ledger_anchor):
+    report = seed(fake_gateway, owner_conn, ledger_anchor, "flutterwave", n=70, per_kind=1)
+    summary = run.reconcile("flutterwave", report.day, registry.gateway("flutterwave"))
+    with owner_conn.cursor() as cur:
+        cur.execute(
+            "SELECT payload FROM outbox WHERE payload->>'type' = 'reconciliation.discrepancies'"
+            " AND payload->>'run_id' = %s",
+            (summary.run_id,),
+        )
+        mails = [r[0] for r in cur.fetchall()]
+    assert len(mails) == 1
+    assert mails[0]["email"] and "7 discrepancies" in mails[0]["subject"]
+
+
+def test_a_rerun_finds_the_same_set_without_duplicates(fake_gateway, owner_conn, ledger_anchor):
+    report = seed(fake_gateway, owner_conn, ledger_anchor, "paystack", n=70, per_kind=1)
+    first = run.reconcile("paystack", report.day, registry.gateway("paystack"))
+    second = run.reconcile("paystack", report.day, registry.gateway("paystack"))
+    assert found(second.run_id) == report.references()  # the findings moved to the newer run
+    day_rows = transaction(lambda cur: store.day_discrepancies(cur, "paystack", report.day))
+    assert len(day_rows) == 7
+    assert {r["run_id"] for r in day_rows} == {first.run_id}
+    assert {r["last_run_id"] for r in day_rows} == {second.run_id}
+
+
+def test_concurrent_runs_of_one_day_produce_one_set(fake_gateway, owner_conn, ledger_anchor):
+    report = seed(fake_gateway, owner_conn, ledger_anchor, "stripe", n=140, per_kind=1)
+    barrier = threading.Barrier(3)
+    results, errors = [], []
+
+    def one() -> None:
+        try:
+            barrier.wait()
+            results.append(run.reconcile("stripe", report.day, registry.gateway("stripe")))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors
+    assert len(results) == 3
+    day_rows = transaction(lambda cur: store.day_discrepancies(cur, "stripe", report.day))
+    assert {(r["kind"], r["reference"]) for r in day_rows} == {
+        (kind, ref) for kind, refs in report.references().items() for ref in refs
+    }
+    assert all(r.discrepancy_count == 7 for r in results)
+
+
+def test_a_run_failing_midway_leaves_no_trace(fake_gateway, owner_conn, ledger_anchor):
+    """The gateway fails on page 3 of the report: the run is marked failed, and no staging
+    row, finding or finance e-mail of it remains."""
+    report = seed(fake_gateway, owner_conn, ledger_anchor, "paystack", n=200, per_kind=2)
+    gateway = registry.gateway("paystack")
+    pages = []
+
+    def failing(day, cursor):
+        pages.append(cursor)
+        if len(pages) == 3:
+            raise GatewayUnavailable("the report went away")
+        return gateway.list_payments(day, cursor)
+
+    created = transaction(lambda cur: store.create_run(cur, "paystack", report.day))
+    with pytest.raises(GatewayUnavailable):
+        run.execute(created["id"], failing)
+    saved = transaction(lambda cur: store.get_run(cur, created["id"]), read_only=True)
+    assert saved["status"] == "failed" and "went away" in saved["error"]
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM reconciliation_staging WHERE run_id = %s", (created["id"],))
+        assert cur.fetchone()[0] == 0
+        cur.execute(
+            "SELECT count(*) FROM reconciliation_discrepancies WHERE provider = 'paystack' AND day = %s", (report.day,)
+        )
+        assert cur.fetchone()[0] == 0
+        cur.execute("SELECT count(*) FROM outbox WHERE payload->>'run_id' = %s", (created["id"],))
+        assert cur.fetchone()[0] == 0
+
+
+def test_a_payment_just_past_midnight_matches_within_the_grace_window(fake_gateway, owner_conn, ledger_anchor):
+    """The gateway reports a payment on day D that the ledger opened at 23:50 of D-1: with
+    the grace window it matches (no MISSING_IN_LEDGER); with none it does not."""
+    report = seed(fake_gateway, owner_conn, ledger_anchor, "paystack", n=70, per_kind=0)
+    with owner_conn.cursor() as cur:
+        cur.execute(
+            "UPDATE payments SET created_at = %s::date - interval '10 minutes' WHERE reference = %s",
+            (report.day, report.reference(0)),
+        )
+    strict = run.reconcile("paystack", report.day, registry.gateway("paystack"), grace=timedelta(0))
+    assert found(strict.run_id)["MISSING_IN_LEDGER"] == {report.reference(0)}
+    graceful = run.reconcile("paystack", report.day, registry.gateway("paystack"), grace=timedelta(minutes=30))
+    assert graceful.discrepancy_count == 0
