@@ -28,6 +28,10 @@ from ledgerline.reconciliation.staging import LineReader, copy_lines
 PageSource = Callable[[date, str | None], Page]
 
 
+class RunTaken(Exception):
+    """The run is not queued any more: nothing to do here."""
+
+
 def report(list_payments: PageSource, day: date) -> Iterator[GatewayPayment]:
     """Every payment of the day's report, fetched a page at a time as it is consumed."""
     cursor: str | None = None
@@ -66,7 +70,8 @@ def execute(
     if run is None:
         raise LookupError(f"no reconciliation run {run_id}")
     provider, day = run["provider"], run["day"]
-    transaction(lambda cur: store.mark_running(cur, run_id))
+    if not transaction(lambda cur: store.claim(cur, run_id)):
+        raise RunTaken(f"reconciliation run {run_id} is not queued (another worker has it, or it ran)")
     started = time.monotonic()
 
     def work(cur: Cursor) -> RunSummary:
@@ -169,3 +174,12 @@ def summary_json(s: RunSummary) -> dict[str, Any]:
         "totals": s.totals,
         "duration_ms": s.duration_ms,
     }
+
+
+def configured_providers() -> list[str]:
+    """The providers whose keys the gateways secret holds (the schedule runs each)."""
+    from ledgerline.aws import resources, secrets
+    from ledgerline.gateways.base import PROVIDERS
+
+    keys = secrets.get_json(resources.gateway_secret_id())
+    return [p for p in PROVIDERS if keys.get(f"{p}_secret_key")]

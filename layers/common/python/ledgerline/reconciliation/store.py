@@ -34,11 +34,14 @@ def get_run(cur: Cursor, run_id: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-def mark_running(cur: Cursor, run_id: str) -> None:
+def claim(cur: Cursor, run_id: str) -> bool:
+    """Mark a queued run running; False when another worker took it (or it ran)."""
     cur.execute(
-        "UPDATE reconciliation_runs SET status = 'running', started_at = clock_timestamp(), error = NULL WHERE id = %s",
+        "UPDATE reconciliation_runs SET status = 'running', started_at = clock_timestamp(), error = NULL"
+        " WHERE id = %s AND status = 'queued'",
         (run_id,),
     )
+    return bool(cur.rowcount)
 
 
 def lock_day(cur: Cursor, provider: str, day: date) -> None:
@@ -121,5 +124,34 @@ def day_discrepancies(cur: Cursor, provider: str, day: date) -> list[dict[str, A
         f"SELECT {DISCREPANCY_COLUMNS} FROM reconciliation_discrepancies WHERE provider = %s AND day = %s"
         " ORDER BY kind, reference",
         (provider, day),
+    )
+    return [dict(r) for r in cur.fetchall()]
+
+
+def lock_discrepancy(cur: Cursor, discrepancy_id: str) -> dict[str, Any] | None:
+    cur.execute(
+        f"SELECT {DISCREPANCY_COLUMNS} FROM reconciliation_discrepancies WHERE id = %s FOR UPDATE", (discrepancy_id,)
+    )
+    row = cur.fetchone()
+    return dict(row) if row else None
+
+
+def update_discrepancy(
+    cur: Cursor, discrepancy_id: str, status: str, transaction_id: str | None, note: str | None
+) -> dict[str, Any]:
+    cur.execute(
+        "UPDATE reconciliation_discrepancies SET status = %s, resolution_transaction_id = %s,"
+        " note = coalesce(%s, note), updated_at = clock_timestamp()"
+        f" WHERE id = %s RETURNING {DISCREPANCY_COLUMNS}",
+        (status, transaction_id, note, discrepancy_id),
+    )
+    return dict(cur.fetchone())
+
+
+def queued_runs(cur: Cursor, limit: int = 20) -> list[dict[str, Any]]:
+    """Runs an admin asked for that no job has executed yet, oldest first."""
+    cur.execute(
+        f"SELECT {RUN_COLUMNS} FROM reconciliation_runs WHERE status = 'queued' ORDER BY created_at, id LIMIT %s",
+        (limit,),
     )
     return [dict(r) for r in cur.fetchall()]
