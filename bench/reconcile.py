@@ -69,6 +69,8 @@ def run(quick: bool) -> list[Figure]:
         "gateway_records": n,
         "ledger_payments": n - PER_KIND,
         "discrepancies": summary.discrepancy_count,
+        "staging_copy_s": round(summary.staged_ms / 1000, 1),
+        "compare_and_store_s": round((summary.duration_ms - summary.staged_ms) / 1000, 1),
         "ledger_bulk_load_s": round(load_s, 1),
         "peak_rss_mb_before_run": round(rss_before, 1),
         "peak_rss_mb_after_run": round(rss_after, 1),

@@ -28,6 +28,7 @@ class RunSummary:
     discrepancy_count: int
     totals: dict[str, Any]
     duration_ms: int
+    staged_ms: int = 0  # of which: the report read and COPYed into staging
 
 
 @dataclass(frozen=True)

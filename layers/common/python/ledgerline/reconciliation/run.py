@@ -78,6 +78,7 @@ def execute(
         store.lock_day(cur, provider, day)
         reader = LineReader(copy_lines(run_id, provider, report(list_payments, day)), progress)
         store.stage(cur, reader)
+        staged_ms = int((time.monotonic() - started) * 1000)
         result = store.compare(cur, run_id, grace)
         duration_ms = int((time.monotonic() - started) * 1000)
         store.finish(cur, run_id, result, duration_ms)
@@ -90,6 +91,7 @@ def execute(
             discrepancy_count=int(result["discrepancy_count"]),
             totals=dict(result["totals"]),
             duration_ms=duration_ms,
+            staged_ms=staged_ms,
         )
         if summary.discrepancy_count:
             _notify_finance(cur, summary)
@@ -173,6 +175,7 @@ def summary_json(s: RunSummary) -> dict[str, Any]:
         "discrepancy_count": s.discrepancy_count,
         "totals": s.totals,
         "duration_ms": s.duration_ms,
+        "staged_ms": s.staged_ms,
     }
 
 

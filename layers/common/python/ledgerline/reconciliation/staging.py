@@ -17,24 +17,26 @@ COLUMNS = "run_id, reference, provider_id, amount, currency, status, fee, expect
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _field(value: object) -> str:
-    if value is None:
-        return "\\N"
-    return str(value).translate(_ESCAPES)
+def _text(value: str) -> str:
+    """A gateway's text (reference, id, currency): tabs, newlines and backslashes escaped."""
+    return value.translate(_ESCAPES)
+
+
+def _opt(value: object) -> str:
+    return "\\N" if value is None else str(value)
 
 
 def copy_lines(run_id: str, provider: str, payments: Iterable[GatewayPayment]) -> Iterator[str]:
-    """One COPY text-format line per reported payment."""
+    """One COPY text-format line per reported payment. Only the gateway's text needs
+    escaping: amounts, statuses and times are ours, formatted here (this loop runs a
+    million times on a big day)."""
     for p in payments:
         fee: Decimal | None = p.fee
         expected = expected_fee(provider, p.amount, p.currency) if fee is not None else None
         paid = p.paid_at.isoformat() if p.paid_at is not None else None
         yield (
-            "\t".join(
-                _field(v)
-                for v in (run_id, p.reference, p.provider_id, p.amount, p.currency, str(p.status), fee, expected, paid)
-            )
-            + "\n"
+            f"{run_id}\t{_text(p.reference)}\t{_text(p.provider_id)}\t{p.amount}\t{_text(p.currency)}"
+            f"\t{p.status.value}\t{_opt(fee)}\t{_opt(expected)}\t{_opt(paid)}\n"
         )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -90,7 +91,11 @@ class SeededReport:
         return {kind: {self.reference(i) for i in rows} for kind, rows in self.planted().items()}
 
     def reference(self, i: int) -> str:
-        return f"RC-{self.seed}-{self.day:%Y%m%d}-{i:09d}"
+        return f"{self._prefix}{i:09d}"
+
+    @cached_property
+    def _prefix(self) -> str:
+        return f"RC-{self.seed}-{self.day:%Y%m%d}-"
 
     def amount(self, i: int) -> Decimal:
         return Decimal(100 + (i * 7919 + self.seed) % 100_000) + Decimal((i * 31) % 100) / 100
