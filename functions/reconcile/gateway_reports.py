@@ -6,7 +6,7 @@ ReconciliationDiscrepancies metric and e-mails finance (ledgerline.reconciliatio
 A provider whose run fails is logged and the others still run.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from ledgerline.db import transaction
@@ -15,13 +15,17 @@ from ledgerline.observability import logger
 from ledgerline.reconciliation import run, store
 
 
+def _queue(provider: str, day: date) -> None:
+    transaction(lambda cur: store.create_run(cur, provider, day))
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.set_correlation_id(event.get("id"))
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
     done: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     for provider in run.configured_providers():
-        transaction(lambda cur, p=provider: store.create_run(cur, p, yesterday))
+        _queue(provider, yesterday)
     for queued in transaction(store.queued_runs, read_only=True):
         try:
             gateway = registry.gateway(queued["provider"])

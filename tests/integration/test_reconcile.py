@@ -199,3 +199,29 @@ def test_a_payment_just_past_midnight_matches_within_the_grace_window(fake_gatew
     assert found(strict.run_id)["MISSING_IN_LEDGER"] == {report.reference(0)}
     graceful = run.reconcile("paystack", report.day, registry.gateway("paystack"), grace=timedelta(minutes=30))
     assert graceful.discrepancy_count == 0
+
+
+def test_the_daily_job_reconciles_yesterday_for_every_provider_and_runs_queued_ones(
+    fake_gateway, owner_conn, ledger_anchor
+):
+    from datetime import UTC, datetime
+
+    from functions.reconcile import gateway_reports
+
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    report = seed(fake_gateway, owner_conn, ledger_anchor, "paystack", n=70, per_kind=1, day=yesterday)
+    queued_day = a_day()
+    queued = transaction(lambda cur: store.create_run(cur, "flutterwave", queued_day))
+
+    result = gateway_reports.handler({"id": "test"}, None)
+
+    assert result["ok"], result
+    by_day = {(r["provider"], r["day"]): r for r in result["runs"]}
+    assert by_day[("paystack", yesterday.isoformat())]["discrepancy_count"] == 7
+    assert {("stripe", yesterday.isoformat()), ("flutterwave", yesterday.isoformat())} <= set(by_day)
+    assert ("flutterwave", queued_day.isoformat()) in by_day
+    ran = transaction(lambda cur: store.get_run(cur, queued["id"]), read_only=True)
+    assert ran["status"] == "succeeded"
+    paystack_run = by_day[("paystack", yesterday.isoformat())]["run_id"]
+    assert found(paystack_run) == report.references()
+    assert transaction(store.queued_runs, read_only=True) == []
