@@ -21,6 +21,7 @@ NO_ENDPOINT_NEEDED = {
     "rds": "generate_db_auth_token signs locally",
     "sts": "only the audit-bucket fallback calls it, and every function with an audit grant gets the bucket name",
     "s3": "the S3 gateway endpoint",
+    "athena": "only `ledgerline audit query` calls it, from an auditor's machine with the auditor role, never a function in the VPC",
 }
 
 
