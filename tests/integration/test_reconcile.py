@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import threading
+import uuid
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -225,3 +226,42 @@ def test_the_daily_job_reconciles_yesterday_for_every_provider_and_runs_queued_o
     paystack_run = by_day[("paystack", yesterday.isoformat())]["run_id"]
     assert found(paystack_run) == report.references()
     assert transaction(store.queued_runs, read_only=True) == []
+
+
+def test_a_reference_with_tabs_newlines_and_backslashes_is_staged_as_sent(owner_conn):
+    """The gateway's text goes into COPY escaped: a hostile reference lands intact in its
+    own column and cannot shift the others."""
+    from datetime import UTC, datetime
+
+    from ledgerline.gateways.base import GatewayPayment, PaymentStatus
+    from ledgerline.reconciliation.staging import LineReader, copy_lines
+
+    odd = "a\tb\\nc\nd\re\\"
+    payment = GatewayPayment(
+        reference=odd,
+        provider_id="id\t\\N",
+        amount=Decimal("12.50"),
+        currency="NGN",
+        status=PaymentStatus.SUCCEEDED,
+        fee=Decimal("0.19"),
+        paid_at=datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
+    )
+    run_id = str(uuid.uuid4())
+    with owner_conn.cursor() as cur:
+        cur.execute("BEGIN")
+        try:
+            cur.copy_expert(
+                "COPY reconciliation_staging (run_id, reference, provider_id, amount, currency, status, fee,"
+                " expected_fee, paid_at) FROM STDIN",
+                LineReader(copy_lines(run_id, "paystack", [payment])),
+            )
+            cur.execute(
+                "SELECT reference, provider_id, amount, fee, expected_fee, paid_at FROM reconciliation_staging"
+                " WHERE run_id = %s",
+                (run_id,),
+            )
+            assert cur.fetchall() == [
+                (odd, "id\t\\N", Decimal("12.5000"), Decimal("0.1900"), Decimal("0.1900"), payment.paid_at)
+            ]
+        finally:
+            cur.execute("ROLLBACK")
