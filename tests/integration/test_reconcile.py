@@ -35,7 +35,7 @@ def ledger_anchor(owner_conn, aws_endpoint):
 
 def a_day() -> date:
     """A day of its own per test (findings are per provider and day)."""
-    return date(2020, 1, 1) + timedelta(days=random.randrange(3000))
+    return date(2015, 1, 1) + timedelta(days=random.randrange(3000))
 
 
 def seed(fake_gateway, owner_conn, anchor, provider, n, per_kind, day=None) -> SeededReport:
@@ -265,3 +265,19 @@ def test_a_reference_with_tabs_newlines_and_backslashes_is_staged_as_sent(owner_
             ]
         finally:
             cur.execute("ROLLBACK")
+
+
+def test_the_cli_runs_a_day_now_and_exits_1_on_discrepancies(fake_gateway, owner_conn, ledger_anchor, capsys):
+    import json
+
+    from ledgerline import cli
+
+    report = seed(fake_gateway, owner_conn, ledger_anchor, "stripe", n=70, per_kind=1)
+    assert cli.main(["reconcile", "--provider", "stripe", "--date", report.day.isoformat()]) == 1
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["discrepancy_count"] == 7 and printed["gateway_count"] == 70
+    assert found(printed["run_id"]) == report.references()
+
+    clean = seed(fake_gateway, owner_conn, ledger_anchor, "stripe", n=30, per_kind=0)
+    assert cli.main(["reconcile", "--provider", "stripe", "--date", clean.day.isoformat()]) == 0
+    assert cli.main(["reconcile", "--provider", "stripe", "--date", "2999-01-01"]) != 0
