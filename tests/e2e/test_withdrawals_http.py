@@ -299,7 +299,7 @@ def test_an_unavailable_gateway_fails_only_its_own_record_and_the_retry_pays(fak
     ledger_ok(admin)
 
 
-def test_a_rejected_withdrawal_releases_the_hold(admin, wallet):
+def test_a_rejected_withdrawal_releases_the_hold_and_the_user_is_told_at_once(admin, wallet, owner_conn):
     client, account = wallet("NGN", "300.00")
     w = requested(client, account, "100.00", "NGN")
 
@@ -307,6 +307,10 @@ def test_a_rejected_withdrawal_releases_the_hold(admin, wallet):
 
     assert r.status_code == 200 and r.json()["status"] == "rejected" and r.json()["reason"] == "wrong bank"
     assert balance(client, account) == {"posted": Decimal("300.00"), "available": Decimal("300.00")}
+    with owner_conn.cursor() as cur:  # no relay run: the rejection's statement is followed by a publish
+        cur.execute("SELECT payload->>'type', relayed_at IS NOT NULL FROM outbox WHERE queue = 'notifications' "
+                    "AND payload->>'withdrawal_id' = %s", (w["id"],))  # fmt: skip
+        assert cur.fetchall() == [("withdrawal.rejected", True)]
     again = approve(admin, w["id"])
     assert (again.status_code, again.json()["code"]) == (409, "invalid_state_transition")
 

@@ -263,10 +263,23 @@ class Endpoint:
         except Exception:
             op.record_crash(request.actor, full_args)
             raise
+        if op.publishes and not outcome.replayed and outcome.status < 300:
+            _publish_fresh()
         headers = {idempotency.REPLAYED_HEADER: "true"} if outcome.replayed else None
         return Response(
             status_code=outcome.status, content_type=outcome.content_type, body=outcome.body, headers=headers
         )
+
+
+def _publish_fresh() -> None:
+    """Send the outbox rows a money statement just wrote (best effort: what this misses,
+    the relay's sweep sends within a minute)."""
+    from ledgerline import outbox
+
+    try:
+        outbox.publish_fresh()
+    except Exception:
+        logger.warning("outbox rows left to the relay's sweep", exc_info=True)
 
 
 def build_resolver(json_body: Callable[[str], Any] | None = None) -> APIGatewayHttpResolver:

@@ -22,6 +22,10 @@ class Operation:
     status: int  # of a success
     done: str  # audit action of a success
     failed: str  # audit action of a refusal (and of a crash)
+    # Its SQL writes outbox rows (a notification, a merchant event): the Endpoint publishes
+    # them right after the statement instead of leaving them to the relay's sweep. The
+    # route needs the send grants of their queues.
+    publishes: bool = False
 
     def __post_init__(self) -> None:
         # An action outside the audit trail's known namespaces is refused when the table
@@ -69,9 +73,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("reverse", 201, "ledger.transaction.reversed", "ledger.transaction.reversal_failed"),
     Operation("withdrawal_request", 201, "withdrawal.requested", "withdrawal.request_failed"),
     Operation("withdrawal_approve", 200, "withdrawal.approved", "withdrawal.approval_failed"),
-    Operation("withdrawal_reject", 200, "withdrawal.rejected", "withdrawal.rejection_failed"),
+    Operation("withdrawal_reject", 200, "withdrawal.rejected", "withdrawal.rejection_failed", publishes=True),
     Operation("topup", 201, "payment.initiated", "payment.initiation_failed"),
-    Operation("payment_resolve", 200, "payment.resolved", "payment.resolution_failed"),
+    Operation("payment_resolve", 200, "payment.resolved", "payment.resolution_failed", publishes=True),
 )
 
 
