@@ -244,15 +244,23 @@ _ACCOUNT_CHECKS: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
         ("entry_id",),
         """
         SELECT e.id AS entry_id, e.account_id, e.account_version, e.amount, e.balance_after,
-               coalesce(p.balance_after, 0) AS previous_balance
-          FROM new_entries e
+               CASE WHEN e.lag_version = e.account_version - 1 THEN e.lag_balance
+                    ELSE coalesce(p.balance_after, 0) END AS previous_balance
+          FROM (SELECT e.id, e.account_id, e.account_version, e.amount, e.balance_after,
+                       lag(e.balance_after) OVER w AS lag_balance, lag(e.account_version) OVER w AS lag_version
+                  FROM new_entries e WHERE e.account_version IS NOT NULL
+                WINDOW w AS (PARTITION BY e.account_id ORDER BY e.account_version)) e
+          -- The entry before is usually in scope too (lag); only an account's first entry
+          -- in scope needs a probe of entries_account_version.
           LEFT JOIN LATERAL (
                 SELECT p.balance_after FROM entries p
-                 WHERE p.account_id = e.account_id AND p.account_version IS NOT NULL
+                 WHERE e.lag_version IS DISTINCT FROM e.account_version - 1
+                   AND p.account_id = e.account_id AND p.account_version IS NOT NULL
                    AND p.account_version < e.account_version
                  ORDER BY p.account_version DESC LIMIT 1) p ON true
-         WHERE e.account_version IS NOT NULL
-           AND e.balance_after IS DISTINCT FROM coalesce(p.balance_after, 0) + e.amount
+         WHERE e.balance_after IS DISTINCT FROM
+               CASE WHEN e.lag_version = e.account_version - 1 THEN e.lag_balance
+                    ELSE coalesce(p.balance_after, 0) END + e.amount
         """,
         "entry {entry_id} (account {account_id}, version {account_version}): balance_after {balance_after}"
         " but the entry before leaves {previous_balance} and it moves {amount}",
