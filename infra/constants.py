@@ -8,6 +8,7 @@ from aws_cdk import Aws, Duration
 from aws_cdk import aws_logs as logs
 
 from ledgerline import metric_names
+from ledgerline.audit_sql import schema as audit_schema
 
 APP_NAME = "ledgerline"
 POWERTOOLS_SERVICE = "ledgerline"
@@ -61,25 +62,8 @@ AUDIT_PREFIX = "audit/"
 AUDIT_PROJECTION_START = "2024-01-01"
 ATHENA_RESULTS_EXPIRY = Duration.days(30)
 AUDITOR_MFA_MAX_AGE = Duration.hours(1)  # how long ago an auditor may have entered their MFA code
-AUDIT_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("id", "string"),
-    ("seq", "bigint"),
-    ("occurred_at", "string"),  # ISO 8601 UTC; from_iso8601_timestamp() in queries
-    ("actor_id", "string"),
-    ("actor_type", "string"),
-    ("actor_ip", "string"),
-    ("user_agent", "string"),
-    ("action", "string"),
-    ("category", "string"),
-    ("resource_type", "string"),
-    ("resource_id", "string"),
-    ("payload_before", "string"),  # JSON text; json_extract() in queries
-    ("payload_after", "string"),
-    ("metadata", "string"),
-    ("content_hash", "string"),
-    ("prev_hash", "string"),
-    ("chain_hash", "string"),
-)
+# The Glue table's columns: the shipper writes exactly these (one definition, in the layer).
+AUDIT_COLUMNS = audit_schema.COLUMNS
 
 # Metrics the application emits (powertools, default ``service`` dimension only).
 METRIC_RECON_DISCREPANCIES = metric_names.RECONCILIATION_DISCREPANCIES

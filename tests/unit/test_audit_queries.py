@@ -23,7 +23,6 @@ ARGS = {"actor_id": ACCOUNT, "account_id": ACCOUNT, "from": DAY, "to": DAY, "res
 
 def test_the_table_is_the_glue_table_of_the_cdk_app():
     names = c.Names("ledgerline")
-    assert schema.COLUMNS == c.AUDIT_COLUMNS
     assert schema.qualified_table("ledgerline") == f"{names.glue_database()}.{names.glue_table()}"
     assert schema.database("acme-dev") == c.Names("acme-dev").glue_database()
     assert schema.OBJECT_PREFIX == c.AUDIT_PREFIX + "dt="

@@ -1,6 +1,6 @@
-"""The audit table as Athena sees it: its name and columns (the Glue table of
-``infra/components/audit.py``; a unit test holds this copy equal to ``infra.constants``,
-which the layer cannot import)."""
+"""The audit table as Athena sees it: its name and columns. The one definition: the CDK
+app builds the Glue table from it (``infra.constants.AUDIT_COLUMNS``), the shipper writes
+these columns, DuckDB reads them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ OBJECT_PREFIX = "audit/dt="
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("id", "string"),
     ("seq", "bigint"),
-    ("occurred_at", "string"),
+    ("occurred_at", "string"),  # ISO 8601 UTC; from_iso8601_timestamp() in queries
     ("actor_id", "string"),
     ("actor_type", "string"),
     ("actor_ip", "string"),
@@ -21,7 +21,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("category", "string"),
     ("resource_type", "string"),
     ("resource_id", "string"),
-    ("payload_before", "string"),
+    ("payload_before", "string"),  # JSON text; json_extract_scalar() in queries
     ("payload_after", "string"),
     ("metadata", "string"),
     ("content_hash", "string"),
