@@ -94,7 +94,7 @@ def test_a_corrupted_new_entry_is_found_incrementally_and_audited_once(database_
     incremental()
     a, b = new_wallet("NGN", 100), new_wallet("NGN")
     t = pay(a, b, "10.00")
-    debit, credit = entries_of(owner_conn, t.id)
+    _debit, credit = entries_of(owner_conn, t.id)
     tamper.add_to_entry(credit["id"], "amount", Decimal("1.00"))
 
     run = incremental()
