@@ -74,6 +74,15 @@ def test_an_admin_queues_a_run_and_gets_it_back_at_once(admin, owner_conn):
     queued = transaction(store.queued_runs, read_only=True)
     assert body["id"] in {q["id"] for q in queued}
 
+    # The reconcile-queued job does the work, later.
+    from functions.reconcile import queued_runs
+
+    result = queued_runs.handler({"id": "test"}, None)
+    assert body["id"] in {r["run_id"] for r in result["runs"]}
+    ran = admin.get("/v1/admin/reconciliations").json()["items"]
+    mine = next(x for x in ran if x["id"] == body["id"])
+    assert mine["status"] == "succeeded" and mine["discrepancy_count"] == 0 and mine["finished_at"]
+
 
 @pytest.mark.parametrize(
     "body, field",
