@@ -215,3 +215,37 @@ def test_two_checks_at_once_report_a_finding_once(database_url, owner_conn, tamp
     assert audited_findings(owner_conn, credit["id"]) == 1
     new_keys = [finding_key(f) for r in runs for f in r.new if f.data.get("entry_id") == str(credit["id"])]
     assert new_keys == [f"entry_follows_previous:{credit['id']}"]
+
+
+def test_the_full_check_resumes_where_the_last_slice_stopped(database_url, owner_conn):
+    for _ in range(3):
+        new_wallet("NGN", 1)
+    with owner_conn.cursor() as cur:  # a pass starting from the beginning
+        cur.execute("UPDATE ledger_check_state SET full_account_after = NULL, full_transaction_after = NULL")
+        cur.execute("SELECT id::text FROM accounts ORDER BY id LIMIT 4")
+        accounts = [r[0] for r in cur.fetchall()]
+        cur.execute("SELECT id::text FROM transactions ORDER BY id LIMIT 4")
+        transactions = [r[0] for r in cur.fetchall()]
+    first = transaction(lambda cur: check_full_slice(cur, accounts=2, transactions=2))
+    second = transaction(lambda cur: check_full_slice(cur, accounts=2, transactions=2))
+    assert (first.full_account_after, first.full_transaction_after) == (accounts[1], transactions[1])
+    assert (second.full_account_after, second.full_transaction_after) == (accounts[3], transactions[3])
+
+
+def test_the_hourly_job_reports_a_corruption(database_url, owner_conn, tamper):
+    from functions.reconcile import ledger_check
+
+    from tests.integration.test_ledger_jobs import Context, scheduled_event
+
+    incremental()
+    a, b = new_wallet("NGN", 30), new_wallet("NGN")
+    t = pay(a, b, "3.00")
+    _debit, credit = entries_of(owner_conn, t.id)
+    tamper.add_to_entry(credit["id"], "balance_after", Decimal("0.01"))
+    result = ledger_check.handler(scheduled_event("ledger-check"), Context())
+    assert result["ok"] is False
+    assert {(f["invariant"], f["data"].get("entry_id") or f["data"].get("account_id")) for f in result["findings"]} >= {
+        ("entry_follows_previous", str(credit["id"])),
+        ("balance_after_matches_cached", str(b.id)),
+    }
+    assert audited_findings(owner_conn, credit["id"]) == 1
