@@ -234,7 +234,6 @@ def test_the_full_check_resumes_where_the_last_slice_stopped(database_url, owner
 
 def test_the_hourly_job_reports_a_corruption(database_url, owner_conn, tamper):
     from functions.reconcile import ledger_check
-
     from tests.integration.test_ledger_jobs import Context, scheduled_event
 
     incremental()
