@@ -330,13 +330,13 @@ _FULL_ACCOUNT_CHECKS: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
         "cached_balance_matches_entries",
         ("account_id",),
         """
-        SELECT b.account_id,
-               b.posted + coalesce((SELECT sum(d.amount) FROM balance_deltas d WHERE d.account_id = b.account_id), 0)
-                 AS cached,
-               coalesce((SELECT sum(e.amount) FROM new_entries e WHERE e.account_id = b.account_id), 0) AS entries
+        SELECT b.account_id, b.posted + coalesce(d.total, 0) AS cached, coalesce(e.total, 0) AS entries
           FROM touched s JOIN balances b ON b.account_id = s.account_id
-         WHERE b.posted + coalesce((SELECT sum(d.amount) FROM balance_deltas d WHERE d.account_id = b.account_id), 0)
-               <> coalesce((SELECT sum(e.amount) FROM new_entries e WHERE e.account_id = b.account_id), 0)
+          LEFT JOIN (SELECT account_id, sum(amount) AS total FROM new_entries GROUP BY account_id) e
+                 ON e.account_id = b.account_id
+          LEFT JOIN LATERAL (SELECT sum(d.amount) AS total FROM balance_deltas d WHERE d.account_id = b.account_id) d
+                 ON true
+         WHERE b.posted + coalesce(d.total, 0) <> coalesce(e.total, 0)
         """,
         "account {account_id}: cached balance {cached} but its entries sum to {entries}",
     ),
@@ -379,12 +379,14 @@ class CheckRun:
 def check_incremental(cur: Cursor, actor: Any = None) -> CheckRun:
     """Check what was written since the checkpoint, remember and audit new findings, and
     move the checkpoint to the commit-safe horizon. One short REPEATABLE READ transaction:
-    every query sees the same snapshot. Two runs at once serialize on the state row (the
-    later one fails to serialize and is retried by ``transaction``, then finds nothing new)."""
+    every query sees the same snapshot. Two runs at once: the state row is locked NOWAIT, so
+    the later one gives way at once instead of queueing under the statement timeout; one
+    that starts right after the other committed fails to serialize and is retried by
+    ``transaction``, then finds nothing new."""
     cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
     cur.execute(
         "SELECT checked_below::text AS since, pg_snapshot_xmin(pg_current_snapshot())::text AS horizon"
-        "  FROM ledger_check_state WHERE id = 1 FOR UPDATE"
+        "  FROM ledger_check_state WHERE id = 1 FOR UPDATE NOWAIT"
     )
     state = cur.fetchone()
     params = {"since": state["since"]}
@@ -421,7 +423,7 @@ def check_full_slice(
     cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
     cur.execute(
         "SELECT full_account_after::text AS account_after, full_transaction_after::text AS transaction_after,"
-        "       full_pass_started_at FROM ledger_check_state WHERE id = 1 FOR UPDATE"
+        "       full_pass_started_at FROM ledger_check_state WHERE id = 1 FOR UPDATE NOWAIT"
     )
     state = cur.fetchone()
     a_params = {"after": state["account_after"], "limit": accounts}
@@ -543,11 +545,18 @@ def run_ledger_check(
     check, then slices of the full check, each its own short transaction, until the time
     budget is spent (at least one slice). Returns every finding of this run."""
     started = clock()
-    run = transaction(lambda cur: check_incremental(cur, actor))
-    findings, new = list(run.findings), list(run.new)
+    findings: list[Finding] = []
+    new: list[Finding] = []
+    run = _unless_busy(lambda cur: check_incremental(cur, actor))
+    if run is not None:
+        findings += run.findings
+        new += run.new
     slices = 0
     while max_slices is None or slices < max_slices:
-        run = transaction(lambda cur: check_full_slice(cur, actor))
+        sliced = _unless_busy(lambda cur: check_full_slice(cur, actor))
+        if sliced is None:
+            break  # another check holds the full check's place: it goes on from there
+        run = sliced
         findings += run.findings
         new += run.new
         slices += 1
@@ -555,6 +564,8 @@ def run_ledger_check(
             run.full_account_after is None and run.full_transaction_after is None
         ):  # the budget is spent, or a pass has just completed: the next run goes on
             break
+    if run is None:  # another check was running throughout: say where it stands
+        run = transaction(_state, read_only=True)
     return CheckRun(
         _unique(findings),
         new,
@@ -563,6 +574,32 @@ def run_ledger_check(
         run.full_account_after,
         run.full_transaction_after,
     )
+
+
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+def _unless_busy(work: Any) -> CheckRun | None:
+    """Run ``work`` in its own transaction; None when another check holds the state row."""
+    try:
+        result: CheckRun = transaction(work)
+    except Exception as exc:
+        if getattr(exc, "pgcode", None) == LOCK_NOT_AVAILABLE:
+            return None
+        raise
+    return result
+
+
+def _state(cur: Cursor) -> CheckRun:
+    cur.execute(
+        "SELECT checked_below::text, full_passes_completed, full_account_after::text, full_transaction_after::text"
+        "  FROM ledger_check_state WHERE id = 1"
+    )
+    row = cur.fetchone()
+    return CheckRun(
+        [], [], row["checked_below"], row["full_passes_completed"], row["full_account_after"],
+        row["full_transaction_after"],
+    )  # fmt: skip
 
 
 def _unique(findings: list[Finding]) -> list[Finding]:
