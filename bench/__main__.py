@@ -13,7 +13,7 @@ import traceback
 from bench import harness
 
 # Scenario modules in the order of the Benchmarks issue; each exposes run(quick) -> [Figure].
-SCENARIOS = ["transfers", "balance", "http", "coldstart", "webhooks", "audit", "crypto"]
+SCENARIOS = ["transfers", "balance", "http", "coldstart", "webhooks", "audit", "crypto", "invariants", "reconcile"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ CATEGORIES = {
     "payment": "financial",
     "withdrawal": "financial",
     "idempotency": "financial",
+    "reconciliation": "financial",  # a run requested, a discrepancy explained or resolved
     "invoice": "invoices",
     "order": "invoices",
     "escrow": "escrow",

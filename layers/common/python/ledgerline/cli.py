@@ -226,6 +226,12 @@ def parser() -> argparse.ArgumentParser:
     )
     retire.add_argument("--keep-months", type=int, default=3, help="months kept in PostgreSQL (default 3)")
     retire.set_defaults(run=_audit_retire)
+
+    from ledgerline.reconciliation import command as reconcile
+
+    reconcile.add_arguments(
+        groups.add_parser("reconcile", help="compare a provider's day report with the ledger now (issue 16)")
+    ).set_defaults(run=reconcile.main)
     return p
 
 

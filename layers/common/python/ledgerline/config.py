@@ -101,6 +101,10 @@ class Settings:
     # that pays out when a request names none.
     withdrawal_step_up: dict[str, Decimal] = field(default_factory=lambda: parse_step_up(DEFAULT_WITHDRAWAL_STEP_UP))
     payout_provider: str = "paystack"
+    # Reconciliation: who is e-mailed about a run's discrepancies, and how far past each
+    # side of a UTC day the ledger's payments are matched against that day's report.
+    finance_email: str = "finance@ledgerline.local"
+    reconcile_grace_minutes: int = 30
 
     @property
     def local(self) -> bool:
@@ -154,6 +158,8 @@ def settings() -> Settings:
         ),
         withdrawal_step_up=parse_step_up(env.get("LEDGERLINE_WITHDRAWAL_STEP_UP", DEFAULT_WITHDRAWAL_STEP_UP)),
         payout_provider=env.get("LEDGERLINE_PAYOUT_PROVIDER", "paystack"),
+        finance_email=env.get("LEDGERLINE_FINANCE_EMAIL", "finance@ledgerline.local"),
+        reconcile_grace_minutes=int(env.get("LEDGERLINE_RECONCILE_GRACE_MINUTES", "30")),
     )
 
 

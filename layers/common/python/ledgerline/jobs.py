@@ -80,8 +80,15 @@ SCHEDULES: tuple[Schedule, ...] = (
         "functions.reconcile.gateway_reports",
         "Daily reconciliation against gateway reports",
         900,
-        grants=("secret:gateways",),
-        planned=True,
+        grants=("secret:gateways", "sqs:notifications"),
+    ),
+    Schedule(
+        "reconcile-queued",
+        "rate(15 minutes)",
+        "functions.reconcile.queued_runs",
+        "Reconciliation runs queued by administrators",
+        870,
+        grants=("secret:gateways", "sqs:notifications"),
     ),
     Schedule(
         "audit-ship",

@@ -194,7 +194,8 @@ ROUTES: tuple[Route, ...] = (
           "Approve a withdrawal: its money moves to payout clearing and the payout is queued", money=True,
           limit=MONEY, tags=("admin", "withdrawals"), grants=("sqs:gateway-payouts",)),
     Route("POST", "/v1/admin/withdrawals/{id}/reject", "functions.payments.admin_withdrawals_reject", A,
-          "Reject a withdrawal: its hold is released", money=True, limit=MONEY, tags=("admin", "withdrawals")),
+          "Reject a withdrawal: its hold is released", money=True, limit=MONEY, tags=("admin", "withdrawals"),
+          grants=("sqs:notifications",)),
     # merchant webhooks (issue 14): endpoints receive signed events (ledgerline/webhooks)
     Route("POST", "/v1/webhook-endpoints", "functions.webhooks.endpoints_create", U,
           "Register a webhook endpoint (merchants; the signing secret is shown once)", key_scope="webhooks:write",
@@ -212,6 +213,16 @@ ROUTES: tuple[Route, ...] = (
           tags=("activity",)),
     Route("GET", "/v1/admin/audit", "functions.audit.admin_audit_list", AU,
           "The audit trail, filtered, with raw payloads (each read is audited)", tags=("admin", "audit")),
+    # reconciliation (issue 16): a day's gateway report against the ledger; runs are queued here
+    # and executed by the reconcile job
+    Route("POST", "/v1/admin/reconciliations", "functions.reconcile.admin_reconciliations_create", A,
+          "Queue a reconciliation run of a provider's day", tags=("admin", "reconciliation")),
+    Route("GET", "/v1/admin/reconciliations", "functions.reconcile.admin_reconciliations_list", A,
+          "Reconciliation runs, newest first", tags=("admin", "reconciliation")),
+    Route("GET", "/v1/admin/reconciliations/{id}/discrepancies", "functions.reconcile.admin_reconciliation_discrepancies",
+          A, "What a reconciliation run found", tags=("admin", "reconciliation")),
+    Route("PATCH", "/v1/admin/reconciliation-discrepancies/{id}", "functions.reconcile.admin_discrepancies_update", A,
+          "Explain or resolve a discrepancy (audited)", tags=("admin", "reconciliation")),
 )  # fmt: skip
 
 
