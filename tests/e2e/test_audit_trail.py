@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from ledgerline.config import PROJECT_ROOT
+from tests.e2e.conftest import own_stack_environment
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -32,7 +33,7 @@ def _free_port() -> int:
 def stack_env():
     data_dir = PROJECT_ROOT / ".data" / f"audit-trail-test-{os.getpid()}"
     shutil.rmtree(data_dir, ignore_errors=True)
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AWS_ENDPOINT_URL")}
+    env = own_stack_environment()
     env = {k: v for k, v in env.items() if not k.startswith("AWS_") and k != "LEDGERLINE_AUDIT_BUCKET"}
     env.update(
         LEDGERLINE_ENV="local",

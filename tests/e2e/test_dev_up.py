@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from ledgerline.config import PROJECT_ROOT
+from tests.e2e.conftest import own_stack_environment
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +49,7 @@ def data_dir():
 @pytest.mark.parametrize("api_workers", [1, 2], ids=["in-process gateway", "2 gateway processes"])
 def test_dev_up_serves_health_and_ctrl_c_stops_postgres_and_moto(data_dir, api_workers):
     api_port, moto_port = _free_port(), _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AWS_ENDPOINT_URL")}
+    env = own_stack_environment()
     env.update(
         LEDGERLINE_ENV="local",
         LEDGERLINE_DATA_DIR=str(data_dir),

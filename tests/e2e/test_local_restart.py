@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from ledgerline.config import PROJECT_ROOT
+from tests.e2e.conftest import own_stack_environment
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +49,7 @@ def data_dir() -> Iterator[Path]:
 
 @contextmanager
 def dev_up(data_dir: Path, api_port: int, moto_port: int) -> Iterator[dict[str, Any]]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AWS_ENDPOINT_URL")}
+    env = own_stack_environment()
     env.update(
         LEDGERLINE_ENV="local",
         LEDGERLINE_DATA_DIR=str(data_dir),

@@ -24,6 +24,7 @@ import pytest
 import requests
 
 from ledgerline.config import PROJECT_ROOT
+from tests.e2e.conftest import own_stack_environment
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +51,7 @@ def stack() -> Iterator[dict[str, Any]]:
     data_dir = PROJECT_ROOT / ".data" / f"payments-stack-{os.getpid()}"
     shutil.rmtree(data_dir, ignore_errors=True)
     api_port, fake_port, moto_port = _free_port(), _free_port(), _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AWS_ENDPOINT_URL")}
+    env = own_stack_environment()
     env.update(
         LEDGERLINE_ENV="local", LEDGERLINE_DATA_DIR=str(data_dir), LEDGERLINE_API_PORT=str(api_port),
         LEDGERLINE_MOTO_PORT=str(moto_port), LEDGERLINE_FAKE_GATEWAY_PORT=str(fake_port),

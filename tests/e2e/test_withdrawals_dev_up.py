@@ -22,6 +22,7 @@ import pytest
 import requests
 
 from ledgerline.config import PROJECT_ROOT
+from tests.e2e.conftest import own_stack_environment
 
 pytestmark = pytest.mark.slow
 PASSWORD = "correct horse battery staple 9"
@@ -57,7 +58,7 @@ def stack() -> Iterator[Stack]:
     data_dir = PROJECT_ROOT / ".data" / f"withdrawals-devup-{os.getpid()}"
     shutil.rmtree(data_dir, ignore_errors=True)
     api_port, fake_port = _free_port(), _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AWS_ENDPOINT_URL")}
+    env = own_stack_environment()
     env.update(
         LEDGERLINE_ENV="local",
         LEDGERLINE_DATA_DIR=str(data_dir),
