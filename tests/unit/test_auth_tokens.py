@@ -83,19 +83,22 @@ def _signed(ring, claims, header=None):
 @pytest.mark.parametrize(
     "claims",
     [
-        {"exp": int(time.time()) - 60, "iat": int(time.time()) - 900},
-        {"nbf": int(time.time()) + 600},
+        # Times are offsets from when the test runs, not from collection: the suite runs
+        # longer than ten minutes, and a "not yet valid" fixed at collection had become valid.
+        {"exp": -60, "iat": -900},
+        {"nbf": 600},
         {"aud": "someone-else"},
         {"iss": "https://evil.example"},
         {"typ": "refresh"},
         {"jti": None},
         {"sub": "not-a-uuid"},
-        {"exp": int(time.time()) + 86400},  # longer-lived than anything we issue
+        {"exp": 86400},  # longer-lived than anything we issue
     ],
     ids=["expired", "not-yet-valid", "wrong-aud", "wrong-iss", "wrong-typ", "no-jti", "bad-sub", "too-long"],
 )
 def test_a_properly_signed_token_with_a_bad_claim_is_refused(ring, claims):
-    token = _signed(ring, _claims(**claims))
+    now = int(time.time())
+    token = _signed(ring, _claims(**{k: now + v if k in ("exp", "iat", "nbf") else v for k, v in claims.items()}))
 
     with pytest.raises(errors.Unauthorized):
         tokens.verify_access_token(token)
