@@ -44,3 +44,22 @@ CREATE OR REPLACE TRIGGER holds_no_delete BEFORE DELETE ON holds
   FOR EACH ROW EXECUTE FUNCTION forbid_mutation();
 CREATE OR REPLACE TRIGGER holds_no_truncate BEFORE TRUNCATE ON holds
   FOR EACH STATEMENT EXECUTE FUNCTION forbid_mutation();
+
+-- The escrow state machine is data, fixed by its migration (0021): nobody edits it.
+CREATE OR REPLACE TRIGGER escrow_transitions_immutable BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE
+  ON escrow_transitions FOR EACH STATEMENT EXECUTE FUNCTION forbid_mutation();
+
+-- Escrows, their disputes and the evidence are what an auditor reads after the fact:
+-- never deleted (their status moves only along escrow_transitions: escrow_guard).
+CREATE OR REPLACE TRIGGER escrows_no_delete BEFORE DELETE ON escrows
+  FOR EACH ROW EXECUTE FUNCTION forbid_mutation();
+CREATE OR REPLACE TRIGGER escrows_no_truncate BEFORE TRUNCATE ON escrows
+  FOR EACH STATEMENT EXECUTE FUNCTION forbid_mutation();
+CREATE OR REPLACE TRIGGER disputes_no_delete BEFORE DELETE ON disputes
+  FOR EACH ROW EXECUTE FUNCTION forbid_mutation();
+CREATE OR REPLACE TRIGGER disputes_no_truncate BEFORE TRUNCATE ON disputes
+  FOR EACH STATEMENT EXECUTE FUNCTION forbid_mutation();
+CREATE OR REPLACE TRIGGER dispute_evidence_no_delete BEFORE DELETE ON dispute_evidence
+  FOR EACH ROW EXECUTE FUNCTION forbid_mutation();
+CREATE OR REPLACE TRIGGER dispute_evidence_no_truncate BEFORE TRUNCATE ON dispute_evidence
+  FOR EACH STATEMENT EXECUTE FUNCTION forbid_mutation();
