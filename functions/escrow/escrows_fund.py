@@ -1,0 +1,16 @@
+"""POST /v1/escrows/{id}/fund: the buyer pays the escrow from one of their wallets
+(AWAITING_PAYMENT -> FUNDED)."""
+
+from ledgerline.escrow.model import FundEscrow
+from ledgerline.http import Endpoint, Response
+from ledgerline.ids import object_id
+
+api = Endpoint(__name__)
+
+
+@api
+def fund_escrow(id: str, body: FundEscrow) -> Response:
+    return api.money("escrow_fund", {"escrow_id": str(object_id(id, "escrow")), "account_id": str(body.account_id)})
+
+
+handler = api.handler
