@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from ledgerline.config import PROJECT_ROOT
 from tests.e2e.conftest import own_stack_environment
+from tests.registration import poster, register_and_verify
 
 pytestmark = pytest.mark.slow
 
@@ -98,12 +99,8 @@ def test_a_restart_keeps_audit_objects_their_lock_the_audit_key_and_issued_token
     email, password = f"restart-{uuid.uuid4().hex[:8]}@example.test", "correct horse battery staple 9"
     checkpoint = b'{"keys":["audit/dt=2026-12-01/000001.json"],"to_seq":1}'
     with dev_up(data_dir, api_port, moto_port) as first:
-        registered = requests.post(
-            f"{first['api']}/v1/auth/register",
-            timeout=30,
-            json={"email": email, "password": password, "full_name": "Ada Obi"},
-        )
-        assert registered.status_code in (201, 202), registered.text
+        body = {"email": email, "password": password, "full_name": "Ada Obi"}
+        register_and_verify(poster(first["api"]), body, data_dir=data_dir)
         login = requests.post(f"{first['api']}/v1/auth/login", json={"email": email, "password": password}, timeout=30)
         assert login.status_code == 200, login.text
         token = login.json()["access_token"]

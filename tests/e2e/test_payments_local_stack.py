@@ -25,6 +25,7 @@ import requests
 
 from ledgerline.config import PROJECT_ROOT
 from tests.e2e.conftest import own_stack_environment
+from tests.registration import poster, register_and_verify
 
 pytestmark = pytest.mark.slow
 
@@ -90,9 +91,8 @@ def stack() -> Iterator[dict[str, Any]]:
 def test_a_paid_topup_credits_once_through_the_local_stack(stack):
     api, fake = stack["api"], stack["fake"]
     email, password = f"stack-{uuid.uuid4().hex[:8]}@example.test", "correct horse battery staple 9"
-    registered = requests.post(f"{api}/v1/auth/register", json={"email": email, "password": password,
-                                                                "full_name": "Ada Obi"}, timeout=30)  # fmt: skip
-    assert registered.status_code in (201, 202), registered.text
+    body = {"email": email, "password": password, "full_name": "Ada Obi"}
+    register_and_verify(poster(api), body, data_dir=stack["data_dir"])
     login = requests.post(f"{api}/v1/auth/login", json={"email": email, "password": password}, timeout=30)
     assert login.status_code == 200, login.text
     user = requests.Session()

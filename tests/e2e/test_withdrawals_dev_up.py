@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pyotp
@@ -23,6 +24,7 @@ import requests
 
 from ledgerline.config import PROJECT_ROOT
 from tests.e2e.conftest import own_stack_environment
+from tests.registration import poster, register_and_verify
 
 pytestmark = pytest.mark.slow
 PASSWORD = "correct horse battery staple 9"
@@ -115,8 +117,8 @@ def admin(stack: Stack) -> str:
 def user(stack: Stack, admin: str) -> tuple[str, str]:
     """A registered user's token and a wallet of theirs with 1,000.00 NGN."""
     email = f"user-{uuid.uuid4().hex[:8]}@example.test"
-    r = stack.call("POST", "/v1/auth/register", json={"email": email, "password": PASSWORD, "full_name": "Ada Obi"})
-    assert r.status_code == 201, r.text
+    body = {"email": email, "password": PASSWORD, "full_name": "Ada Obi"}
+    register_and_verify(poster(stack.api), body, data_dir=Path(stack.env["LEDGERLINE_DATA_DIR"]))
     token = stack.login(email)
     account = stack.call("POST", "/v1/accounts", token, json={"currency": "NGN"}).json()["id"]
     funded = stack.call("POST", "/v1/admin/adjustments", admin, key=True, json={

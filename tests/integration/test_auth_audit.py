@@ -11,7 +11,18 @@ from argon2 import PasswordHasher
 
 from ledgerline import config, errors, routes
 from ledgerline.audit import Actor
-from ledgerline.auth import admission, apikeys, events, otp, resets, sessions, throttle, tokens, users
+from ledgerline.auth import (
+    admission,
+    apikeys,
+    events,
+    otp,
+    resets,
+    sessions,
+    throttle,
+    tokens,
+    users,
+    verification,
+)
 from ledgerline.caller import Principal, Request
 from ledgerline.db import transaction
 
@@ -42,6 +53,24 @@ def mailed_reset_token(email):
     return prepared and prepared["token"]
 
 
+def registration_mails(email):
+    """What the notification worker makes of the mails registrations of ``email`` queued."""
+    from ledgerline import notifications
+
+    def queued(cur):
+        cur.execute(
+            """
+            SELECT o.payload FROM outbox o JOIN email_verifications v ON v.id::text = o.payload->>'verification_id'
+              JOIN users u ON u.id = v.user_id
+             WHERE u.email = %s ORDER BY o.id
+            """,
+            (email,),
+        )
+        return [r["payload"] for r in cur.fetchall()]
+
+    return [notifications.prepare(p, run=transaction) for p in transaction(queued)]
+
+
 def session_claims(user_id, role):
     """The verified claims of a new session of the user (a password login)."""
     started = transaction(lambda cur: sessions.start(cur, user_id, role, CLIENT, amr=["pwd"]))
@@ -61,15 +90,16 @@ def test_every_auth_event_is_written_to_the_audit_trail(owner_conn, monkeypatch)
     # user.created / user.registered
     admin = create("admin")
     alice = create()
-    transaction(
-        lambda cur: users.register(
-            cur,
-            email=f"reg-{uuid.uuid4().hex[:8]}@example.test",
-            password=PASSWORD,
-            full_name="R",
-            actor=CLIENT.actor(),
+    # ... auth.registration_address_taken, email_verification_sent / skipped / failed, user.email_verified
+    registering = f"reg-{uuid.uuid4().hex[:8]}@example.test"
+    for _ in range(2):  # the second finds the address taken
+        transaction(
+            lambda cur: users.register(cur, email=registering, password=PASSWORD, full_name="R", actor=CLIENT.actor())
         )
-    )
+    sent, skipped = registration_mails(registering)  # the notice: the verification went out moments ago
+    assert skipped is None
+    verification.verify(sent["token"], CLIENT.actor())
+    expect(errors.BadRequest, verification.verify, sent["token"], CLIENT.actor())
     # user.password_rehashed: a hash made with weaker parameters is upgraded at login
     weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
     with owner_conn.cursor() as cur:
@@ -148,4 +178,4 @@ def test_every_auth_event_is_written_to_the_audit_trail(owner_conn, monkeypatch)
     missing = sorted(set(events.ALL) - set(seen))
     assert missing == [], f"auth events without an audit row: {missing}"
     assert {seen[a] for a in events.ALL} == {"auth"}
-    assert len(events.ALL) == 27
+    assert len(events.ALL) == 32

@@ -4,7 +4,7 @@ Events arrive from the notifications queue (see ``ledgerline.outbox``) as JSON o
 with a ``type``; the recipient is the event's ``email`` or, given a ``user_id``, the
 user's address. Providers are pluggable: in AWS, SES; on a laptop, a local mailbox file
 (``<data_dir>/mailbox/notifications.jsonl``, one JSON object per delivered message) that
-developers and tests read, e.g. to find a password-reset token.
+developers and tests read, e.g. to find a password-reset or e-mail verification token.
 
 Delivery is at-least-once (the queue and the outbox both retry), so a recipient may get a
 message twice; every delivery records the event's ``outbox_id`` so duplicates show.
@@ -62,12 +62,39 @@ def _password_reset(p: Mapping[str, Any]) -> tuple[str, str]:
     )
 
 
+def _email_verification(p: Mapping[str, Any]) -> tuple[str, str]:
+    token = p.get("token")
+    if not token:
+        raise NotificationError("auth.email_verification event without a token")
+    expires = p.get("expires_at") or "tomorrow"
+    return (
+        "Confirm your e-mail address for Ledgerline",
+        "Someone registered a Ledgerline account with this address.\n\n"
+        f"Your verification token:\n\n    {token}\n\n"
+        f"Send it to POST /v1/auth/verify-email before {expires} (UTC); then you can sign in.\n"
+        "If you did not register, ignore this message: the account stays unusable.\n",
+    )
+
+
+def _registration_attempted(p: Mapping[str, Any]) -> tuple[str, str]:
+    return (
+        "Someone tried to register with your e-mail address",
+        "Someone tried to register a new Ledgerline account with this address, which already has one.\n"
+        "Nothing changed: your account, password and sessions are as they were.\n"
+        "If it was you, sign in instead, or reset your password if you forgot it. "
+        "If it was not, you need do nothing.\n",
+    )
+
+
 def _account_locked(p: Mapping[str, Any]) -> tuple[str, str]:
     text = p.get("message") or (
         "Sign-in to your account was locked after repeated failed attempts. "
         "If this was not you, reset your password; that also unlocks sign-in."
     )
     return "Sign-in to your Ledgerline account was locked", str(text) + "\n"
+
+
+_REGISTRATION_MAILS = ("auth.email_verification", "auth.registration_attempted")  # verification.EVENTS
 
 
 def prepare(payload: Any, *, run: Callable[[Callable[[Cursor], Any]], Any]) -> Any:
@@ -79,12 +106,22 @@ def prepare(payload: Any, *, run: Callable[[Callable[[Cursor], Any]], Any]) -> A
         from ledgerline.auth import resets
 
         return run(lambda cur: resets.prepare_delivery(cur, payload))
+    if isinstance(payload, Mapping) and payload.get("type") in _REGISTRATION_MAILS:
+        from ledgerline.auth import verification
+
+        return run(lambda cur: verification.prepare_delivery(cur, payload))
+    if isinstance(payload, Mapping) and payload.get("type") == "auth.login_code":  # new_country.EVENT
+        from ledgerline.auth import new_country
+
+        return run(lambda cur: new_country.prepare_delivery(cur, payload))
     return payload
 
 
 TEMPLATES: dict[str, Callable[[Mapping[str, Any]], tuple[str, str]]] = {
     "auth.password_reset": _password_reset,
     "auth.account_locked": _account_locked,
+    "auth.email_verification": _email_verification,
+    "auth.registration_attempted": _registration_attempted,
 }
 
 

@@ -9,8 +9,8 @@ from uuid import UUID
 
 from ledgerline import audit, errors, pagination
 from ledgerline.audit import Actor
-from ledgerline.auth import events, passwords
-from ledgerline.auth.model import Registration, User
+from ledgerline.auth import events, passwords, throttle
+from ledgerline.auth.model import User
 
 if TYPE_CHECKING:
     from ledgerline.db import Cursor
@@ -137,21 +137,60 @@ def create_user(
     return user
 
 
-def register(
-    cur: Cursor, *, email: str, password: str, full_name: str, phone: str | None = None, actor: Actor
-) -> Registration:
-    """Self-service sign-up: always the ``user`` role."""
-    user = create_user(
-        cur,
-        email=email,
-        password=password,
-        full_name=full_name,
-        phone=phone,
-        role="user",
-        actor=actor,
-        action=events.USER_REGISTERED,
+def register(cur: Cursor, *, email: str, password: str, full_name: str, phone: str | None = None, actor: Actor) -> None:
+    """Self-service sign-up (always the ``user`` role), without account enumeration.
+
+    A taken and a free address get the same answer and cost the same work: both paths
+    validate, hash the password (argon2id, the bulk of the time), run one INSERT, protect
+    the phone number when one is given, write one audit row and queue one mail
+    (``verification.request``). A free address becomes an unverified account and is mailed
+    a verification token; a taken one changes nothing and its owner is told. Nothing is
+    returned: the caller learns only that the request was well formed.
+    """
+    from ledgerline.auth import verification
+
+    email = check_email(email)
+    full_name = check_full_name(full_name)
+    phone = check_phone(phone) if phone else None
+    passwords.check_policy(password, email=email)
+    password_hash = passwords.hash_password(password)
+    cur.execute(
+        f"""
+        INSERT INTO users (email, full_name, role, password_hash, email_verified_at)
+        VALUES (%s, %s, 'user', %s, NULL)
+        ON CONFLICT (email) DO NOTHING
+        RETURNING {_PUBLIC_COLUMNS}
+        """,
+        (email, full_name, password_hash),
     )
-    return Registration.from_user(user)
+    row = cur.fetchone()
+    if row is not None:
+        if phone:
+            _protect_phone(cur, row["id"], phone)
+        who = Actor(id=row["id"], type="user", ip=actor.ip, user_agent=actor.user_agent, request_id=actor.request_id)
+        audit.record(cur, who, events.USER_REGISTERED, "user", row["id"], after=_audit_view(row))
+        verification.request(cur, row["id"], taken=False)
+        return
+    # Taken: one indexed read instead of the insert's writes (well under a millisecond,
+    # against the tens the hash costs both paths).
+    cur.execute("SELECT id FROM users WHERE email = %s", (email,))
+    owner = cur.fetchone()["id"]
+    if phone:
+        _protect_nothing(owner, phone)
+    audit.record(
+        cur, actor, events.REGISTRATION_ADDRESS_TAKEN, "user", owner,
+        metadata={"email_sha256": throttle.login_subject(email).hex()},
+    )  # fmt: skip
+    verification.request(cur, owner, taken=True)
+
+
+def _protect_nothing(user_id: UUID, phone: str) -> None:
+    """The phone's encryption and blind index, computed and dropped: a taken address with
+    a phone number must cost what a free one does."""
+    from ledgerline import crypto
+
+    crypto.encrypt_field(phone, table="users", column="phone_ciphertext", row_id=user_id)
+    crypto.blind_index(phone, kind="phone")
 
 
 def _audit_view(row: dict[str, Any]) -> dict[str, Any]:
