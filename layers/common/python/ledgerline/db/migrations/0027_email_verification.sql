@@ -20,14 +20,14 @@ CREATE TABLE email_verifications (
   purpose        text NOT NULL CHECK (purpose IN ('verify', 'taken')),
   requested_at   timestamptz NOT NULL DEFAULT now(),
   sent_at        timestamptz,  -- when the worker mailed it (a redelivery mails again)
-  token_hash     bytea UNIQUE CHECK (octet_length(token_hash) = 32),  -- 'verify' only
+  -- Minted for a verification (also when a 'taken' address's account never verified).
+  token_hash     bytea UNIQUE CHECK (octet_length(token_hash) = 32),
   expires_at     timestamptz,
   used_at        timestamptz,
   -- Why the worker sent nothing: verified meanwhile, suspended, or mailed moments ago.
   skipped_reason text CHECK (skipped_reason IN ('verified', 'inactive', 'recent')),
   CONSTRAINT email_verifications_minted CHECK (
-    (token_hash IS NULL) = (expires_at IS NULL) AND (token_hash IS NULL OR sent_at IS NOT NULL)
-    AND (token_hash IS NULL OR purpose = 'verify')),
+    (token_hash IS NULL) = (expires_at IS NULL) AND (token_hash IS NULL OR sent_at IS NOT NULL)),
   CONSTRAINT email_verifications_used_once CHECK (used_at IS NULL OR token_hash IS NOT NULL)
 );
 CREATE INDEX email_verifications_user ON email_verifications (user_id, sent_at DESC);
