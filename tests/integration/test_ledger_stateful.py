@@ -5,6 +5,7 @@ instants equals the sum of the entries up to that instant."""
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from decimal import Decimal
 
@@ -272,8 +273,30 @@ LedgerMachine.TestCase.settings = settings(
 )
 
 
+@pytest.fixture(scope="module")
+def own_ledger(database_url):
+    """A database of this module's own, the library pointed at it. The invariants are
+    checked over the whole ledger after every step (750 checks a run): on the run's shared
+    database their cost followed whatever the tests before had written (12 s alone, 207 s
+    after 50,000 entries), here it follows only the machine's own rows. Same checks."""
+    from ledgerline import config
+    from ledgerline.db import connection, testing
+
+    url = testing.create_test_database(database_url)
+    os.environ["DATABASE_URL"] = url
+    config.settings.cache_clear()
+    connection.reset_urls()
+    try:
+        yield url
+    finally:
+        os.environ["DATABASE_URL"] = database_url  # as the session's fixture set it
+        config.settings.cache_clear()
+        connection.reset_urls()
+        testing.drop_database(url)
+
+
 @pytest.mark.slow
 class TestLedgerStateful(LedgerMachine.TestCase):
     @pytest.fixture(autouse=True)
-    def _database(self, database_url):
-        return database_url
+    def _database(self, own_ledger):
+        return own_ledger
