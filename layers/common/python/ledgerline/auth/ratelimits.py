@@ -1,12 +1,17 @@
 """Rate limits and velocity checks, counted in PostgreSQL (shared by every function
 instance).
 
-A window per (limit, subject) that starts at the subject's first request, counted by ONE
-atomic upsert for all the subjects of a request (the SQL function ``rate_limit_hit``):
-``login`` 5/min, ``otp`` 3/min, ``money`` 10/min and ``default`` for the rest, from
-``settings().rate_limits``; a route's class is its row's ``limit``. Refused requests count
-too, so hammering does not shorten the wait. 429 with ``Retry-After`` = seconds to the end
-of the window. Velocity (``settings().velocity``, >20 in 60 s) counts the money-moving requests of routes marked ``velocity``, per user.
+A sliding-window counter per (limit, subject), counted by ONE atomic upsert for all the
+subjects of a request (the SQL function ``rate_limit_hit``): ``login`` 5/min, ``otp``
+3/min, ``money`` 10/min and ``default`` for the rest, from ``settings().rate_limits``; a
+route's class is its row's ``limit``. Windows follow each other from a subject's first
+request, and the previous window's hits weigh by how much of it is still inside the last
+period, so a burst straddling a window's end passes at most the limit (a fixed window
+passed twice that). Only admitted requests count: hammering neither shortens nor lengthens
+the wait. 429 with ``Retry-After`` = seconds until one more request would pass (after a
+full burst: the period plus period/limit, while the burst fades). Velocity
+(``settings().velocity``, >20 in 60 s) counts the money-moving requests of routes marked
+``velocity``, per user, the same way.
 
 A request's checks are counted inside its admission statement (``auth_admit``,
 ``ledgerline.auth.admission``); ``hit`` counts checks in a transaction of one's own

@@ -26,9 +26,16 @@
 -- racing one opened the window, but reached the row after it, would otherwise see a
 -- window longer than its period. It is read once per row (in the sub-select), so the
 -- window and the weight agree.
+--
+-- PL/pgSQL around one statement for its cached plan: as a plain SQL function the
+-- statement was planned at every call (server-side, 2 checks a call, on a loaded 2-core
+-- laptop: 0.35 ms a call against the fixed window's 0.97 ms as LANGUAGE sql).
 CREATE OR REPLACE FUNCTION rate_limit_hit(p_checks jsonb)
 RETURNS TABLE (spec jsonb, hits integer, retry_after integer)
-LANGUAGE sql SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
   WITH counted AS (
     INSERT INTO rate_limit_buckets AS b (key, resets_at, hits, previous_hits, refused)
     SELECT c->>'key', clock_timestamp() + make_interval(secs => (c->>'period')::int),
@@ -75,7 +82,7 @@ LANGUAGE sql SET search_path = public, pg_temp AS $$
                   THEN r.ends + r.per * (1 - (r.lim - 1)::numeric / r.cur) - clock_timestamp()
                 ELSE interval '1 second' END)))::int
     FROM refused r;
-$$;
+END $$;
 
 REVOKE ALL ON FUNCTION rate_limit_hit(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION rate_limit_hit(jsonb) TO ledgerline_app;
