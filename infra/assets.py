@@ -1,8 +1,9 @@
 """Lambda code assets, built without Docker.
 
-* The common layer: ``build/layer/python`` = ``ledgerline`` + the runtime dependencies of
-  ``pyproject.toml`` installed for Python 3.12 on arm64 (manylinux wheels only). It is
-  rebuilt only when its inputs change (a fingerprint file next to it).
+* The common layer: ``build/layer/python`` = ``ledgerline`` + the runtime dependencies,
+  exactly as locked (``requirements/runtime.txt``, every file's hash checked), installed
+  for Python 3.12 on arm64 (manylinux wheels only). It is rebuilt only when its inputs
+  change (a fingerprint file next to it).
 * The function code: a copy of the ``functions`` package without tests and caches.
 
 Set ``LEDGERLINE_LAYER_DIR`` to an existing layer folder to skip the pip install (the
@@ -16,7 +17,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +32,9 @@ NOT_SHIPPED = ("local", "testing.py", "cli.py")
 _IGNORED = shutil.ignore_patterns(*_CACHES_AND_TESTS)
 _LAYER_IGNORED = shutil.ignore_patterns(*_CACHES_AND_TESTS, *NOT_SHIPPED)
 _PIP_TARGET = (
-    "--platform",
-    "manylinux2014_aarch64",
+    # The Python 3.12 runtime is Amazon Linux 2023 (glibc 2.34). pip matches each tag
+    # exactly, so every manylinux generation up to it is named.
+    *(arg for tag in ("manylinux2014", "manylinux_2_28", "manylinux_2_34") for arg in ("--platform", f"{tag}_aarch64")),
     "--only-binary=:all:",
     "--python-version",
     "3.12",
@@ -57,14 +58,12 @@ def prepare_assets(root: Path = PROJECT_ROOT, build_dir: Path | None = None) -> 
     return AssetPaths(functions=stage_functions(root, build / "functions"), layer=layer)
 
 
-def runtime_dependencies(root: Path = PROJECT_ROOT) -> list[str]:
-    with (root / "pyproject.toml").open("rb") as f:
-        return list(tomllib.load(f)["project"]["dependencies"])
+RUNTIME_LOCK = Path("requirements/runtime.txt")  # infra.supply_chain.export_path("runtime")
 
 
 def layer_fingerprint(root: Path = PROJECT_ROOT) -> str:
     digest = hashlib.sha256()
-    digest.update("\n".join(runtime_dependencies(root)).encode())
+    digest.update((root / RUNTIME_LOCK).read_bytes())
     digest.update(" ".join(_PIP_TARGET).encode())
     for path in _source_files(root / LAYER_SOURCE):
         digest.update(str(path.relative_to(root)).encode())
@@ -91,10 +90,13 @@ def build_layer(root: Path, dest: Path) -> Path:
             "install",
             "--quiet",
             "--disable-pip-version-check",
+            "--require-hashes",
+            "--no-deps",  # the lock lists every package: pip resolves nothing
             *_PIP_TARGET,
             "--target",
             str(site),
-            *runtime_dependencies(root),
+            "--requirement",
+            str(root / RUNTIME_LOCK),
         ],
         capture_output=True,
         text=True,

@@ -1,6 +1,7 @@
 """``make synth``: build the assets, synthesize every stack into ``cdk.out`` with plain
-Python (no CDK CLI, no AWS account), run cdk-nag and cfn-lint, and print timings and
-resource counts.
+Python (no CDK CLI, no AWS account), run cdk-nag and cfn-lint, write the Lambda layer's
+SBOM (``cdk.out/ledgerline-layer.cdx.json``, CycloneDX) and check its licences, and print
+timings and resource counts.
 
 Exit status 1 when a validation (cdk-nag, CloudFormation rules) fails, the full report
 being ``cdk.out/validation-report.json``, or when cfn-lint reports an error (warnings are
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     outdir = Path(args.outdir)
     lint_errors = [] if args.no_checks or failed else lint_summary(outdir)
     linted = time.perf_counter()
+    licence_errors = layer_bill_of_materials(assets.layer / "python", outdir)
     timings = {
         "start (Python, jsii, aws-cdk-lib)": started - _PROCESS_STARTED,
         "assets (layer + functions)": assets_done - started,
@@ -126,7 +128,22 @@ def main(argv: list[str] | None = None) -> int:
     if lint_errors:
         print("\ncfn-lint errors:", *lint_errors, sep="\n  ", file=sys.stderr)
         return 1
+    if licence_errors:
+        print("\nthe layer ships licences licences.toml does not allow:", *licence_errors, sep="\n  ", file=sys.stderr)
+        return 1
     return 0
+
+
+def layer_bill_of_materials(site: Path, outdir: Path) -> list[str]:
+    """Write the layer's SBOM beside the templates; the packages whose licence is not allowed."""
+    from importlib.metadata import distributions
+
+    from infra import supply_chain
+
+    path = outdir / supply_chain.SBOM_FILE
+    count = supply_chain.write_sbom(site, path)
+    print(f"SBOM: {count} packages of the Lambda layer in {path}")
+    return supply_chain.licence_findings(distributions(path=[str(site)]), supply_chain.Policy.load())
 
 
 def lint_summary(outdir: Path) -> list[str]:

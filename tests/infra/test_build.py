@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
+from importlib.metadata import distributions
 from pathlib import Path
 
 import pytest
 from aws_cdk import App
+from packaging.utils import canonicalize_name
 
 from infra import assets as build
 from infra import constants as c
+from infra import supply_chain
 from infra.app import Tables, build_app
 from infra.assets import AssetPaths
 from infra.settings import InfraSettings
@@ -53,12 +57,13 @@ def test_function_names_too_long_for_lambda_are_refused_with_a_hint() -> None:
     assert c.queue_url_env("merchant-webhooks") == "LEDGERLINE_QUEUE_MERCHANT_WEBHOOKS_URL"
 
 
-def _project(root: Path, dependencies: str = '"pyjwt>=2.8"') -> Path:
+def _project(root: Path) -> Path:
     (root / "layers/common/python/ledgerline").mkdir(parents=True)
     (root / "layers/common/python/ledgerline/__init__.py").write_text("VERSION = 1\n")
     (root / "layers/common/python/ledgerline/__pycache__").mkdir()
     (root / "layers/common/python/ledgerline/__pycache__/x.pyc").write_bytes(b"\0")
-    (root / "pyproject.toml").write_text(f"[project]\nname = 'x'\ndependencies = [{dependencies}]\n")
+    (root / "requirements").mkdir()
+    (root / build.RUNTIME_LOCK).write_text("pyjwt==2.8.0 --hash=sha256:" + "0" * 64 + "\n")
     return root
 
 
@@ -75,19 +80,21 @@ def test_layer_is_rebuilt_only_when_its_inputs_change(tmp_path: Path, monkeypatc
     build.build_layer(root, tmp_path / "build/layer")
     assert len(installs) == 1, "an unchanged layer is not rebuilt"
     command = installs[0]
-    assert command[command.index("--platform") + 1] == "manylinux2014_aarch64"
+    platforms = {command[i + 1] for i, arg in enumerate(command) if arg == "--platform"}
+    assert platforms == {"manylinux2014_aarch64", "manylinux_2_28_aarch64", "manylinux_2_34_aarch64"}
     assert command[command.index("--python-version") + 1] == "3.12"
     assert "--only-binary=:all:" in command
-    assert command[-1] == "pyjwt>=2.8"
+    assert {"--require-hashes", "--no-deps"} <= set(command), "exactly the lock, every file's hash checked"
+    assert command[-2:] == ["--requirement", str(root / build.RUNTIME_LOCK)]
     assert (layer / "python/ledgerline/__init__.py").read_text() == "VERSION = 1\n"
     assert not list(layer.rglob("__pycache__"))
     assert not (layer / ".fingerprint").exists(), "the cache stamp is not shipped in the layer"
 
     (root / "layers/common/python/ledgerline/__init__.py").write_text("VERSION = 2\n")
     build.build_layer(root, tmp_path / "build/layer")
-    (root / "pyproject.toml").write_text("[project]\nname = 'x'\ndependencies = ['pyjwt>=2.9']\n")
+    (root / build.RUNTIME_LOCK).write_text("pyjwt==2.9.0 --hash=sha256:" + "1" * 64 + "\n")
     build.build_layer(root, tmp_path / "build/layer")
-    assert len(installs) == 3
+    assert len(installs) == 3, "a new lock rebuilds the layer"
 
 
 def test_a_failed_pip_install_says_so_and_keeps_the_previous_layer(
@@ -167,11 +174,24 @@ def test_layer_dir_override_must_be_a_layer(tmp_path: Path, monkeypatch: pytest.
         build.prepare_assets(build_dir=tmp_path / "build")
 
 
-def test_layer_ships_exactly_the_runtime_dependencies_of_pyproject() -> None:
-    import tomllib
+def test_the_real_layer_holds_exactly_the_locked_packages_and_its_sbom_lists_each_with_its_licence(
+    tmp_path: Path,
+) -> None:
+    # A real pip install for arm64 from requirements/runtime.txt (cached in build/layer by
+    # its fingerprint, as make synth does).
+    site = build.build_layer(build.PROJECT_ROOT, build.PROJECT_ROOT / "build/layer") / "python"
+    installed = {canonicalize_name(d.metadata["Name"]): d.version for d in distributions(path=[str(site)])}
+    assert installed == supply_chain.pins("runtime")
 
-    pyproject = tomllib.loads((build.PROJECT_ROOT / "pyproject.toml").read_text())
-    assert build.runtime_dependencies() == pyproject["project"]["dependencies"]
+    sbom = tmp_path / supply_chain.SBOM_FILE
+    assert supply_chain.write_sbom(site, sbom) == len(installed)
+    document = json.loads(sbom.read_text())
+    assert document["bomFormat"] == "CycloneDX" and document["specVersion"] == "1.6"
+    listed = {c["name"]: c for c in document["components"]}
+    assert {name: c["version"] for name, c in listed.items()} == installed
+    assert listed["boto3"]["purl"] == f"pkg:pypi/boto3@{installed['boto3']}"
+    unlicensed = [name for name, c in listed.items() if not c.get("licenses")]
+    assert not unlicensed, f"the SBOM names no licence for {unlicensed}"
 
 
 def test_an_api_without_discovery_routes_still_gets_its_authorizer(assets: AssetPaths) -> None:
