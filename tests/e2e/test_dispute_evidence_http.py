@@ -94,7 +94,11 @@ def resolve(escrow_id: str) -> None:
     admin_id = transaction(lambda cur: create_user(cur, "admin"))
     transaction(
         lambda cur: escrow_step(
-            cur, escrow_id, "RESOLVED_REFUNDED", {"party_id": None, "reason": "refund it"}, user_actor(admin_id, "admin")
+            cur,
+            escrow_id,
+            "RESOLVED_REFUNDED",
+            {"party_id": None, "reason": "refund it"},
+            user_actor(admin_id, "admin"),
         )
     )
 
@@ -136,9 +140,7 @@ def upload(form: dict, content: bytes, **field_over) -> requests.Response:
     return requests.post(form["url"], data=fields, files={"file": ("receipt.pdf", content)}, timeout=30)
 
 
-def test_text_evidence_is_recorded_audited_and_listed_for_the_parties_and_readers(
-    dispute, admin, auditor, owner_conn
-):
+def test_text_evidence_is_recorded_audited_and_listed_for_the_parties_and_readers(dispute, admin, auditor, owner_conn):
     buyer_id, buyer = dispute["buyer"]
     seller_id, seller = dispute["seller"]
     url = f"/v1/escrows/{dispute['id']}/dispute/evidence"
@@ -261,9 +263,7 @@ def test_the_size_limit_is_the_setting(dispute, monkeypatch):
         config.settings.cache_clear()
 
 
-def test_strangers_get_404_admins_may_not_submit_and_parties_confirm_only_their_own(
-    dispute, party, admin, owner_conn
-):
+def test_strangers_get_404_admins_may_not_submit_and_parties_confirm_only_their_own(dispute, party, admin, owner_conn):
     _, buyer = dispute["buyer"]
     _, seller = dispute["seller"]
     _, stranger = party()

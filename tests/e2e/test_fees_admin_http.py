@@ -4,6 +4,7 @@ is a 422 naming the field that changes nothing; anyone else is refused (403)."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import psycopg2.extras
@@ -175,7 +176,7 @@ def test_concurrent_changes_are_each_audited_with_what_they_really_replaced(admi
     rows = audit_rows(owner_conn, "CAD")
     assert len(rows) == len(percents)
     assert rows[0]["payload_before"] is None
-    for previous, row in zip(rows, rows[1:], strict=False):
+    for previous, row in itertools.pairwise(rows):
         assert row["payload_before"] == previous["payload_after"]
     final = schedule_rows(owner_conn, "CAD")
     assert len(final) == 1 and rows[-1]["payload_after"]["percent"] == str(final[0]["percent"])
