@@ -7,33 +7,19 @@ reaches the local mailbox."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
 
-from ledgerline.config import PROJECT_ROOT
-from tests.e2e.conftest import own_stack_environment
+from tests.e2e.own_stack.stack import LocalStack
 from tests.registration import poster, register_and_verify
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _until(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -46,53 +32,12 @@ def _until(check: Callable[[], Any], timeout: float, what: str) -> Any:
     raise AssertionError(f"{what}: not within {timeout:.0f} s")
 
 
-@pytest.fixture
-def stack() -> Iterator[dict[str, Any]]:
-    # Under the project, not /tmp: the embedded server runs as its own system user.
-    data_dir = PROJECT_ROOT / ".data" / f"payments-stack-{os.getpid()}"
-    shutil.rmtree(data_dir, ignore_errors=True)
-    api_port, fake_port, moto_port = _free_port(), _free_port(), _free_port()
-    env = own_stack_environment()
-    env.update(
-        LEDGERLINE_ENV="local", LEDGERLINE_DATA_DIR=str(data_dir), LEDGERLINE_API_PORT=str(api_port),
-        LEDGERLINE_MOTO_PORT=str(moto_port), LEDGERLINE_FAKE_GATEWAY_PORT=str(fake_port),
-    )  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ledgerline.cli", "dev", "up"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    api = f"http://127.0.0.1:{api_port}"
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"dev up exited with {proc.returncode}")
-        try:
-            return requests.get(f"{api}/v1/health", timeout=2).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    try:
-        _until(up, 180, "the stack's health")
-        yield {"api": api, "fake": f"http://127.0.0.1:{fake_port}", "data_dir": Path(data_dir),
-               "moto": f"http://127.0.0.1:{moto_port}"}  # fmt: skip
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(data_dir, ignore_errors=True)
-
-
-def test_a_paid_topup_credits_once_through_the_local_stack(stack):
-    api, fake = stack["api"], stack["fake"]
+def test_a_paid_topup_credits_once_through_the_local_stack(shared_stack: LocalStack):
+    stack = shared_stack
+    api, fake = stack.api, stack.fake
     email, password = f"stack-{uuid.uuid4().hex[:8]}@example.test", "correct horse battery staple 9"
     body = {"email": email, "password": password, "full_name": "Ada Obi"}
-    register_and_verify(poster(api), body, data_dir=stack["data_dir"])
+    register_and_verify(poster(api), body, data_dir=stack.data_dir)
     login = requests.post(f"{api}/v1/auth/login", json={"email": email, "password": password}, timeout=30)
     assert login.status_code == 200, login.text
     user = requests.Session()
@@ -132,7 +77,7 @@ def test_a_paid_topup_credits_once_through_the_local_stack(stack):
         t.join(timeout=60)
     assert statuses == [200] * 5
 
-    mailbox = stack["data_dir"] / "mailbox" / "notifications.jsonl"
+    mailbox = stack.data_dir / "mailbox" / "notifications.jsonl"
 
     def notified() -> list[dict[str, Any]]:
         if not mailbox.exists():
@@ -142,19 +87,16 @@ def test_a_paid_topup_credits_once_through_the_local_stack(stack):
 
     (message,) = _until(notified, 60, "the payment notification")
     assert "2500.00 NGN" in message["subject"]
-    _until(lambda: _queued(stack["moto"], "ledgerline-gateway-webhooks") == 0, 60, "the redeliveries consumed")
+    _until(lambda: _queued(stack, "ledgerline-gateway-webhooks") == 0, 60, "the redeliveries consumed")
     assert balance() == "2500.00"
     read = user.get(f"{api}/v1/payments/{payment['id']}", timeout=30).json()
     assert (read["status"], read["transaction_id"] is not None) == ("succeeded", True)
     assert len(notified()) == 1
 
 
-def _queued(moto: str, queue: str) -> int:
+def _queued(stack: LocalStack, queue: str) -> int:
     """Messages in the stack's queue, waiting or in flight (moto's SQS)."""
-    import boto3
-
-    sqs = boto3.client("sqs", endpoint_url=moto, region_name="eu-west-1", aws_access_key_id="testing",
-                       aws_secret_access_key="testing")  # fmt: skip
+    sqs = stack.aws("sqs")
     url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
     names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]

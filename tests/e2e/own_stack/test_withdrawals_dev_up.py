@@ -5,25 +5,16 @@ payout fails: the ledger stays balanced and the wallet right."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pyotp
 import pytest
 import requests
 
-from ledgerline.config import PROJECT_ROOT
-from tests.e2e.conftest import own_stack_environment
+from tests.e2e.own_stack.stack import LocalStack
 from tests.registration import poster, register_and_verify
 
 pytestmark = pytest.mark.slow
@@ -31,15 +22,10 @@ PASSWORD = "correct horse battery staple 9"
 DESTINATION = {"bank_code": "058", "account_number": "0123456789", "account_name": "Ada Obi"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Stack:
-    def __init__(self, api: str, fake: str, env: dict[str, str]) -> None:
-        self.api, self.fake, self.env = api, fake, env
+    def __init__(self, local: LocalStack) -> None:
+        self.local = local
+        self.api, self.fake, self.data_dir = local.api, local.fake, local.data_dir
 
     def call(self, method: str, path: str, token: str | None = None, key: bool = False, **kw: Any) -> Any:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -55,56 +41,15 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    # Under the project, not /tmp: the embedded server runs as its own system user.
-    data_dir = PROJECT_ROOT / ".data" / f"withdrawals-devup-{os.getpid()}"
-    shutil.rmtree(data_dir, ignore_errors=True)
-    api_port, fake_port = _free_port(), _free_port()
-    env = own_stack_environment()
-    env.update(
-        LEDGERLINE_ENV="local",
-        LEDGERLINE_DATA_DIR=str(data_dir),
-        LEDGERLINE_API_PORT=str(api_port),
-        LEDGERLINE_MOTO_PORT=str(_free_port()),
-        LEDGERLINE_FAKE_GATEWAY_PORT=str(fake_port),
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ledgerline.cli", "dev", "up"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, "ledgerline dev up exited"
-            try:
-                if requests.get(f"http://127.0.0.1:{api_port}/v1/health", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, "no answer in 120 s"
-            time.sleep(0.5)
-        yield Stack(f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{fake_port}", env)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(data_dir, ignore_errors=True)
+def stack(shared_stack: LocalStack) -> Stack:
+    return Stack(shared_stack)
 
 
 @pytest.fixture(scope="module")
 def admin(stack: Stack) -> str:
     """An administrator made with the CLI, enrolled in TOTP, logged in with a recovery code."""
     email = f"admin-{uuid.uuid4().hex[:8]}@example.test"
-    made = subprocess.run(
-        [sys.executable, "-m", "ledgerline.cli", "users", "create", "--email", email, "--password", PASSWORD,
-         "--role", "admin"],
-        env=stack.env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    made = stack.local.cli("users", "create", "--email", email, "--password", PASSWORD, "--role", "admin", timeout=120)
     assert made.returncode == 0, made.stderr
     enrolling = stack.login(email)
     setup = stack.call("POST", "/v1/auth/otp/setup", enrolling).json()
@@ -118,7 +63,7 @@ def user(stack: Stack, admin: str) -> tuple[str, str]:
     """A registered user's token and a wallet of theirs with 1,000.00 NGN."""
     email = f"user-{uuid.uuid4().hex[:8]}@example.test"
     body = {"email": email, "password": PASSWORD, "full_name": "Ada Obi"}
-    register_and_verify(poster(stack.api), body, data_dir=Path(stack.env["LEDGERLINE_DATA_DIR"]))
+    register_and_verify(poster(stack.api), body, data_dir=stack.data_dir)
     token = stack.login(email)
     account = stack.call("POST", "/v1/accounts", token, json={"currency": "NGN"}).json()["id"]
     funded = stack.call("POST", "/v1/admin/adjustments", admin, key=True, json={
