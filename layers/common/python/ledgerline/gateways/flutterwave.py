@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 from ledgerline.gateways import signatures
@@ -23,7 +23,7 @@ from ledgerline.gateways.base import (
     PayoutStatus,
     WebhookEvent,
 )
-from ledgerline.gateways.http import HttpClient, parse_json, reading
+from ledgerline.gateways.http import Adapter, Connection, parse_json, reading
 from ledgerline.money import minor_units, to_minor
 
 _PAYMENT_STATUS = {
@@ -64,19 +64,16 @@ def _time(value: Any) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-class Flutterwave:
+class Flutterwave(Adapter):
     provider = "flutterwave"
+    read_error = staticmethod(_read_error)
 
     def __init__(
         self,
         *,
-        secret_key: str,
         secret_hash: str,
-        base_url: str,
-        timeout: float,
-        retries: int,
         webhook_schemes: Iterable[str] = signatures.FLUTTERWAVE_SCHEMES,
-        backoff: float = 0.25,
+        **connection: Unpack[Connection],
     ) -> None:
         self._secret_hash = secret_hash
         self._schemes = tuple(webhook_schemes)
@@ -85,15 +82,7 @@ class Flutterwave:
             raise ValueError(
                 f"Flutterwave webhook schemes {sorted(unknown)}: use some of {signatures.FLUTTERWAVE_SCHEMES}"
             )
-        self._http = HttpClient(
-            self.provider,
-            base_url,
-            headers={"Authorization": f"Bearer {secret_key}"},
-            timeout=timeout,
-            retries=retries,
-            backoff=backoff,
-            read_error=_read_error,
-        )
+        super().__init__(**connection)
 
     # ------------------------------------------------------------------ payments
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 from urllib.parse import urlencode
 
 import urllib3
@@ -136,6 +136,38 @@ class HttpClient:
             return min(retry_after, MAX_RETRY_AFTER_SECONDS)
         # Full jitter: callers that failed together do not come back together.
         return random.uniform(0, min(MAX_BACKOFF_SECONDS, self.backoff * 2 ** (attempt - 1)))  # noqa: S311
+
+
+class Connection(TypedDict):
+    """How an adapter reaches its provider: its secret key, and from the settings its base
+    URL, timeout, retries and backoff (the keyword arguments every adapter takes)."""
+
+    secret_key: str
+    base_url: str
+    timeout: float
+    retries: int
+    backoff: NotRequired[float]
+
+
+class Adapter:
+    """The constructor every adapter shares: one ``HttpClient`` for its provider that sends
+    the secret key as a Bearer token (all three providers authenticate so: GATEWAYS.md).
+    A subclass names its ``provider`` and how its error bodies read (``read_error``)."""
+
+    provider: str
+    read_error = staticmethod(_no_reader)
+
+    def __init__(self, **connection: Unpack[Connection]) -> None:
+        self._secret_key = connection["secret_key"]
+        self._http = HttpClient(
+            self.provider,
+            connection["base_url"],
+            headers={"Authorization": f"Bearer {self._secret_key}"},
+            timeout=connection["timeout"],
+            retries=connection["retries"],
+            backoff=connection.get("backoff", 0.25),
+            read_error=self.read_error,
+        )
 
 
 @contextmanager

@@ -22,7 +22,7 @@ from ledgerline.gateways.base import (
     PayoutStatus,
     WebhookEvent,
 )
-from ledgerline.gateways.http import HttpClient, parse_json, reading
+from ledgerline.gateways.http import Adapter, parse_json, reading
 from ledgerline.money import from_minor, to_minor
 
 PAGE_SIZE = 50
@@ -56,20 +56,9 @@ def parse_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-class Paystack:
+class Paystack(Adapter):
     provider = "paystack"
-
-    def __init__(self, *, secret_key: str, base_url: str, timeout: float, retries: int, backoff: float = 0.25) -> None:
-        self._secret_key = secret_key
-        self._http = HttpClient(
-            self.provider,
-            base_url,
-            headers={"Authorization": f"Bearer {secret_key}"},
-            timeout=timeout,
-            retries=retries,
-            backoff=backoff,
-            read_error=_read_error,
-        )
+    read_error = staticmethod(_read_error)
 
     # ------------------------------------------------------------------ payments
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 from ledgerline.gateways import signatures
@@ -26,7 +26,7 @@ from ledgerline.gateways.base import (
     PayoutStatus,
     WebhookEvent,
 )
-from ledgerline.gateways.http import HttpClient, parse_json, reading
+from ledgerline.gateways.http import Adapter, Connection, parse_json, reading
 from ledgerline.money import from_minor, to_minor
 
 PAGE_SIZE = 100  # Stripe's maximum
@@ -61,29 +61,13 @@ def _payment_status(intent: Mapping[str, Any]) -> PaymentStatus:
     return PaymentStatus.PENDING
 
 
-class Stripe:
+class Stripe(Adapter):
     provider = "stripe"
+    read_error = staticmethod(_read_error)
 
-    def __init__(
-        self,
-        *,
-        secret_key: str,
-        webhook_secrets: Iterable[str],
-        base_url: str,
-        timeout: float,
-        retries: int,
-        backoff: float = 0.25,
-    ) -> None:
+    def __init__(self, *, webhook_secrets: Iterable[str], **connection: Unpack[Connection]) -> None:
+        super().__init__(**connection)
         self._webhook_secrets = [s for s in webhook_secrets if s]
-        self._http = HttpClient(
-            self.provider,
-            base_url,
-            headers={"Authorization": f"Bearer {secret_key}"},
-            timeout=timeout,
-            retries=retries,
-            backoff=backoff,
-            read_error=_read_error,
-        )
 
     # ------------------------------------------------------------------ payments
 
