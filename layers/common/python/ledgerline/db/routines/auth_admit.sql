@@ -4,7 +4,8 @@
 -- p_claims: what the authorizer verified (NULL on a public route): an access token's
 --   {typ: access, sub, jti, sid, amr} or an API key's {typ: api_key, sub, api_key_id}.
 -- p_policy: the route's rules, computed in Python from its row (ledgerline.auth.admission):
---   {roles: [...] | null, second_factor_roles: [...], key_role, forbidden, enrolment}.
+--   {roles: [...] | null, second_factor_roles: [...], key_role, forbidden, enrolment,
+--   idle_seconds}.
 -- p_checks: [{key, count, period, name, route}], counted only once the caller is admitted.
 -- p_actor: the audit actor of a refusal ({ip, user_agent, metadata}).
 -- Returns {outcome: ok|unauthorized|forbidden|rate_limited, role?, detail?, retry_after?}.
@@ -12,6 +13,15 @@
 -- enable_seqscan: key probes only, whatever the tables' sizes (on a few hundred sessions
 -- the planner chose a scan that cast the claim for every row: more than the rest of the
 -- admission).
+--
+-- A session's use is recorded here, where its row is read anyway (last_seen_at: the
+-- devices list, and the idle limit, PCI DSS 8.2.8): written only when more than a minute
+-- old, so a busy session writes once a minute, not per request, and SKIP LOCKED, so a
+-- request never waits for a refresh or another request holding the row. A session unused
+-- longer than idle_seconds (LEDGERLINE_SESSION_IDLE_MINUTES) is refused here too; with the
+-- default 15 minutes an access token (15 minutes) expires first, and the refresh that
+-- follows ends the session and audits it (ledgerline.auth.sessions.refresh). As use is
+-- recorded once a minute, a session may be judged idle up to a minute early, never late.
 CREATE OR REPLACE FUNCTION auth_admit(p_claims jsonb, p_policy jsonb, p_checks jsonb, p_actor jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql SET search_path = public, pg_temp SET enable_seqscan = off AS $$
@@ -34,14 +44,25 @@ BEGIN
   ELSIF p_claims->>'typ' = 'access' THEN
     SELECT u.role, u.status,
            EXISTS (SELECT 1 FROM revoked_tokens t WHERE t.jti = (p_claims->>'jti')::uuid) AS jti_revoked,
-           coalesce((SELECT s.revoked_at IS NOT NULL OR s.expires_at <= now() OR s.user_id <> u.id
-                       FROM sessions s WHERE s.id = (p_claims->>'sid')::uuid), true) AS ended
-      INTO r FROM users u WHERE u.id = v_sub;
+           s.id IS NULL OR s.revoked_at IS NOT NULL OR s.expires_at <= now() OR s.user_id <> u.id AS ended,
+           s.last_seen_at <= now() - make_interval(secs => coalesce((p_policy->>'idle_seconds')::int, 900)) AS idle,
+           s.last_seen_at < now() - interval '1 minute' AS unrecorded
+      INTO r FROM users u LEFT JOIN sessions s ON s.id = (p_claims->>'sid')::uuid WHERE u.id = v_sub;
     IF NOT FOUND OR r.status <> 'active' THEN
       RETURN jsonb_build_object('outcome', 'unauthorized', 'detail', 'this account cannot sign in; contact support');
     END IF;
     IF r.jti_revoked OR r.ended THEN
       RETURN jsonb_build_object('outcome', 'unauthorized', 'detail', 'the session has ended; log in again');
+    END IF;
+    IF r.idle THEN
+      RETURN jsonb_build_object('outcome', 'unauthorized', 'detail',
+        format('the session was not used for more than %s minutes; log in again',
+               coalesce((p_policy->>'idle_seconds')::int, 900) / 60));
+    END IF;
+    IF r.unrecorded THEN
+      UPDATE sessions SET last_seen_at = now()
+       WHERE id = (SELECT l.id FROM sessions l WHERE l.id = (p_claims->>'sid')::uuid
+                      AND l.last_seen_at < now() - interval '1 minute' FOR UPDATE SKIP LOCKED);
     END IF;
     v_role := r.role;
   ELSE
@@ -56,7 +77,7 @@ BEGIN
   END IF;
 
   IF jsonb_array_length(coalesce(p_checks, '[]'::jsonb)) > 0 THEN
-    -- Refused requests count too, so hammering does not shorten the wait.
+    -- A sliding window per check (rate_limit_hit); hits is count + the refusals in a row.
     WITH over AS (
       SELECT o.spec AS c, o.hits, o.retry_after FROM rate_limit_hit(p_checks) o
     ), audited AS (
