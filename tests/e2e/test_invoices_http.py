@@ -404,6 +404,26 @@ def test_paying_twice_is_409_and_a_replay_with_the_same_key_is_the_same_answer(p
     assert row(owner_conn, "SELECT count(*) FROM escrows WHERE invoice_id = %s", invoice["id"]) == (1,)
 
 
+def test_paying_a_version_the_seller_has_since_changed_is_409_and_pays_nothing(parties, invoice, wallet, owner_conn):
+    buyer, path = parties["buyer"], f"/v1/invoices/{invoice['id']}"
+    _, account = wallet("NGN", "10000.00", client=buyer)
+    agreed = buyer.get(path).json()["version"]
+    raised = parties["seller"].patch(
+        path, json={"items": [{"description": "More", "quantity": 2, "unit_price": "4000.00"}]}
+    )
+    before = money_state(owner_conn, invoice["id"], account)
+
+    stale = buyer.post(f"{path}/pay", json={"account_id": account, "version": agreed}, idempotency_key=True)
+
+    problem = assert_problem(stale, 409, "conflict")
+    assert f"since version {agreed} (it is at version {agreed + 1}, 8000.00 NGN)" in problem["detail"]
+    assert money_state(owner_conn, invoice["id"], account) == before
+    current = buyer.post(f"{path}/pay", json={"account_id": account, "version": raised.json()["version"]},
+                         idempotency_key=True)  # fmt: skip
+    assert current.status_code == 200, current.text
+    assert balance(owner_conn, account) == Decimal("2000.00")
+
+
 def test_two_devices_paying_at_once_with_different_keys_pay_once(parties, invoice, wallet, owner_conn):
     from tests.e2e.conftest import Client
 

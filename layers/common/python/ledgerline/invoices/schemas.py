@@ -54,3 +54,7 @@ class UpdateInvoice(_Body):
 
 class PayInvoice(_Body):
     account_id: UUID = Field(description="The buyer's wallet, in the invoice's currency")
+    version: StrictInt | None = Field(
+        default=None, ge=1, le=2_147_483_647,
+        description="The version of the invoice agreed to: another (the seller changed it since) is 409, nothing paid",
+    )  # fmt: skip

@@ -16,8 +16,11 @@
 -- p_owner is the caller (the route is a user route). Not a party, or the invoice deleted:
 -- 404, as for a missing one. The seller: 403 (the seller sees the invoice; only its buyer
 -- pays it). p_account must be one of the buyer's wallets (else 404) in the invoice's
--- currency (else 422).
-CREATE OR REPLACE FUNCTION invoice_pay(p_invoice uuid, p_account uuid, p_owner uuid, p_actor jsonb, p_audit jsonb)
+-- currency (else 422). p_version, when given, is the version of the invoice the buyer
+-- agreed to: the seller may change a PENDING invoice up to the moment it is paid, so a
+-- payment of a version that is no longer the invoice's is 409 conflict, and pays nothing.
+CREATE OR REPLACE FUNCTION invoice_pay(p_invoice uuid, p_account uuid, p_owner uuid, p_actor jsonb, p_audit jsonb,
+                                       p_version integer DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
@@ -40,6 +43,11 @@ BEGIN
     RETURN jsonb_build_object('refusal', api_problem('invalid_state_transition',
       format('invoice %s is %s; only a PENDING or OVERDUE invoice can be paid', i.number, i.status))
       || jsonb_build_object('allowed_transitions', '[]'::jsonb));
+  END IF;
+  IF p_version IS NOT NULL AND p_version <> i.version THEN
+    RETURN jsonb_build_object('refusal', api_problem('conflict',
+      format('invoice %s has changed since version %s (it is at version %s, %s %s); read it again before paying',
+             i.number, p_version, i.version, api_money(i.amount, i.currency)->>'amount', i.currency)));
   END IF;
   SELECT * INTO a FROM accounts WHERE id = p_account AND owner_id = p_owner;
   IF NOT FOUND OR a.kind <> 'user_wallet' THEN
@@ -84,5 +92,5 @@ BEGIN
 END $$;
 
 -- Callable by the application role (through money_call) and the owner, not by PUBLIC.
-REVOKE ALL ON FUNCTION invoice_pay(uuid, uuid, uuid, jsonb, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION invoice_pay(uuid, uuid, uuid, jsonb, jsonb) TO ledgerline_app;
+REVOKE ALL ON FUNCTION invoice_pay(uuid, uuid, uuid, jsonb, jsonb, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION invoice_pay(uuid, uuid, uuid, jsonb, jsonb, integer) TO ledgerline_app;
