@@ -5,16 +5,26 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOCKED := requirements/dev.txt
 
-.PHONY: run test test-unit test-pgbouncer lint synth bench bench-quick clean
+.PHONY: run test test-unit test-pgbouncer lint lock synth bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,infra]'
+# Exactly the locked versions, every file's hash checked (uv.lock, exported by make lock);
+# then this project, editable, built by the locked setuptools.
+$(STAMP): pyproject.toml $(LOCKED) | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(LOCKED)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# After a change to the dependencies in pyproject.toml: re-resolve the one lock and export
+# each environment's requirements. `make lock LOCK_ARGS=--upgrade` moves every pin to the
+# newest allowed; `LOCK_ARGS='--upgrade-package boto3'` one package.
+lock: $(STAMP)
+	$(BIN)/uv lock $(LOCK_ARGS)
+	$(BIN)/python -m infra.supply_chain export
 
 run: $(STAMP)
 	$(BIN)/ledgerline dev up
@@ -46,6 +56,7 @@ test-pgbouncer: $(STAMP)
 
 # What the pre-commit hook runs (.pre-commit-config.yaml), and what make test runs first.
 lint: $(STAMP)
+	$(BIN)/python -m infra.supply_chain check  # pyproject.toml, uv.lock and requirements/ agree
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p ledgerline
