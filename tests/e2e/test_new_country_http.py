@@ -274,3 +274,31 @@ def test_the_activity_feed_and_the_investigation_view_show_where_a_login_came_fr
 
     trail = admin.get(f"/v1/admin/audit?actor_id={user['id']}&action=auth.login_succeeded").json()["items"]
     assert [(r["country"], r["city"], r["actor_ip"]) for r in trail] == [("NG", None, NIGERIA)]
+
+
+def test_the_local_gateway_counts_failed_credentials_per_client_behind_a_trusted_proxy(
+    client, behind_proxy, monkeypatch, owner_conn
+):
+    from ledgerline.auth import failures
+
+    def reset():
+        config.settings.cache_clear()
+        failures.forget()
+        with owner_conn.cursor() as cur:
+            cur.execute("DELETE FROM rate_limit_buckets WHERE key LIKE 'auth:%'")
+
+    monkeypatch.setenv("LEDGERLINE_RATE_LIMITS", "login=off;otp=off;money=off;default=off;auth=3/minute")
+    reset()
+    made_up_key = "llk_deadbeef_" + "x" * 43
+    try:
+        nigeria = [
+            client.get("/v1/accounts", token=made_up_key, headers={"X-Forwarded-For": NIGERIA}).status_code
+            for _ in range(5)
+        ]
+        other = client.get("/v1/accounts", token=made_up_key, headers={"X-Forwarded-For": USA})
+
+        # The proxy's own address is not the one refused: each client behind it has its budget.
+        assert nigeria == [401, 401, 401, 429, 429]
+        assert other.status_code == 401
+    finally:
+        reset()  # the counters; the settings come back when the fixtures undo the environment
