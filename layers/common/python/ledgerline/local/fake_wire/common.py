@@ -253,8 +253,11 @@ def error_body(provider: str, refusal: Refusal) -> dict[str, Any]:
     return {"status": "error", "message": refusal.message, "data": None}
 
 
-def verify_misbehaviour(fake: FakeGateway, provider: str, payment: Payment | None) -> tuple[Decimal | None, str | None]:
-    """(the amount to report instead, the status to report instead) under a misbehaving verify."""
+def verify_misbehaviour(
+    fake: FakeGateway, provider: str, payment: Payment | None, not_found: Refusal | None = None
+) -> tuple[Decimal | None, str | None]:
+    """(the amount to report instead, the status to report instead) under a misbehaving verify;
+    ``not_found`` is the provider's own words for a payment it does not know."""
     bad = fake.misbehaving(provider).verify
     if bad == "slow":
         fake.slow(provider)
@@ -263,7 +266,7 @@ def verify_misbehaviour(fake: FakeGateway, provider: str, payment: Payment | Non
     if bad == "garbage":
         raise Garbage()
     if bad == "not_found" or payment is None:
-        raise Refusal(404, "Transaction reference not found", "resource_missing")
+        raise not_found or Refusal(404, "Transaction reference not found", "resource_missing")
     if bad == "wrong_amount":  # one minor unit short: the smallest underpayment
         return payment.amount - Decimal(1).scaleb(-minor_units(payment.currency)), None
     if bad == "pending":
@@ -292,3 +295,32 @@ def list_misbehaviour(fake: FakeGateway, provider: str) -> None:
         fake.slow(provider)
     if bad == "fail":
         raise Refusal(500, "An error occurred", "api_error")
+
+
+def envelope(ok: Any, data: Any, message: str, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Paystack's and Flutterwave's answer ``{status, message, data[, meta]}``; ``ok`` is
+    each one's word for success (``true``, ``"success"``)."""
+    body: dict[str, Any] = {"status": ok, "message": message, "data": data}
+    if meta is not None:
+        body["meta"] = meta
+    return body
+
+
+def page_of(rows: list[Any], page: int, size: int) -> tuple[list[Any], int]:
+    """(page ``page`` of ``rows``, counted from 1, ``size`` a page; how many pages there are)."""
+    return rows[(page - 1) * size : page * size], (len(rows) + size - 1) // size
+
+
+def payments_on(fake: FakeGateway, provider: str, day: date) -> list[Payment]:
+    """The provider's payments of a UTC day (its report)."""
+    start = datetime.combine(day, datetime.min.time(), UTC)
+    return fake.day_payments(provider, start, start + timedelta(days=1))
+
+
+def transfer_where(fake: FakeGateway, provider: str, found: Callable[[Transfer], bool], missing: Refusal) -> Transfer:
+    """The provider's payout that ``found`` picks, or the provider's 404 ``missing``."""
+    with fake._lock:
+        transfer = next((t for (p, _), t in fake.transfers.items() if p == provider and found(t)), None)
+    if transfer is None:
+        raise missing
+    return transfer

@@ -4,7 +4,7 @@ thousandth, ``{status: "success", message, data, meta}``."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +21,13 @@ from ledgerline.local.fake_wire.common import (
     check_account,
     currency_code,
     date_range,
+    envelope,
     fee_of,
     iso,
     list_misbehaviour,
+    page_of,
+    payments_on,
+    transfer_where,
     verify_misbehaviour,
     wire_amount,
 )
@@ -36,10 +40,7 @@ _ID = r"(?P<id>[^/]+)"
 
 
 def _flw_ok(data: Any, message: str, meta: dict[str, Any] | None = None) -> Reply:
-    body: dict[str, Any] = {"status": "success", "message": message, "data": data}
-    if meta is not None:
-        body["meta"] = meta
-    return Reply(200, body)
+    return Reply(200, envelope("success", data, message, meta))
 
 
 def flutterwave_transaction(
@@ -91,12 +92,9 @@ def _flw_pay(fake: FakeGateway, req: Request) -> Reply:
 
 
 def _flw_verify(fake: FakeGateway, payment: Payment | None) -> Reply:
-    try:
-        amount, status = verify_misbehaviour(fake, "flutterwave", payment)
-    except Refusal as refusal:
-        if refusal.status == 404:
-            raise Refusal(404, "No transaction was found for this id") from None
-        raise
+    amount, status = verify_misbehaviour(
+        fake, "flutterwave", payment, not_found=Refusal(404, "No transaction was found for this id")
+    )
     assert payment is not None
     return _flw_ok(flutterwave_transaction(payment, amount=amount, status=status), "Transaction fetched successfully")
 
@@ -115,8 +113,7 @@ def _flw_list(fake: FakeGateway, req: Request) -> Reply:
     start, end = date_range(req)
     rows = fake.day_payments("flutterwave", start, end)
     page = max(1, int(req.q("page") or 1))
-    chunk = rows[(page - 1) * FLUTTERWAVE_PAGE_SIZE : page * FLUTTERWAVE_PAGE_SIZE]
-    pages = (len(rows) + FLUTTERWAVE_PAGE_SIZE - 1) // FLUTTERWAVE_PAGE_SIZE
+    chunk, pages = page_of(rows, page, FLUTTERWAVE_PAGE_SIZE)
     meta = {"page_info": {"total": len(rows), "current_page": page, "total_pages": pages}}
     return _flw_ok([flutterwave_transaction(p) for p in chunk], "Transactions fetched", meta)
 
@@ -170,13 +167,10 @@ def _flw_transfer(fake: FakeGateway, req: Request) -> Reply:
 
 def _flw_get_transfer(fake: FakeGateway, req: Request) -> Reply:
     assert req.match is not None
-    with fake._lock:
-        transfer = next(
-            (t for (p, _), t in fake.transfers.items() if p == "flutterwave" and str(t.numeric_id) == req.match["id"]),
-            None,
-        )
-    if transfer is None:
-        raise Refusal(404, "Transfer not found")
+    wanted = req.match["id"]
+    transfer = transfer_where(
+        fake, "flutterwave", lambda t: str(t.numeric_id) == wanted, Refusal(404, "Transfer not found")
+    )
     return _flw_ok(flutterwave_transfer(transfer), "Transfer fetched")
 
 
@@ -197,15 +191,9 @@ def _flw_transfer_event(fake: FakeGateway, transfer: Transfer) -> dict[str, Any]
 
 
 def _flw_report(fake: FakeGateway, day: date) -> dict[str, Any]:
-    start = datetime.combine(day, datetime.min.time(), UTC)
-    rows = fake.day_payments("flutterwave", start, start + timedelta(days=1))
+    rows = payments_on(fake, "flutterwave", day)
     meta = {"page_info": {"total": len(rows), "current_page": 1, "total_pages": 1}}
-    return {
-        "status": "success",
-        "message": "Transactions fetched",
-        "meta": meta,
-        "data": [flutterwave_transaction(p) for p in rows],
-    }
+    return envelope("success", [flutterwave_transaction(p) for p in rows], "Transactions fetched", meta)
 
 
 WIRE = Wire(

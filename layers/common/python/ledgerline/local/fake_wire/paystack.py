@@ -6,7 +6,7 @@ import hashlib
 import re
 import secrets
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -23,10 +23,14 @@ from ledgerline.local.fake_wire.common import (
     check_account,
     currency_code,
     date_range,
+    envelope,
     fee_of,
     iso,
     list_misbehaviour,
     minor_amount,
+    page_of,
+    payments_on,
+    transfer_where,
     utcnow,
     verify_misbehaviour,
 )
@@ -39,10 +43,7 @@ _REF = r"(?P<reference>[^/]+)"
 
 
 def _paystack_ok(data: Any, message: str, meta: dict[str, Any] | None = None) -> Reply:
-    body: dict[str, Any] = {"status": True, "message": message, "data": data}
-    if meta is not None:
-        body["meta"] = meta
-    return Reply(200, body)
+    return Reply(200, envelope(True, data, message, meta))
 
 
 def paystack_transaction(
@@ -117,14 +118,14 @@ def _paystack_list(fake: FakeGateway, req: Request) -> Reply:
         rows = [p for p in rows if paystack_transaction(p)["status"] == req.q("status")]
     per_page = max(1, min(int(req.q("perPage") or req.q("per_page") or PAYSTACK_PAGE_SIZE), 1000))
     page = max(1, int(req.q("page") or 1))
-    chunk = rows[(page - 1) * per_page : page * per_page]
+    chunk, pages = page_of(rows, page, per_page)
     meta = {
         "total": len(rows),
         "total_volume": sum(to_minor(p.amount, p.currency) for p in rows if p.status == "success"),
         "skipped": (page - 1) * per_page,
         "perPage": per_page,
         "page": page,
-        "pageCount": (len(rows) + per_page - 1) // per_page,
+        "pageCount": pages,
     }
     return _paystack_ok([paystack_transaction(p) for p in chunk], "Transactions retrieved", meta)
 
@@ -163,7 +164,7 @@ def _paystack_recipient(fake: FakeGateway, req: Request) -> Reply:
                 },
             },
         )
-    return Reply(201, {"status": True, "message": "Transfer recipient created successfully", "data": recipient})
+    return Reply(201, envelope(True, recipient, "Transfer recipient created successfully"))
 
 
 def paystack_transfer(transfer: Transfer, recipient: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -229,10 +230,9 @@ def _paystack_transfer(fake: FakeGateway, req: Request) -> Reply:
 
 def _paystack_transfer_verify(fake: FakeGateway, req: Request) -> Reply:
     assert req.match is not None
-    with fake._lock:
-        transfer = fake.transfers.get(("paystack", req.match["reference"]))
-    if transfer is None:
-        raise Refusal(404, "Transfer not found", "resource_missing")
+    reference = req.match["reference"]
+    missing = Refusal(404, "Transfer not found", "resource_missing")
+    transfer = transfer_where(fake, "paystack", lambda t: t.reference == reference, missing)
     return _paystack_ok(paystack_transfer(transfer), "Transfer retrieved")
 
 
@@ -247,15 +247,9 @@ def _paystack_transfer_event(fake: FakeGateway, transfer: Transfer) -> dict[str,
 
 
 def _paystack_report(fake: FakeGateway, day: date) -> dict[str, Any]:
-    start = datetime.combine(day, datetime.min.time(), UTC)
-    rows = fake.day_payments("paystack", start, start + timedelta(days=1))
+    rows = payments_on(fake, "paystack", day)
     meta = {"total": len(rows), "skipped": 0, "perPage": len(rows), "page": 1, "pageCount": 1}
-    return {
-        "status": True,
-        "message": "Transactions retrieved",
-        "data": [paystack_transaction(p) for p in rows],
-        "meta": meta,
-    }
+    return envelope(True, [paystack_transaction(p) for p in rows], "Transactions retrieved", meta)
 
 
 WIRE = Wire(

@@ -25,6 +25,8 @@ from ledgerline.local.fake_wire.common import (
     fee_of,
     list_misbehaviour,
     minor_amount,
+    payments_on,
+    transfer_where,
     verify_misbehaviour,
 )
 from ledgerline.money import to_minor
@@ -118,15 +120,21 @@ def _stripe_idempotent(fake: FakeGateway, req: Request, action: Callable[[], Rep
     return reply
 
 
+def _money(data: dict[str, Any]) -> tuple[Decimal, str]:
+    """(the amount in major units, the upper-case currency) of a create call's form: Stripe
+    takes cents and a lower-case currency only."""
+    currency = str(data.get("currency") or "")
+    if currency != currency.lower() or not currency:
+        raise Refusal(400, "Invalid currency: use a lowercase ISO code", "parameter_invalid")
+    code = currency_code(currency)
+    return minor_amount(data.get("amount"), code), code
+
+
 def _stripe_create_intent(fake: FakeGateway, req: Request) -> Reply:
     data = req.fields()
 
     def create() -> Reply:
-        currency = str(data.get("currency") or "")
-        if currency != currency.lower() or not currency:
-            raise Refusal(400, "Invalid currency: use a lowercase ISO code", "parameter_invalid")
-        code = currency_code(currency)
-        amount = minor_amount(data.get("amount"), code)
+        amount, code = _money(data)
         reference = data.get("metadata[reference]") or f"pi-{secrets.token_hex(6)}"
         payment, _ = fake.open_payment("stripe", reference, amount, code, str(data.get("receipt_email") or ""))
         return Reply(200, stripe_intent(payment))
@@ -168,12 +176,8 @@ def _stripe_checkout(fake: FakeGateway, req: Request) -> Reply:
 def _stripe_verify_intent(fake: FakeGateway, req: Request) -> Reply:
     assert req.match is not None
     payment = fake.payment_by_id("stripe", req.match["id"])
-    try:
-        amount, status = verify_misbehaviour(fake, "stripe", payment)
-    except Refusal as refusal:
-        if refusal.status == 404:
-            raise Refusal(404, f"No such payment_intent: '{req.match['id']}'", "resource_missing") from None
-        raise
+    missing = Refusal(404, f"No such payment_intent: '{req.match['id']}'", "resource_missing")
+    amount, status = verify_misbehaviour(fake, "stripe", payment, not_found=missing)
     assert payment is not None
     expand = "latest_charge.balance_transaction" in req.query.get("expand[]", [])
     return Reply(200, stripe_intent(payment, expand=expand, amount=amount, status=status))
@@ -256,11 +260,7 @@ def _stripe_create_payout(fake: FakeGateway, req: Request) -> Reply:
     data = req.fields()
 
     def create() -> Reply:
-        currency = str(data.get("currency") or "")
-        if currency != currency.lower() or not currency:
-            raise Refusal(400, "Invalid currency: use a lowercase ISO code", "parameter_invalid")
-        code = currency_code(currency)
-        amount = minor_amount(data.get("amount"), code)
+        amount, code = _money(data)
         reference = data.get("metadata[reference]") or f"po-{secrets.token_hex(6)}"
         transfer = fake.create_transfer(
             "stripe",
@@ -279,11 +279,9 @@ def _stripe_create_payout(fake: FakeGateway, req: Request) -> Reply:
 
 def _stripe_get_payout(fake: FakeGateway, req: Request) -> Reply:
     assert req.match is not None
-    with fake._lock:
-        transfer = next((t for (p, _), t in fake.transfers.items() if p == "stripe" and t.id == req.match["id"]), None)
-    if transfer is None:
-        raise Refusal(404, f"No such payout: '{req.match['id']}'", "resource_missing")
-    return Reply(200, stripe_payout(transfer))
+    wanted = req.match["id"]
+    missing = Refusal(404, f"No such payout: '{wanted}'", "resource_missing")
+    return Reply(200, stripe_payout(transfer_where(fake, "stripe", lambda t: t.id == wanted, missing)))
 
 
 def _stripe_event(type_: str, obj: dict[str, Any]) -> dict[str, Any]:
@@ -310,8 +308,7 @@ def _stripe_payout_event(fake: FakeGateway, transfer: Transfer) -> dict[str, Any
 
 
 def _stripe_report(fake: FakeGateway, day: date) -> dict[str, Any]:
-    start = datetime.combine(day, datetime.min.time(), UTC)
-    rows = fake.day_payments("stripe", start, start + timedelta(days=1))
+    rows = payments_on(fake, "stripe", day)
     return {
         "object": "list",
         "url": "/v1/payment_intents",
