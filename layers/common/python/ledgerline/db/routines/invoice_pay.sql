@@ -41,8 +41,7 @@ BEGIN
   END IF;
   IF i.status NOT IN ('PENDING', 'OVERDUE') THEN
     RETURN jsonb_build_object('refusal', api_problem('invalid_state_transition',
-      format('invoice %s is %s; only a PENDING or OVERDUE invoice can be paid', i.number, i.status))
-      || jsonb_build_object('allowed_transitions', '[]'::jsonb));
+      format('invoice %s is %s; only a PENDING or OVERDUE invoice can be paid', i.number, i.status)));
   END IF;
   IF p_version IS NOT NULL AND p_version <> i.version THEN
     RETURN jsonb_build_object('refusal', api_problem('conflict',
