@@ -302,3 +302,28 @@ def test_the_local_gateway_counts_failed_credentials_per_client_behind_a_trusted
         assert other.status_code == 401
     finally:
         reset()  # the counters; the settings come back when the fixtures undo the environment
+
+
+def test_with_a_deployers_city_database_the_feed_says_the_city(client, make_user, behind_proxy, monkeypatch, tmp_path):
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    from ledgerline.geo import backends
+
+    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-City")
+    writer.insert_network(IPSet(["41.58.0.0/16"]), {"country": {"iso_code": "NG"}, "city": {"names": {"en": "Lagos"}}})
+    writer.to_db_file(str(tmp_path / "city.mmdb"))
+    monkeypatch.setenv("LEDGERLINE_GEOIP_MMDB", str(tmp_path / "city.mmdb"))
+    config.settings.cache_clear()
+    backends.reset()
+    try:
+        user = make_user()
+        session = login(client, user, via=NIGERIA)
+        assert session.status_code == 200
+        feed = client.as_user(session.json()["access_token"]).get("/v1/activity?category=auth").json()["items"]
+    finally:
+        backends.reset()  # the fixtures put the environment back; the next lookup reads it again
+
+    assert "You logged in from Lagos, NG" in [i["message"] for i in feed]
+    sessions = client.as_user(session.json()["access_token"]).get("/v1/me/sessions").json()["items"]
+    assert ("NG", "Lagos") in [(s["country"], s["city"]) for s in sessions]
