@@ -9,7 +9,7 @@ import pytest
 
 from ledgerline import errors, notifications
 from ledgerline.audit import Actor
-from ledgerline.auth import maintenance, sessions, users, verification
+from ledgerline.auth import maintenance, resets, sessions, users, verification
 from ledgerline.db import transaction
 
 pytestmark = pytest.mark.usefixtures("database_url", "aws_endpoint")
@@ -131,3 +131,28 @@ def test_the_purge_drops_verifications_past_their_life_and_keeps_the_rest(owner_
     assert purged["email_verifications"] >= 1
     assert row(owner_conn, old_event["verification_id"]) is None
     assert row(owner_conn, fresh_event["verification_id"]) is not None
+
+
+def test_users_an_operator_creates_are_verified_and_a_reset_proves_an_unverified_address(owner_conn):
+    made = transaction(
+        lambda cur: users.create_user(
+            cur, email=f"made-{uuid.uuid4().hex[:8]}@example.test", password=PASSWORD, full_name="M",
+            actor=Actor.system("tests"),
+        )
+    )  # fmt: skip
+    assert sessions.login(made.email, PASSWORD, None, CLIENT).access_token
+
+    email = f"forgot-{uuid.uuid4().hex[:8]}@example.test"
+    register(email)
+    with pytest.raises(errors.EmailNotVerified):
+        sessions.login(email, PASSWORD, None, CLIENT)
+
+    def request(cur):
+        resets.request_reset(cur, email, ACTOR)
+        cur.execute("SELECT payload->>'reset_id' AS reset_id FROM outbox ORDER BY id DESC LIMIT 1")
+        return cur.fetchone()["reset_id"]
+
+    mail = prepare({"type": resets.EVENT, "reset_id": transaction(request)})
+    resets.confirm_reset(mail["token"], "a new and long passphrase", ACTOR)
+
+    assert sessions.login(email, "a new and long passphrase", None, CLIENT).access_token

@@ -9,8 +9,8 @@ active account not mailed in the last minute, mints the token, stores its SHA-25
 digest only, and hands the token to the e-mail alone: no outbox row, queue message or
 log line ever holds it. A redelivered message mints a fresh token, so only the newest
 e-mail's token works. A token is 256 random bits, valid 30 minutes, usable once;
-confirming sets the new password, ends every session and lifts a login lock (the
-mailbox proved who they are).
+confirming sets the new password, ends every session, lifts a login lock and marks an
+unverified address verified (the mailbox proved who they are).
 """
 
 from __future__ import annotations
@@ -157,8 +157,13 @@ def confirm_reset(token: str, new_password: str, actor: Actor, *, run: Runner | 
             return "refused"
         passwords.check_policy(new_password, email=row["email"], field="new_password")
         user_id = row["user_id"]
+        # The reset token came through the mailbox: that proves the address too.
         cur.execute(
-            "UPDATE users SET password_hash = %s, updated_at = now() WHERE id = %s",
+            """
+            UPDATE users SET password_hash = %s, email_verified_at = coalesce(email_verified_at, now()),
+                   updated_at = now()
+             WHERE id = %s
+            """,
             (passwords.hash_password(new_password), user_id),
         )
         cur.execute(
