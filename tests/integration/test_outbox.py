@@ -12,42 +12,20 @@ import pytest
 from ledgerline import outbox
 from ledgerline.aws.queues import BatchResult
 from ledgerline.db import connection as db_connection
-from ledgerline.db import testing
 from ledgerline.db.tx import transaction
 
 
-@pytest.fixture(scope="module")
-def outbox_db(database_url):
-    """A database of its own: relays here cannot touch other tests' outbox rows."""
-    url = testing.create_test_database(database_url)
-    yield url
-    testing.drop_database(url)
-
-
 @pytest.fixture
-def app(outbox_db):
-    """A connection factory for the application role (per thread, like the library's)."""
-    url = db_connection.with_user(outbox_db, db_connection.APP_ROLE)
-    local = threading.local()
-    opened = []
-
-    def factory():
-        conn = getattr(local, "conn", None)
-        if conn is None or conn.closed:
-            conn = local.conn = db_connection.connect(url)
-            opened.append(conn)
-        return conn
-
-    yield factory
-    for conn in opened:
-        conn.close()
-    owner = db_connection.connect(outbox_db, autocommit=True)
+def app(module_app, module_db):
+    """The application role's connections (tests/integration/conftest.py), on an empty
+    outbox: the owner empties it first (the app role may not)."""
+    owner = db_connection.connect(module_db, autocommit=True)
     with owner.cursor() as cur:
-        # Each test starts with an empty outbox (the owner may; the app role may not).
         cur.execute("ALTER TABLE outbox DISABLE TRIGGER USER")
         cur.execute("DELETE FROM outbox")
         cur.execute("ALTER TABLE outbox ENABLE TRIGGER USER")
     owner.close()
+    return module_app
 
 
 def _enqueue(app, n, queue="notifications", *, publish=False):
@@ -190,10 +168,10 @@ def test_the_application_role_cannot_edit_or_delete_outbox_rows(app):
     assert _row(app, outbox_id)["payload"] == {"kind": "test", "n": 0}
 
 
-def test_only_rows_relayed_long_ago_are_purged(app, outbox_db):
+def test_only_rows_relayed_long_ago_are_purged(app, module_db):
     old, recent, pending = _enqueue(app, 3)
     outbox.relay(send=RecordingSender(fail_ids={pending}), connection=app)
-    owner = db_connection.connect(outbox_db, autocommit=True)
+    owner = db_connection.connect(module_db, autocommit=True)
     with owner.cursor() as cur:  # time passes for the first row only
         cur.execute("ALTER TABLE outbox DISABLE TRIGGER outbox_guard")
         cur.execute("UPDATE outbox SET relayed_at = now() - interval '8 days' WHERE id = %s", (old,))
@@ -247,13 +225,13 @@ def test_the_scheduled_handler_relays_pending_rows(database_url, aws_endpoint):
         sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
 
-def test_the_purge_job_keeps_rows_for_the_configured_retention(app, outbox_db, monkeypatch):
+def test_the_purge_job_keeps_rows_for_the_configured_retention(app, module_db, monkeypatch):
     from functions.jobs import outbox_purge
     from ledgerline import config
 
     ten_days, three_days, an_hour = _enqueue(app, 3)
     outbox.relay(send=RecordingSender(), connection=app)
-    owner = db_connection.connect(outbox_db, autocommit=True)
+    owner = db_connection.connect(module_db, autocommit=True)
     with owner.cursor() as cur:
         cur.execute("ALTER TABLE outbox DISABLE TRIGGER outbox_guard")
         for row_id, age in ((ten_days, "10 days"), (three_days, "3 days"), (an_hour, "1 hour")):
@@ -261,7 +239,7 @@ def test_the_purge_job_keeps_rows_for_the_configured_retention(app, outbox_db, m
         cur.execute("ALTER TABLE outbox ENABLE TRIGGER outbox_guard")
     owner.close()
     monkeypatch.setenv("LEDGERLINE_OUTBOX_RETENTION_DAYS", "2")
-    monkeypatch.setenv("LEDGERLINE_APP_DATABASE_URL", db_connection.with_user(outbox_db, db_connection.APP_ROLE))
+    monkeypatch.setenv("LEDGERLINE_APP_DATABASE_URL", db_connection.with_user(module_db, db_connection.APP_ROLE))
     config.settings.cache_clear()
     db_connection.reset_urls()
     try:

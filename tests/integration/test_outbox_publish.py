@@ -19,37 +19,9 @@ import pytest
 
 from ledgerline import outbox
 from ledgerline.db import connection as db_connection
-from ledgerline.db import testing
 from ledgerline.db.tx import transaction
 
 QUEUE = "merchant-webhooks"
-
-
-@pytest.fixture(scope="module")
-def publish_db(database_url):
-    """A database of its own: sweeps here touch no other test's outbox rows."""
-    url = testing.create_test_database(database_url)
-    yield url
-    testing.drop_database(url)
-
-
-@pytest.fixture
-def app(publish_db):
-    """The application role's connections, one per thread (like the library's)."""
-    url = db_connection.with_user(publish_db, db_connection.APP_ROLE)
-    local = threading.local()
-    opened = []
-
-    def factory():
-        conn = getattr(local, "conn", None)
-        if conn is None or conn.closed:
-            conn = local.conn = db_connection.connect(url)
-            opened.append(conn)
-        return conn
-
-    yield factory
-    for conn in opened:
-        conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -94,24 +66,24 @@ def queue(own_queue):
     return drain
 
 
-def _relayed_at(app, outbox_id):
+def _relayed_at(module_app, outbox_id):
     def read(cur):
         cur.execute("SELECT relayed_at FROM outbox WHERE id = %s", (outbox_id,))
         return cur.fetchone()["relayed_at"]
 
-    return transaction(read, connection=app)
+    return transaction(read, connection=module_app)
 
 
-def test_a_row_is_published_as_soon_as_its_transaction_commits(app, queue):
-    outbox_id = transaction(lambda cur: outbox.enqueue(cur, QUEUE, {"delivery_id": "now"}), connection=app)
+def test_a_row_is_published_as_soon_as_its_transaction_commits(module_app, queue):
+    outbox_id = transaction(lambda cur: outbox.enqueue(cur, QUEUE, {"delivery_id": "now"}), connection=module_app)
 
     # No relay ran: the commit published it.
-    assert _relayed_at(app, outbox_id) is not None
+    assert _relayed_at(module_app, outbox_id) is not None
     assert queue() == Counter({outbox_id: 1})
-    assert outbox.relay(connection=app).relayed == 0
+    assert outbox.relay(connection=module_app).relayed == 0
 
 
-def test_a_transaction_that_rolls_back_publishes_nothing(app, queue):
+def test_a_transaction_that_rolls_back_publishes_nothing(module_app, queue):
     class Boom(Exception):
         pass
 
@@ -120,12 +92,12 @@ def test_a_transaction_that_rolls_back_publishes_nothing(app, queue):
         raise Boom
 
     with pytest.raises(Boom):
-        transaction(work, connection=app)
+        transaction(work, connection=module_app)
     assert queue() == Counter()
-    assert transaction(outbox.pending, connection=app) == {}
+    assert transaction(outbox.pending, connection=module_app) == {}
 
 
-def test_a_publish_that_fails_leaves_the_row_to_the_sweep(app, queue, publish_db):
+def test_a_publish_that_fails_leaves_the_row_to_the_sweep(module_app, queue, module_db):
     from ledgerline.aws.queues import BatchResult
 
     def unreachable(queue_name, messages):
@@ -136,17 +108,17 @@ def test_a_publish_that_fails_leaves_the_row_to_the_sweep(app, queue, publish_db
         cur.after_commit.clear()  # published below by hand, with a failing sender
         return ids
 
-    ids = transaction(work, connection=app)
-    result = outbox.publish(ids, send=unreachable, connection=app)
+    ids = transaction(work, connection=module_app)
+    result = outbox.publish(ids, send=unreachable, connection=module_app)
     assert (result.relayed, result.failed) == (0, 3)
-    assert all(_relayed_at(app, i) is None for i in ids)
+    assert all(_relayed_at(module_app, i) is None for i in ids)
 
     # The sweep runs once the failed rows' short backoff has passed.
-    owner = db_connection.connect(publish_db, autocommit=True)
+    owner = db_connection.connect(module_db, autocommit=True)
     with owner.cursor() as cur:
         cur.execute("UPDATE outbox SET next_attempt_at = now() WHERE id = ANY(%s)", (ids,))
     owner.close()
-    assert outbox.relay(connection=app).relayed == 3
+    assert outbox.relay(connection=module_app).relayed == 3
     assert queue() == Counter(dict.fromkeys(ids, 1))
 
 
@@ -194,12 +166,12 @@ _CHILD = textwrap.dedent(
 )
 
 
-def test_killing_the_process_between_commit_and_publish_loses_no_event(app, queue, publish_db):
+def test_killing_the_process_between_commit_and_publish_loses_no_event(module_app, queue, module_db):
     hole = _Blackhole()
     marker = str(uuid.uuid4())
     env = {
         **os.environ,
-        "DATABASE_URL": publish_db,
+        "DATABASE_URL": module_db,
         "AWS_ENDPOINT_URL": hole.url,
         "AWS_ENDPOINT_URL_SQS": hole.url,
         "LEDGERLINE_ENV": "test",
@@ -215,7 +187,7 @@ def test_killing_the_process_between_commit_and_publish_loses_no_event(app, queu
             cur.execute("SELECT id, relayed_at FROM outbox WHERE payload->>'marker' = %s", (marker,))
             return cur.fetchone()
 
-        row = transaction(committed, connection=app)
+        row = transaction(committed, connection=module_app)
         assert row is not None and row["relayed_at"] is None
         child.send_signal(signal.SIGKILL)
         child.wait(10)
@@ -229,14 +201,14 @@ def test_killing_the_process_between_commit_and_publish_loses_no_event(app, queu
     deadline = time.monotonic() + 10
     relayed = 0
     while not relayed and time.monotonic() < deadline:
-        relayed = outbox.relay(connection=app).relayed
+        relayed = outbox.relay(connection=module_app).relayed
         time.sleep(0.05)
     assert relayed == 1
     assert queue() == Counter({row["id"]: 1})
-    assert _relayed_at(app, row["id"]) is not None
+    assert _relayed_at(module_app, row["id"]) is not None
 
 
-def test_sweeps_racing_publishes_send_every_row_exactly_once(app, queue):
+def test_sweeps_racing_publishes_send_every_row_exactly_once(module_app, queue):
     stop = threading.Event()
     ids: list[int] = []
     lock = threading.Lock()
@@ -246,14 +218,14 @@ def test_sweeps_racing_publishes_send_every_row_exactly_once(app, queue):
         for i in range(15):
             new = transaction(
                 lambda cur, i=i: [outbox.enqueue(cur, QUEUE, {"w": k, "i": i, "j": j}) for j in range(3)],
-                connection=app,
+                connection=module_app,
             )
             with lock:
                 ids.extend(new)
 
     def sweeper():
         while not stop.is_set():
-            sweeps.append(outbox.relay(batch=5, connection=app).relayed)
+            sweeps.append(outbox.relay(batch=5, connection=module_app).relayed)
 
     threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
     sweeping = [threading.Thread(target=sweeper) for _ in range(2)]
@@ -264,21 +236,23 @@ def test_sweeps_racing_publishes_send_every_row_exactly_once(app, queue):
     stop.set()
     for t in sweeping:
         t.join(60)
-    outbox.relay(connection=app)  # whatever neither sent (none expected)
+    outbox.relay(connection=module_app)  # whatever neither sent (none expected)
 
     seen = queue()
     assert len(ids) == 4 * 15 * 3
     assert set(seen) == set(ids)
     assert set(seen.values()) == {1}, f"sent twice: {[i for i, n in seen.items() if n > 1]}"
-    assert transaction(outbox.pending, connection=app) == {}
+    assert transaction(outbox.pending, connection=module_app) == {}
 
 
-def test_message_body_is_the_payload(app, queue):
+def test_message_body_is_the_payload(module_app, queue):
     from ledgerline.aws import clients, resources
 
     sqs = clients.client("sqs")
     url = resources.queue_url(QUEUE)
-    outbox_id = transaction(lambda cur: outbox.enqueue(cur, QUEUE, {"delivery_id": "d-1", "n": 2}), connection=app)
+    outbox_id = transaction(
+        lambda cur: outbox.enqueue(cur, QUEUE, {"delivery_id": "d-1", "n": 2}), connection=module_app
+    )
     got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=1)
     [message] = got["Messages"]
     assert message["MessageAttributes"]["outbox_id"]["StringValue"] == str(outbox_id)
@@ -286,7 +260,7 @@ def test_message_body_is_the_payload(app, queue):
     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
-def test_a_retried_transaction_publishes_only_what_its_committed_attempt_wrote(app, queue):
+def test_a_retried_transaction_publishes_only_what_its_committed_attempt_wrote(module_app, queue):
     attempts = []
 
     def work(cur):
@@ -296,14 +270,14 @@ def test_a_retried_transaction_publishes_only_what_its_committed_attempt_wrote(a
             cur.execute("DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$")
         return outbox_id
 
-    committed = transaction(work, connection=app)
+    committed = transaction(work, connection=module_app)
 
     assert len(attempts) == 2 and committed == attempts[1]
     assert queue() == Counter({committed: 1})
-    assert _relayed_at(app, committed) is not None
+    assert _relayed_at(module_app, committed) is not None
 
 
-def test_rows_a_single_sql_statement_wrote_are_published_fresh(app, queue, publish_db):
+def test_rows_a_single_sql_statement_wrote_are_published_fresh(module_app, queue, module_db):
     def routine(cur):  # what money_call does: INSERT INTO outbox inside one statement
         cur.execute(
             "INSERT INTO outbox (queue, payload) VALUES (%s, %s), (%s, %s) RETURNING id",
@@ -311,19 +285,19 @@ def test_rows_a_single_sql_statement_wrote_are_published_fresh(app, queue, publi
         )
         return [r["id"] for r in cur.fetchall()]
 
-    stale = transaction(routine, connection=app)
-    owner = db_connection.connect(publish_db, autocommit=True)
+    stale = transaction(routine, connection=module_app)
+    owner = db_connection.connect(module_db, autocommit=True)
     with owner.cursor() as cur:  # written long ago: the sweep's, not a fresh publish's
         cur.execute("ALTER TABLE outbox DISABLE TRIGGER outbox_guard")
         cur.execute("UPDATE outbox SET created_at = now() - interval '1 hour' WHERE id = ANY(%s)", (stale,))
         cur.execute("ALTER TABLE outbox ENABLE TRIGGER outbox_guard")
     owner.close()
-    fresh = transaction(routine, connection=app)
+    fresh = transaction(routine, connection=module_app)
 
-    result = outbox.publish_fresh(connection=app)
+    result = outbox.publish_fresh(connection=module_app)
 
     assert result.relayed == 2
     assert queue() == Counter(dict.fromkeys(fresh, 1))
-    assert all(_relayed_at(app, i) is None for i in stale)
-    assert outbox.relay(connection=app).relayed == 2
+    assert all(_relayed_at(module_app, i) is None for i in stale)
+    assert outbox.relay(connection=module_app).relayed == 2
     assert queue() == Counter(dict.fromkeys(stale, 1))
