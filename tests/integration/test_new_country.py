@@ -164,3 +164,21 @@ def test_a_login_that_fails_after_its_code_was_checked_leaves_no_trace(user, own
 def test_an_unplaced_login_is_neither_stepped_up_nor_recorded(user, owner_conn):
     assert sessions.login(user.email, PASSWORD, None, sessions.Client(ip="10.0.0.9")).access_token
     assert known(owner_conn, user) == {"NG"}
+
+
+def test_the_purge_drops_challenges_a_day_past_their_expiry_only(user, owner_conn):
+    from ledgerline.auth import maintenance
+
+    challenge(user)
+    with owner_conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO login_challenges (user_id, country, expires_at) VALUES (%s, 'JP', now() - interval '2 days')",
+            (user.id,),
+        )
+
+    purged = transaction(maintenance.purge)
+
+    assert purged["login_challenges"] >= 1
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT country FROM login_challenges WHERE user_id = %s", (user.id,))
+        assert [r[0] for r in cur.fetchall()] == ["US"]
