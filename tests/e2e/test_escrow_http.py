@@ -42,7 +42,9 @@ def open_escrow(d, amount="100.00") -> dict[str, Any]:
 
 
 def fund(d, escrow) -> dict[str, Any]:
-    r = d["buyer"].post(f"/v1/escrows/{escrow['id']}/fund", idempotency_key=True, json={"account_id": d["buyer_wallet"]})
+    r = d["buyer"].post(
+        f"/v1/escrows/{escrow['id']}/fund", idempotency_key=True, json={"account_id": d["buyer_wallet"]}
+    )
     assert r.status_code == 200, r.text
     return r.json()
 

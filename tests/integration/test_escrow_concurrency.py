@@ -99,11 +99,14 @@ def test_a_release_racing_a_refund_lets_exactly_one_win(database_url, round_):
     status = escrow_row(escrow["id"])["body"]["status"]
     assert status == winners[0]["status"]
     fee = expected_fee(Decimal("250.00"))
-    assert moved == {
-        "RELEASED": {"buyer": 0, "seller": Decimal("250.00") - fee, "escrow": Decimal("-250.00"), "fees": fee},
-        "REFUNDED": {"buyer": Decimal("250.00"), "seller": 0, "escrow": Decimal("-250.00"), "fees": 0},
-        "DISPUTED": {"buyer": 0, "seller": 0, "escrow": 0, "fees": 0},
-    }[status]
+    assert (
+        moved
+        == {
+            "RELEASED": {"buyer": 0, "seller": Decimal("250.00") - fee, "escrow": Decimal("-250.00"), "fees": fee},
+            "REFUNDED": {"buyer": Decimal("250.00"), "seller": 0, "escrow": Decimal("-250.00"), "fees": 0},
+            "DISPUTED": {"buyer": 0, "seller": 0, "escrow": 0, "fees": 0},
+        }[status]
+    )
 
 
 def test_paying_one_escrow_from_two_devices_at_once_pays_once(database_url):

@@ -214,7 +214,9 @@ def fee_schedule(database_url):
         )
     yield
     with conn.cursor() as cur:
-        cur.execute("DELETE FROM fee_schedules WHERE currency = %s AND transaction_kind = 'escrow_release'", (CURRENCY,))
+        cur.execute(
+            "DELETE FROM fee_schedules WHERE currency = %s AND transaction_kind = 'escrow_release'", (CURRENCY,)
+        )
     conn.close()
 
 

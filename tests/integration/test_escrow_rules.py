@@ -200,7 +200,7 @@ def test_resolving_records_the_outcome_and_the_reason(database_url):
     deal = Deal()
     escrow = deal.reach("DISPUTED")
 
-    status, body = deal.ask(escrow["id"], "RESOLVED_REFUNDED", reason="seller admitted it never shipped")
+    status, _ = deal.ask(escrow["id"], "RESOLVED_REFUNDED", reason="seller admitted it never shipped")
 
     assert status == 200
     dispute = one("SELECT * FROM disputes WHERE escrow_id = %s", escrow["id"])

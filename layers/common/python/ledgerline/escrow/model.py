@@ -44,7 +44,9 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-Reason = Annotated[StrictStr, Field(min_length=3, max_length=2000, description="Why; kept with the dispute and audited")]
+Reason = Annotated[
+    StrictStr, Field(min_length=3, max_length=2000, description="Why; kept with the dispute and audited")
+]
 
 
 class CreateEscrow(_Body):
