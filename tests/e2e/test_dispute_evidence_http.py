@@ -11,6 +11,7 @@ gets 404, an administrator reads but does not submit.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import threading
@@ -341,3 +342,43 @@ def test_evidence_racing_the_resolution_is_never_recorded_after_it(party, owner_
     assert len(rows) == statuses.count(201)
     assert len(audit_rows(owner_conn, escrow_id)) == len(rows)
     assert seen == [len(rows)]  # what the decision saw is all there is: nothing landed after it
+
+
+@contextlib.contextmanager
+def audit_write_crashes(owner_conn, action: str, marker: str):
+    """While active, writing the audit row of ``action`` whose payload mentions ``marker``
+    fails as a crash would: after the evidence row, before the commit."""
+    name = f"test_fault_{uuid.uuid4().hex[:8]}"
+    with owner_conn.cursor() as cur:
+        cur.execute(
+            f"""
+            CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF NEW.action = %(action)s AND NEW.payload_after::text LIKE '%%' || %(marker)s || '%%' THEN
+                RAISE EXCEPTION 'simulated crash mid-write: secret internals';
+              END IF;
+              RETURN NEW;
+            END $$
+            """,
+            {"action": action, "marker": marker},
+        )
+        cur.execute(f"CREATE TRIGGER {name} BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION {name}()")
+    try:
+        yield
+    finally:
+        with owner_conn.cursor() as cur:
+            cur.execute(f"DROP TRIGGER {name} ON audit_log")
+            cur.execute(f"DROP FUNCTION {name}()")
+
+
+def test_a_crash_before_the_audit_row_leaves_no_evidence(dispute, owner_conn):
+    _, buyer = dispute["buyer"]
+    marker = f"crash-{uuid.uuid4().hex[:8]}"
+    with audit_write_crashes(owner_conn, "dispute.evidence_submitted", marker):
+        r = buyer.post(f"/v1/escrows/{dispute['id']}/dispute/evidence", json={"text": marker})
+    assert r.status_code == 500 and r.json()["code"] == "internal_error"
+    assert "secret internals" not in r.text
+    assert evidence_rows(owner_conn, dispute["id"]) == []
+    assert audit_rows(owner_conn, dispute["id"]) == []
+    again = buyer.post(f"/v1/escrows/{dispute['id']}/dispute/evidence", json={"text": marker})
+    assert again.status_code == 201  # nothing half-done stands in the way

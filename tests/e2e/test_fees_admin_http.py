@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import uuid
 
 import psycopg2.extras
 import pytest
@@ -180,3 +181,30 @@ def test_concurrent_changes_are_each_audited_with_what_they_really_replaced(admi
         assert row["payload_before"] == previous["payload_after"]
     final = schedule_rows(owner_conn, "CAD")
     assert len(final) == 1 and rows[-1]["payload_after"]["percent"] == str(final[0]["percent"])
+
+
+def test_a_crash_before_the_audit_row_leaves_the_schedule_as_it_was(admin, owner_conn):
+    admin.request("PUT", "/v1/admin/fees", json=body("EUR", percent="1"))
+    stored, audited = schedule_rows(owner_conn, "EUR"), audit_rows(owner_conn, "EUR")
+    name = f"test_fault_{uuid.uuid4().hex[:8]}"
+    with owner_conn.cursor() as cur:
+        cur.execute(
+            f"""CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                  IF NEW.action = 'config.fee_schedule.updated' AND NEW.resource_id = 'EUR/{KIND}' THEN
+                    RAISE EXCEPTION 'simulated crash mid-write: secret internals';
+                  END IF;
+                  RETURN NEW;
+                END $$"""
+        )
+        cur.execute(f"CREATE TRIGGER {name} BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION {name}()")
+    try:
+        r = admin.request("PUT", "/v1/admin/fees", json=body("EUR", percent="7"))
+    finally:
+        with owner_conn.cursor() as cur:
+            cur.execute(f"DROP TRIGGER {name} ON audit_log")
+            cur.execute(f"DROP FUNCTION {name}()")
+    assert r.status_code == 500 and r.json()["code"] == "internal_error"
+    assert "secret internals" not in r.text
+    assert schedule_rows(owner_conn, "EUR") == stored
+    assert audit_rows(owner_conn, "EUR") == audited
