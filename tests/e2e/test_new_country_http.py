@@ -327,3 +327,17 @@ def test_with_a_deployers_city_database_the_feed_says_the_city(client, make_user
     assert "You logged in from Lagos, NG" in [i["message"] for i in feed]
     sessions = client.as_user(session.json()["access_token"]).get("/v1/me/sessions").json()["items"]
     assert ("NG", "Lagos") in [(s["country"], s["city"]) for s in sessions]
+
+
+def test_the_investigation_view_places_a_failed_login_by_its_address(client, admin, make_user, behind_proxy):
+    user = make_user()
+    refused = client.post(
+        "/v1/auth/login",
+        json={"email": user["email"], "password": "not the password at all"},
+        headers={"X-Forwarded-For": JAPAN},
+    )
+    assert refused.status_code == 401
+
+    trail = admin.get(f"/v1/admin/audit?resource_id={user['id']}&action=auth.login_failed").json()["items"]
+
+    assert [(r["actor_ip"], r["country"], r["city"]) for r in trail] == [(JAPAN, "JP", None)]
