@@ -205,3 +205,34 @@ def test_the_successor_is_stored_as_a_digest_only(owner_conn):
 
     assert stored == {sessions.digest(first.refresh_token), sessions.digest(rotated.refresh_token)}
     assert len(key) == 32 and key not in rotated.refresh_token.encode()
+
+
+def test_a_refresh_that_fails_midway_leaves_the_token_live_and_no_trace(owner_conn):
+    session_id, first = new_session()
+    name = f"test_fault_{uuid.uuid4().hex[:8]}"
+    with owner_conn.cursor() as cur:  # the successor's row cannot be written: a crash mid-rotation
+        cur.execute(
+            f"""
+            CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'simulated crash mid-rotation'; END $$
+            """
+        )
+        cur.execute(
+            f"CREATE TRIGGER {name} BEFORE INSERT ON refresh_tokens FOR EACH ROW"
+            f" WHEN (NEW.session_id = '{session_id}') EXECUTE FUNCTION {name}()"
+        )
+    try:
+        with pytest.raises(Exception, match="simulated crash"):
+            sessions.refresh(first.refresh_token, CLIENT)
+    finally:
+        with owner_conn.cursor() as cur:
+            cur.execute(f"DROP TRIGGER {name} ON refresh_tokens")
+            cur.execute(f"DROP FUNCTION {name}()")
+
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT rotated_at FROM refresh_tokens WHERE session_id = %s", (session_id,))
+        assert cur.fetchall() == [(None,)]  # not rotated, no successor
+        cur.execute("SELECT rotation_key FROM sessions WHERE id = %s", (session_id,))
+        assert cur.fetchone() == (None,)
+    assert audited(owner_conn, events.TOKEN_REFRESHED, session_id) == []
+    assert alive(sessions.refresh(first.refresh_token, CLIENT))  # the token still works, once
