@@ -549,3 +549,32 @@ def test_every_invoice_action_is_audited(parties, wallet, owner_conn):
         seen |= {r["action"] for r in audit_rows(owner_conn, invoice["id"]) if r["action"].startswith("invoice.")}
 
     assert seen == set(model.ACTIONS)
+
+
+# ------------------------------------------------------------------------------ merchant API keys
+
+
+def test_a_merchants_server_bills_with_an_invoices_write_key_and_reads_with_invoices_read(make_user, client, person,
+                                                                                           owner_conn):  # fmt: skip
+    merchant = make_user("merchant")
+
+    def key(scopes: list[str]) -> str:
+        r = merchant["client"].post("/v1/api-keys", json={"name": "billing", "scopes": scopes})
+        assert r.status_code == 201, r.text
+        return str(r.json()["key"])
+
+    writer, reader = key(["invoices:write"]), key(["invoices:read"])
+    buyer_id = me(person())
+    body = {"buyer_id": buyer_id, "currency": "NGN", "items": ITEMS, "due_date": due()}
+
+    created = client.post("/v1/invoices", token=writer, json=body)
+
+    assert created.status_code == 201, created.text
+    invoice = created.json()
+    assert invoice["seller_id"] == str(merchant["id"])
+    [audited] = audit_rows(owner_conn, invoice["id"], model.CREATED)
+    assert (audited["actor_type"], str(audited["actor_id"])) == ("api_key", str(merchant["id"]))
+    assert client.get(f"/v1/invoices/{invoice['id']}", token=reader).json() == invoice
+    assert_problem(client.get(f"/v1/invoices/{invoice['id']}", token=writer), 403, "forbidden")
+    assert_problem(client.post("/v1/invoices", token=reader, json=body), 403, "forbidden")
+    assert_problem(client.delete(f"/v1/invoices/{invoice['id']}", token=reader), 403, "forbidden")
