@@ -174,3 +174,71 @@ def test_several_checks_are_counted_independently_in_one_call(owner_conn):
 
     assert [r.check.key for r in refusals] == [tight.key]
     assert bucket(owner_conn, loose)["hits"] == 2 and bucket(owner_conn, tight)["hits"] == 1
+
+
+def test_admission_refuses_a_burst_across_the_boundary_and_audits_the_first_refusal_once(owner_conn, monkeypatch):
+    # Through auth_admit, as every request is admitted: 3 a minute per IP and per user.
+    from ledgerline import config, errors, routes
+    from ledgerline.audit import Actor
+    from ledgerline.auth import admission, sessions, users
+    from ledgerline.caller import Request
+
+    monkeypatch.setenv("LEDGERLINE_RATE_LIMITS", "default=3/minute")
+    config.settings.cache_clear()
+    try:
+        user = transaction(
+            lambda cur: users.create_user(
+                cur, email=f"rl-{uuid.uuid4().hex[:10]}@example.test", password="correct horse battery staple 9",
+                full_name="R", role="user", actor=Actor.system("tests"),
+            )
+        )  # fmt: skip
+        session_id, _ = transaction(lambda cur: sessions.create_session(cur, user.id, sessions.Client(), amr=["pwd"]))
+        claims = {
+            "typ": "access",
+            "sub": str(user.id),
+            "sid": str(session_id),
+            "jti": str(uuid.uuid4()),
+            "amr": ["pwd"],
+        }
+        ip = f"192.0.2.{uuid.uuid4().int % 250 + 1}"
+        keys = [f"default:ip:{ip}", f"default:user:{user.id}"]
+        route = routes.Route("GET", "/v1/x", "tests.x", routes.Access.USER, "x")
+        request = Request("r", ip, "ua", {}, None)
+
+        def admit() -> int | None:
+            """None when admitted, else the Retry-After of the 429."""
+            try:
+                admission.admit(route, request, claims)
+            except errors.RateLimited as refused:
+                return int(refused.headers["Retry-After"])
+            return None
+
+        def elapse(seconds: float) -> None:
+            with owner_conn.cursor() as cur:
+                cur.execute(
+                    "UPDATE rate_limit_buckets SET resets_at = resets_at - make_interval(secs => %s) WHERE key = ANY(%s)",
+                    (seconds, keys),
+                )
+
+        first = admit()
+        elapse(59.5)
+        before = [admit() for _ in range(2)]
+        elapse(1.0)
+        after = [admit() for _ in range(4)]
+        with owner_conn.cursor() as cur:
+            cur.execute(
+                "SELECT resource_id, metadata->>'hits' FROM audit_log WHERE action = 'auth.rate_limited'"
+                " AND resource_id = ANY(%s)",
+                (keys,),
+            )
+            audited = sorted(cur.fetchall())
+        elapse(max(after))
+        on_time = admit()
+    finally:
+        monkeypatch.undo()
+        config.settings.cache_clear()
+
+    assert first is None and before == [None, None]
+    assert all(r is not None for r in after)  # a fixed window would have passed 3 more here
+    assert audited == sorted([(k, "4") for k in keys])  # each key's first refusal, once
+    assert on_time is None
