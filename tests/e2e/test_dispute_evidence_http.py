@@ -200,6 +200,18 @@ def test_a_document_is_uploaded_with_the_presigned_post_and_confirmed(dispute, o
     assert again.status_code == 200 and again.json() == done.json()
     assert len(audit_rows(owner_conn, dispute["id"])) == 2
 
+    # The form is still valid: other bytes of the same size and type replace the current
+    # object, never the confirmed version, which is what the download link names.
+    forged = PDF.replace(b"evidence", b"forgery!")
+    assert upload(form, forged).status_code in (200, 201, 204)
+    listed = seller.get(url)
+    assert listed.headers["cache-control"] == "no-store"
+    [item] = listed.json()["items"]
+    link = item["document"]["download"]
+    fetched = requests.get(link["url"], timeout=30)
+    assert fetched.status_code == 200 and fetched.content == PDF
+    assert "attachment" in fetched.headers.get("content-disposition", "")
+
 
 @pytest.mark.parametrize(
     "content, fields, wrong",
@@ -216,6 +228,8 @@ def test_an_upload_that_is_not_what_was_declared_never_becomes_evidence(dispute,
     confirm = f"{url}/{made['id']}/confirm"
     nothing = buyer.post(confirm)
     assert nothing.status_code == 409 and nothing.json()["code"] == "conflict"  # nothing uploaded yet
+    [pending] = buyer.get(url).json()["items"]
+    assert pending["document"]["download"] is None  # nothing confirmed, nothing to fetch
 
     assert upload(made["upload"], content, **fields).status_code in (200, 201, 204)  # moto takes anything
     audited = audit_rows(owner_conn, dispute["id"])
@@ -228,6 +242,8 @@ def test_an_upload_that_is_not_what_was_declared_never_becomes_evidence(dispute,
 
     assert upload(made["upload"], PDF).status_code in (200, 201, 204)  # the right file, within the form's time
     assert buyer.post(confirm).status_code == 200
+    [item] = buyer.get(url).json()["items"]
+    assert requests.get(item["document"]["download"]["url"], timeout=30).content == PDF
 
 
 @pytest.mark.parametrize(

@@ -69,8 +69,23 @@ def test_fetch_reads_back_what_was_uploaded_and_nothing_when_nothing_was(aws_end
     assert storage.fetch(key, max_bytes=1 << 20) is None
     assert post(key, BODY).status_code in (200, 201, 204)
     stored = storage.fetch(key, max_bytes=1 << 20)
-    assert stored == storage.StoredObject(len(BODY), "image/png", hashlib.sha256(BODY).hexdigest())
-    assert storage.fetch(key, max_bytes=10) == storage.StoredObject(len(BODY), "image/png", None)  # not read
+    assert stored is not None and stored.version_id
+    assert stored == storage.StoredObject(len(BODY), "image/png", hashlib.sha256(BODY).hexdigest(), stored.version_id)
+    big = storage.StoredObject(len(BODY), "image/png", None, stored.version_id)
+    assert storage.fetch(key, max_bytes=10) == big  # too large to be worth reading: not hashed
+
+
+def test_a_download_names_one_version_and_asks_to_be_saved(aws_endpoint: str) -> None:
+    key = f"evidence/{uuid.uuid4()}/{uuid.uuid4()}"
+    assert post(key, BODY).status_code in (200, 201, 204)
+    first = storage.fetch(key, max_bytes=1 << 20)
+    assert first is not None and first.version_id
+    assert post(key, BODY[::-1]).status_code in (200, 201, 204)  # a later upload to the same key
+    link = storage.download(key, first.version_id, filename='bad"name/..\\.png', expires_in=60)
+    got = requests.get(link.url, timeout=30)
+    assert got.status_code == 200 and got.content == BODY
+    disposition = got.headers["content-disposition"]
+    assert disposition.startswith("attachment;") and '"' not in disposition.split('filename="', 1)[1][:-1]
 
 
 @pytest.mark.parametrize("body, content_type", [(BODY[:-1] + b"!", "image/png"), (BODY, "text/html")])

@@ -136,7 +136,16 @@ def record(cur: Cursor, submission: Submission, caller: Principal, actor: Actor)
     return result
 
 
-def list_evidence(cur: Cursor, escrow_id: str, caller: Principal) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Listed:
+    """One piece of evidence as listed, with where its confirmed document is stored."""
+
+    body: dict[str, Any]
+    object_key: str | None
+    object_version: str | None
+
+
+def list_evidence(cur: Cursor, escrow_id: str, caller: Principal) -> list[Listed]:
     """Oldest first. A dispute holds at most 50 pieces (dispute_evidence_add), so the whole
     list is one page."""
     escrow = object_id(escrow_id, "escrow")
@@ -145,11 +154,33 @@ def list_evidence(cur: Cursor, escrow_id: str, caller: Principal) -> list[dict[s
     if found is None or (caller.role not in READERS and caller.id not in (found["buyer_id"], found["seller_id"])):
         raise errors.NotFound(f"escrow {escrow_id} not found")
     cur.execute(
-        "SELECT dispute_evidence_json(v) AS e FROM dispute_evidence v JOIN disputes d ON d.id = v.dispute_id"
+        "SELECT dispute_evidence_json(v) AS e, v.object_key, v.object_version"
+        "  FROM dispute_evidence v JOIN disputes d ON d.id = v.dispute_id"
         " WHERE d.escrow_id = %s ORDER BY v.created_at, v.id",
         (escrow,),
     )
-    return [r["e"] for r in cur.fetchall()]
+    return [Listed(r["e"], r["object_key"], r["object_version"]) for r in cur.fetchall()]
+
+
+def with_downloads(items: list[Listed]) -> list[dict[str, Any]]:
+    """Each confirmed document gets ``download``: a short-lived link to the version that was
+    confirmed (signed locally, after the transaction); an unconfirmed one has none."""
+    out = []
+    for item in items:
+        body = dict(item.body)
+        document = body.get("document")
+        if document is not None and item.object_key and item.object_version:
+            link = storage.download(
+                item.object_key,
+                item.object_version,
+                filename=document["filename"],
+                expires_in=settings().evidence_upload_seconds,
+            )
+            body["document"] = {**document, "download": link.to_json()}
+        elif document is not None:
+            body["document"] = {**document, "download": None}
+        out.append(body)
+    return out
 
 
 def pending_upload(cur: Cursor, escrow_id: str, evidence_id: str, caller: Principal) -> str | None:
@@ -184,7 +215,7 @@ def confirm(
     row = sql.call(
         cur,
         "SELECT dispute_evidence_confirm(p_escrow => %(escrow)s, p_evidence => %(evidence)s, p_party => %(party)s,"
-        " p_size => %(size)s, p_content_type => %(type)s, p_sha256 => %(sha)s,"
+        " p_size => %(size)s, p_content_type => %(type)s, p_sha256 => %(sha)s, p_version => %(version)s,"
         " p_actor => %(actor)s, p_audit => %(audit)s) AS e",
         {
             "escrow": object_id(escrow_id, "escrow"),
@@ -193,6 +224,7 @@ def confirm(
             "size": None if stored is None else stored.size,
             "type": None if stored is None else stored.content_type,
             "sha": None if stored is None else stored.sha256,
+            "version": None if stored is None else stored.version_id,
             "actor": sql.actor_json(actor),
             "audit": sql.jsonb(sql.audit_row(UPLOADED)),
         },

@@ -8,7 +8,10 @@ cannot make S3 hash the body, and moto enforces no POST policy at all, so an upl
 evidence only once it is confirmed: ``fetch`` reads the object back, and the caller compares
 its size, type and SHA-256 with what was declared (``ledgerline.evidence.confirm``).
 
-The bucket is private (block public access, TLS only, SSE-KMS; ``infra.components.evidence``).
+A confirmed document is the version that was read back (``StoredObject.version_id``):
+``download`` presigns a GET of that version only, so a later upload with a form still valid
+never replaces what was confirmed. The bucket is private (block public access, TLS only,
+SSE-KMS, versioned; ``infra.components.evidence``).
 """
 
 from __future__ import annotations
@@ -44,6 +47,16 @@ class StoredObject:
     size: int
     content_type: str
     sha256: str | None  # hex; None when the object was too large to be worth reading
+    version_id: str | None = None  # the version read (the bucket is versioned)
+
+
+@dataclass(frozen=True)
+class Download:
+    url: str
+    expires_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"url": self.url, "expires_at": self.expires_at}
 
 
 def local_bucket() -> str:
@@ -90,13 +103,31 @@ def fetch(key: str, *, max_bytes: int) -> StoredObject | None:
         return None
     size = int(answer["ContentLength"])
     content_type = str(answer.get("ContentType") or "")
+    version = answer.get("VersionId")
     body = answer["Body"]
     try:
         if size > max_bytes:
-            return StoredObject(size, content_type, None)
+            return StoredObject(size, content_type, None, version)
         digest = hashlib.sha256()
         for chunk in iter(lambda: body.read(_CHUNK), b""):
             digest.update(chunk)
-        return StoredObject(size, content_type, digest.hexdigest())
+        return StoredObject(size, content_type, digest.hexdigest(), version)
     finally:
         body.close()
+
+
+def download(key: str, version_id: str, *, filename: str, expires_in: int) -> Download:
+    """A presigned GET of exactly the confirmed version, as an attachment (never rendered
+    inline by a browser, whatever its type). Signed locally, no call to S3."""
+    safe = "".join(ch if ch.isalnum() or ch in "._- " else "_" for ch in filename)
+    url = clients.client("s3").generate_presigned_url(
+        "get_object",
+        Params={
+            "Bucket": bucket(),
+            "Key": key,
+            "VersionId": version_id,
+            "ResponseContentDisposition": f'attachment; filename="{safe}"',
+        },
+        ExpiresIn=expires_in,
+    )
+    return Download(url=str(url), expires_at=datetime.now(UTC) + timedelta(seconds=expires_in))

@@ -1,14 +1,15 @@
 -- POST /v1/escrows/{id}/dispute/evidence/{evidence_id}/confirm: the party who declared a
 -- document says it is uploaded; ledgerline.evidence has read the stored object back and
--- passes what it found (p_size NULL: nothing there). Only an object of exactly the
--- declared size, content type and SHA-256 becomes evidence: uploaded_at is set and the
--- audit row dispute.evidence_uploaded written, in one transaction. A mismatch is LLVL0
+-- passes what it found (p_size NULL: nothing there) and the version it read. Only an
+-- object of exactly the declared size, content type and SHA-256 becomes evidence: that
+-- version is recorded (readers get it, not a later upload to the same key), uploaded_at
+-- set and the audit row dispute.evidence_uploaded written, in one transaction. A mismatch is LLVL0
 -- and changes nothing (the party may upload again while the presigned POST is valid).
 -- Confirming again answers the evidence as it is, writing nothing. Ordered with the
 -- dispute's resolution as dispute_evidence_add is (the escrow row, FOR SHARE, first).
 CREATE OR REPLACE FUNCTION dispute_evidence_confirm(
   p_escrow uuid, p_evidence uuid, p_party uuid, p_size bigint, p_content_type text, p_sha256 text,
-  p_actor jsonb, p_audit jsonb
+  p_version text, p_actor jsonb, p_audit jsonb
 ) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
@@ -49,7 +50,11 @@ BEGIN
   IF p_sha256 IS DISTINCT FROM v.sha256 THEN
     RAISE EXCEPTION 'the uploaded document''s SHA-256 is not the one declared' USING ERRCODE = 'LLVL0';
   END IF;
-  UPDATE dispute_evidence SET uploaded_at = clock_timestamp() WHERE id = v.id RETURNING * INTO v;
+  IF p_version IS NULL OR btrim(p_version) = '' THEN
+    RAISE EXCEPTION 'the stored version of evidence % is unknown', v.id USING ERRCODE = 'LLCF0';
+  END IF;
+  UPDATE dispute_evidence SET uploaded_at = clock_timestamp(), object_version = p_version
+   WHERE id = v.id RETURNING * INTO v;
   PERFORM ledger_audit(p_actor => p_actor,
                        p_rows => jsonb_build_array(p_audit || jsonb_build_object(
                          'resource_type', 'dispute_evidence', 'after', dispute_evidence_json(v),
@@ -59,6 +64,6 @@ BEGIN
   RETURN dispute_evidence_json(v);
 END $$;
 
-REVOKE ALL ON FUNCTION dispute_evidence_confirm(uuid, uuid, uuid, bigint, text, text, jsonb, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION dispute_evidence_confirm(uuid, uuid, uuid, bigint, text, text, jsonb, jsonb)
+REVOKE ALL ON FUNCTION dispute_evidence_confirm(uuid, uuid, uuid, bigint, text, text, text, jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dispute_evidence_confirm(uuid, uuid, uuid, bigint, text, text, text, jsonb, jsonb)
   TO ledgerline_app;
