@@ -27,6 +27,7 @@ DECLARE
   i         invoices;
   a         accounts;
   v_before  jsonb;
+  v_after   jsonb;
   v_step    jsonb;
   v_refusal jsonb;
   v_escrow  uuid;
@@ -82,12 +83,13 @@ BEGIN
   END;
 
   UPDATE invoices SET status = 'PAID', escrow_id = v_escrow WHERE id = i.id RETURNING * INTO i;
+  v_after := invoice_json(i);
   PERFORM ledger_audit(p_actor => p_actor, p_rows => jsonb_build_array(p_audit || jsonb_build_object(
             'resource_type', 'invoice', 'resource_id', i.id, 'subjects', jsonb_build_array(i.buyer_id, i.seller_id),
             'before', jsonb_build_object('invoice', v_before),
-            'after', jsonb_build_object('invoice', invoice_json(i), 'account_id', p_account))),
+            'after', jsonb_build_object('invoice', v_after, 'account_id', p_account))),
           p_resource_id => i.id::text, p_before => NULL, p_after => NULL);
-  RETURN jsonb_build_object('invoice', invoice_json(i));
+  RETURN jsonb_build_object('invoice', v_after);
 END $$;
 
 -- Callable by the application role (through money_call) and the owner, not by PUBLIC.
