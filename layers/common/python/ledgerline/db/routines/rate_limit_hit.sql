@@ -28,8 +28,9 @@
 -- window and the weight agree.
 --
 -- PL/pgSQL around one statement for its cached plan: as a plain SQL function the
--- statement was planned at every call (server-side, 2 checks a call, on a loaded 2-core
--- laptop: 0.35 ms a call against the fixed window's 0.97 ms as LANGUAGE sql).
+-- statement was planned at every call. Server-side, 2 checks a call, 2-core laptop
+-- (median of 10 x 2,000): this 93 us; the fixed window it replaced, LANGUAGE sql, 204 us;
+-- that fixed window wrapped in PL/pgSQL, 53 us (what the weighing itself costs: ~40 us).
 CREATE OR REPLACE FUNCTION rate_limit_hit(p_checks jsonb)
 RETURNS TABLE (spec jsonb, hits integer, retry_after integer)
 LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
