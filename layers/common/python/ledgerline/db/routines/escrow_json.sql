@@ -6,9 +6,14 @@
 --
 -- seller_amount is what the seller was paid (amount - fee) once released: with the fee it
 -- is the escrowed amount exactly (fee_quote's rule).
+--
+-- PL/pgSQL, not SQL: a SQL function that reads tables is not inlined, and PostgreSQL 16
+-- parses and plans its body on every call (every escrow request renders one); PL/pgSQL
+-- keeps the plan.
 CREATE OR REPLACE FUNCTION escrow_json(e escrows) RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-  SELECT jsonb_build_object(
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+  RETURN jsonb_build_object(
     'id', e.id, 'buyer_id', e.buyer_id, 'seller_id', e.seller_id, 'amount', api_money(e.amount, e.currency),
     'description', e.description, 'status', e.status, 'account_id', e.account_id, 'invoice_id', e.invoice_id,
     'funded_from', e.funded_from,
@@ -24,7 +29,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
                                        FROM escrow_transitions t WHERE t.from_status = e.status), '[]'::jsonb),
     'created_by', e.created_by, 'created_at', api_time(e.created_at), 'funded_at', api_time(e.funded_at),
     'settled_at', api_time(e.settled_at), 'updated_at', api_time(e.updated_at));
-$$;
+END $$;
 
 -- Callable by the application role (GET /v1/escrows/{id}, the invoices' reads) and the owner.
 REVOKE ALL ON FUNCTION escrow_json(escrows) FROM PUBLIC;

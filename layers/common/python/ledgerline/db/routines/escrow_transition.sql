@@ -48,6 +48,7 @@ DECLARE
   v_amounts numeric[];
   v_from    uuid;
   v_edge    boolean;
+  v_after   jsonb;
 BEGIN
   SELECT * INTO e FROM escrows WHERE id = p_escrow FOR UPDATE;
   IF FOUND THEN
@@ -78,7 +79,10 @@ BEGIN
     RETURN jsonb_build_object('refusal', api_problem('validation_error', 'a reason is required',
       jsonb_build_array(jsonb_build_object('field', 'reason', 'message', 'say why, in 3 to 2000 characters'))));
   END IF;
-  v_before := escrow_json(e);
+  -- The audit row's before and after are what a transition changes (status, money, the
+  -- transactions), not the whole Escrow: the row's hash walks every node of its payloads.
+  v_before := jsonb_build_object('status', e.status, 'funded_from', e.funded_from,
+                                 'fund_transaction_id', e.fund_transaction_id);
 
   -- The edge's money, first: a refusal (funds, a frozen wallet, no wallet to pay) leaves
   -- everything as it was.
@@ -158,6 +162,7 @@ BEGIN
          settled_at = e.settled_at
    WHERE id = e.id
   RETURNING * INTO e;
+  v_after := escrow_json(e);
 
   IF p_audit IS NOT NULL THEN
     PERFORM ledger_audit(p_actor => p_actor, p_rows => jsonb_build_array(p_audit || jsonb_build_object(
@@ -168,10 +173,14 @@ BEGIN
                           || CASE WHEN v_reason IS NOT NULL AND t.action IN ('dispute', 'resolve')
                                   THEN jsonb_build_object('reason', v_reason) ELSE '{}'::jsonb END,
               'before', jsonb_build_object('escrow', v_before),
-              'after', jsonb_build_object('escrow', escrow_json(e), 'transaction', v_post->'transaction'))),
+              'after', jsonb_build_object('escrow', jsonb_build_object(
+                         'status', e.status, 'funded_from', e.funded_from, 'fund_transaction_id', e.fund_transaction_id,
+                         'fee', e.fee, 'settle_transaction_id', e.settle_transaction_id,
+                         'dispute_id', (SELECT d.id FROM disputes d WHERE d.escrow_id = e.id)),
+                       'transaction', v_post->'transaction'))),
             p_resource_id => e.id::text, p_before => NULL, p_after => NULL);
   END IF;
-  RETURN jsonb_build_object('escrow', escrow_json(e) || jsonb_build_object('allowed_transitions', coalesce((
+  RETURN jsonb_build_object('escrow', v_after || jsonb_build_object('allowed_transitions', coalesce((
     SELECT jsonb_agg(a.to_status ORDER BY a.to_status) FROM escrow_transitions a
      WHERE a.from_status = e.status AND v_party = ANY (a.parties)
        AND (a.action <> 'dispute' OR e.funded_at + v_window > v_now)), '[]'::jsonb)));
