@@ -55,7 +55,9 @@ def _open(setup: dict[str, Any], rng: random.Random, n: int) -> list[tuple[Any, 
 
 def run(quick: bool) -> list[Figure]:
     url = database.fresh_database()
-    database.run_sql(url, "INSERT INTO fee_schedules (currency, transaction_kind, percent) VALUES ('NGN', 'escrow_release', 1)")
+    database.run_sql(
+        url, "INSERT INTO fee_schedules (currency, transaction_kind, percent) VALUES ('NGN', 'escrow_release', 1)"
+    )
     setup = transfers._setup(200)
     rng = random.Random(17)  # noqa: S311 - load generation
     n, rounds = (100, 3) if quick else (300, 7)
