@@ -4,6 +4,7 @@ fails after its code was checked leaves no trace."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
@@ -182,3 +183,33 @@ def test_the_purge_drops_challenges_a_day_past_their_expiry_only(user, owner_con
     with owner_conn.cursor() as cur:
         cur.execute("SELECT country FROM login_challenges WHERE user_id = %s", (user.id,))
         assert [r[0] for r in cur.fetchall()] == ["US"]
+
+
+def test_parallel_logins_from_a_new_country_mail_one_code(user, owner_conn):
+    barrier = threading.Barrier(6)
+    outcomes = []
+
+    arrival = new_country.assess(transaction, user.id, "US", None, otp_enabled=False)
+    who = ABROAD.actor(user.id, "user")
+
+    def attempt():
+        # What each login does once its password checked out (argon2's time would spread them).
+        barrier.wait()
+        outcomes.append(new_country.demand(transaction, user.id, arrival, who).second_factor)
+
+    threads = [threading.Thread(target=attempt) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert outcomes == ["email_code"] * 6
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM login_challenges WHERE user_id = %s", (user.id,))
+        assert cur.fetchone()[0] == 1
+        cur.execute(
+            "SELECT count(*) FROM outbox WHERE payload->>'type' = %s AND payload->>'challenge_id' IN "
+            "(SELECT id::text FROM login_challenges WHERE user_id = %s)",
+            (new_country.EVENT, user.id),
+        )
+        assert cur.fetchone()[0] == 1

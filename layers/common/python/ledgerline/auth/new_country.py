@@ -146,6 +146,8 @@ def demand(run: Runner, user_id: UUID, arrival: Arrival, who: Actor) -> SecondFa
 
 def _challenge(cur: Cursor, user_id: UUID, country: str) -> bool:
     """Record a challenge and queue its e-mail, unless one went out moments ago."""
+    # One demand of a user at a time: parallel logins (a client's retries) mail one code.
+    cur.execute("SELECT 1 FROM users WHERE id = %s FOR NO KEY UPDATE", (user_id,))
     cur.execute(
         """
         SELECT 1 FROM login_challenges
