@@ -398,3 +398,19 @@ def test_a_crash_before_the_audit_row_leaves_no_evidence(dispute, owner_conn):
     assert audit_rows(owner_conn, dispute["id"]) == []
     again = buyer.post(f"/v1/escrows/{dispute['id']}/dispute/evidence", json={"text": marker})
     assert again.status_code == 201  # nothing half-done stands in the way
+
+
+def test_the_other_party_reads_the_evidence_in_their_feed_and_a_stranger_does_not(dispute, party):
+    _, buyer = dispute["buyer"]
+    _, seller = dispute["seller"]
+    _, stranger = party()
+    assert buyer.post(f"/v1/escrows/{dispute['id']}/dispute/evidence", json={"text": "photos of the box"}).ok
+
+    def feed(client: Client) -> list[str]:
+        r = client.get("/v1/activity", params={"category": "escrow"})
+        assert r.status_code == 200, r.text
+        return [i["message"] for i in r.json()["items"] if i["action"] == "dispute.evidence_submitted"]
+
+    assert feed(buyer) == ["You added evidence to a dispute"]
+    assert feed(seller) == ["Evidence was added to your dispute"]
+    assert feed(stranger) == []
