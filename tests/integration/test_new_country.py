@@ -213,3 +213,35 @@ def test_parallel_logins_from_a_new_country_mail_one_code(user, owner_conn):
             (new_country.EVENT, user.id),
         )
         assert cur.fetchone()[0] == 1
+
+
+def test_first_logins_racing_from_two_countries_record_one(owner_conn):
+    fresh = transaction(
+        lambda cur: users.create_user(
+            cur, email=f"race-{uuid.uuid4().hex[:10]}@example.test", password=PASSWORD, full_name="Bo", role="user",
+            actor=Actor.system("tests"),
+        )
+    )  # fmt: skip
+    countries = ["NG", "US"] * 4
+    barrier = threading.Barrier(len(countries))
+    outcomes: dict[str, list[str]] = {"NG": [], "US": []}
+
+    def attempt(country):
+        # Each login assessed "first country" before any of them recorded one.
+        arrival = new_country.Arrival(country, None, first=True, second_factor="none")
+        barrier.wait()
+        try:
+            transaction(lambda cur: new_country.remember(cur, fresh.id, country, arrival, Actor.system("tests")))
+            outcomes[country].append("recorded")
+        except errors.OtpRequired:
+            outcomes[country].append("refused")
+
+    threads = [threading.Thread(target=attempt, args=(c,)) for c in countries]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    [winner] = known(owner_conn, fresh)
+    loser = "US" if winner == "NG" else "NG"
+    assert outcomes[winner] == ["recorded"] * 4 and outcomes[loser] == ["refused"] * 4
