@@ -418,3 +418,29 @@ def test_every_escrow_and_dispute_action_is_audited_in_the_escrow_category(datab
             assert r["category"] == "escrow"
         if r["action"] in {op.done for op in ops}:
             assert r["resource_type"] == "escrow" and set(r["subject_ids"]) >= {deal.buyer, deal.seller}
+
+
+def test_the_ledger_check_finds_a_settled_escrow_that_still_holds_money(database_url, owner_conn):
+    """Only possible past the guard (here: the owner turns it off for a moment): the ledger
+    check is the net under the net."""
+    deal = Deal()
+    escrow = deal.reach("FUNDED")
+    other = deal.reach("REFUNDED")
+    settle_tx = escrow_row(other["id"])["body"]["fund_transaction_id"]  # any transaction, for the CHECKs
+    with owner_conn.cursor() as cur:
+        cur.execute("ALTER TABLE escrows DISABLE TRIGGER escrows_guard")
+        try:
+            cur.execute(
+                "UPDATE escrows SET status = 'REFUNDED', settled_at = now(), settle_transaction_id = %s WHERE id = %s",
+                (settle_tx, escrow["id"]),
+            )
+            found = [f for f in transaction(check_invariants) if f.invariant == "settled_escrow_empty_and_closed"]
+        finally:
+            cur.execute(
+                "UPDATE escrows SET status = 'FUNDED', settled_at = NULL, settle_transaction_id = NULL WHERE id = %s",
+                (escrow["id"],),
+            )
+            cur.execute("ALTER TABLE escrows ENABLE TRIGGER escrows_guard")
+    assert [f.data["escrow_id"] for f in found] == [escrow["id"]]
+    assert "is REFUNDED but its account is active with 200.0000 posted" in found[0].detail
+    assert transaction(check_invariants) == []
