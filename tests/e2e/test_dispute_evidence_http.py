@@ -16,7 +16,6 @@ import hashlib
 import json
 import threading
 import uuid
-from decimal import Decimal
 
 import psycopg2.extras
 import pytest
@@ -69,31 +68,40 @@ def escrow_step(cur, escrow_id, to: str, args: dict, actor: Actor) -> dict:
     return answer["escrow"]
 
 
-def open_escrow(buyer_id, seller_id, *, dispute: bool = True) -> str:
-    """An escrow of NGN 50.00 from buyer to seller, funded, and disputed by the buyer (the
-    escrow engineer's routines, as their routes run them)."""
+def open_escrow(buyer: tuple[uuid.UUID, Client], seller_id, *, dispute: bool = True) -> str:
+    """An escrow of NGN 50.00 from buyer to seller, funded, and disputed by the buyer,
+    through the escrow routes."""
+    buyer_id, client = buyer
     wallet = new_wallet("NGN", funded="100.00", owner_id=buyer_id)
-
-    def work(cur) -> str:
-        cur.execute(
-            "SELECT escrow_open(p_buyer => %s, p_seller => %s, p_currency => 'NGN', p_amount => %s,"
-            " p_description => 'a used bicycle', p_invoice => NULL, p_actor => %s, p_audit => NULL) AS r",
-            (buyer_id, seller_id, Decimal("50.00"), sql.actor_json(user_actor(buyer_id))),
-        )
-        escrow_id = cur.fetchone()["r"]["escrow"]["id"]
-        buyer = user_actor(buyer_id)
-        escrow_step(cur, escrow_id, "FUNDED", {"party_id": str(buyer_id), "account_id": str(wallet.id)}, buyer)
-        if dispute:
-            escrow_step(cur, escrow_id, "DISPUTED", {"party_id": str(buyer_id), "reason": "never arrived"}, buyer)
-        return str(escrow_id)
-
-    return transaction(work)
+    made = client.post(
+        "/v1/escrows",
+        idempotency_key=True,
+        json={"seller_id": str(seller_id), "amount": "50.00", "currency": "NGN", "description": "a used bicycle"},
+    )
+    assert made.status_code == 201, made.text
+    escrow_id = made.json()["id"]
+    funded = client.post(f"/v1/escrows/{escrow_id}/fund", idempotency_key=True, json={"account_id": str(wallet.id)})
+    assert funded.status_code == 200, funded.text
+    if dispute:
+        raised = client.post(f"/v1/escrows/{escrow_id}/dispute", idempotency_key=True, json={"reason": "never arrived"})
+        assert raised.status_code == 200 and raised.json()["status"] == "DISPUTED", raised.text
+    return str(escrow_id)
 
 
-def resolve(escrow_id: str) -> int:
-    """An administrator refunds the buyer (party_id null: the administrator's edge); returns
-    how much evidence the decision saw, counted in its own transaction after the transition
-    (which holds the escrow row until it commits)."""
+def resolve_through_the_api(admin: Client, escrow_id: str) -> None:
+    r = admin.post(
+        f"/v1/admin/escrows/{escrow_id}/resolve",
+        idempotency_key=True,
+        json={"outcome": "refund", "reason": "refund it"},
+    )
+    assert r.status_code == 200 and r.json()["status"] == "RESOLVED_REFUNDED", r.text
+
+
+def resolve_counting(escrow_id: str) -> int:
+    """An administrator refunds the buyer (escrow_transition, as the resolve route runs it:
+    party_id null is the administrator's edge); returns how much evidence the decision saw,
+    counted in its own transaction after the transition (which holds the escrow row until
+    it commits). Through the routine, not the route, so that the count is the decision's."""
     admin_id = transaction(lambda cur: create_user(cur, "admin"))
 
     def work(cur) -> int:
@@ -113,7 +121,7 @@ def resolve(escrow_id: str) -> int:
 def dispute(party):
     """A disputed escrow: {"id", "buyer", "seller"} with (user id, client) pairs."""
     buyer, seller = party(), party()
-    return {"id": open_escrow(buyer[0], seller[0]), "buyer": buyer, "seller": seller}
+    return {"id": open_escrow(buyer, seller[0]), "buyer": buyer, "seller": seller}
 
 
 def evidence_rows(conn, escrow_id: str) -> list[dict]:
@@ -310,18 +318,18 @@ def test_strangers_get_404_admins_may_not_submit_and_parties_confirm_only_their_
     assert (evidence_rows(owner_conn, dispute["id"]), audit_rows(owner_conn, dispute["id"])) == before
 
 
-def test_evidence_is_taken_only_while_the_dispute_is_open(party, owner_conn):
+def test_evidence_is_taken_only_while_the_dispute_is_open(party, admin, owner_conn):
     (buyer_id, buyer), (seller_id, _) = party(), party()
-    funded = open_escrow(buyer_id, seller_id, dispute=False)
+    funded = open_escrow((buyer_id, buyer), seller_id, dispute=False)
     r = buyer.post(f"/v1/escrows/{funded}/dispute/evidence", json={"text": "not disputed yet"})
     assert r.status_code == 409 and r.json()["code"] == "conflict"
     assert evidence_rows(owner_conn, funded) == []
 
-    disputed = open_escrow(buyer_id, seller_id)
+    disputed = open_escrow((buyer_id, buyer), seller_id)
     url = f"/v1/escrows/{disputed}/dispute/evidence"
     made = buyer.post(url, json={"document": document()}).json()
     upload(made["upload"], PDF)
-    resolve(disputed)
+    resolve_through_the_api(admin, disputed)
     late = buyer.post(url, json={"text": "one more thing"})
     assert late.status_code == 409 and late.json()["code"] == "conflict"
     unconfirmed = buyer.post(f"{url}/{made['id']}/confirm")
@@ -333,7 +341,7 @@ def test_evidence_racing_the_resolution_is_never_recorded_after_it(party, owner_
     """Twelve submissions race an administrator's resolution: each is either recorded
     before the decision (201), and seen by it, or refused (409); none lands after it."""
     (buyer_id, buyer), (seller_id, seller) = party(), party()
-    escrow_id = open_escrow(buyer_id, seller_id)
+    escrow_id = open_escrow((buyer_id, buyer), seller_id)
     url = f"/v1/escrows/{escrow_id}/dispute/evidence"
     statuses: list[int] = []
     seen: list[int] = []
@@ -345,7 +353,7 @@ def test_evidence_racing_the_resolution_is_never_recorded_after_it(party, owner_
 
     def decide() -> None:
         barrier.wait()
-        seen.append(resolve(escrow_id))
+        seen.append(resolve_counting(escrow_id))
 
     threads = [threading.Thread(target=submit, args=(buyer if n % 2 else seller, n)) for n in range(12)]
     threads.append(threading.Thread(target=decide))
