@@ -2,15 +2,15 @@
 (AWAITING_PAYMENT -> FUNDED)."""
 
 from ledgerline.escrow.model import FundEscrow
+from ledgerline.escrow.requests import transition_args
 from ledgerline.http import Endpoint, Response
-from ledgerline.ids import object_id
 
 api = Endpoint(__name__)
 
 
 @api
 def fund_escrow(id: str, body: FundEscrow) -> Response:
-    return api.money("escrow_fund", {"escrow_id": str(object_id(id, "escrow")), "account_id": str(body.account_id)})
+    return api.money("escrow_fund", transition_args(id, account_id=str(body.account_id)))
 
 
 handler = api.handler

@@ -201,3 +201,29 @@ def test_escrow_routes_need_an_idempotency_key_and_a_reason(deal):
                            json={"outcome": "split", "reason": "half each"})  # fmt: skip
     assert r.status_code == 422
     assert deal["buyer"].get(f"/v1/escrows/{escrow['id']}").json()["status"] == "FUNDED"
+
+
+def test_the_dispute_window_is_the_deployments_setting(deal, monkeypatch, owner_conn):
+    from ledgerline import config
+
+    escrow = fund(deal, open_escrow(deal, "6.00"))
+    with owner_conn.cursor() as cur:  # funded three days ago
+        cur.execute("UPDATE escrows SET funded_at = funded_at - interval '3 days' WHERE id = %s", (escrow["id"],))
+    monkeypatch.setenv("LEDGERLINE_DISPUTE_WINDOW_DAYS", "2")
+    config.settings.cache_clear()
+    try:
+        seen = deal["buyer"].get(f"/v1/escrows/{escrow['id']}").json()
+        refused = deal["buyer"].post(f"/v1/escrows/{escrow['id']}/dispute", idempotency_key=True,
+                                     json={"reason": "it broke on day three"})  # fmt: skip
+        refund = deal["buyer"].post(f"/v1/escrows/{escrow['id']}/refund", idempotency_key=True)
+    finally:
+        monkeypatch.undo()
+        config.settings.cache_clear()
+    assert seen["allowed_transitions"] == ["RELEASED"]
+    assert refused.status_code == 409 and refused.json()["allowed_transitions"] == ["RELEASED"]
+    assert "can no longer be disputed" in refused.json()["detail"]
+    assert refund.json()["allowed_transitions"] == ["RELEASED"]  # every answer counts the window
+    # With the default window (30 days) the same escrow may still be disputed.
+    again = deal["buyer"].post(f"/v1/escrows/{escrow['id']}/dispute", idempotency_key=True,
+                               json={"reason": "it broke on day three"})  # fmt: skip
+    assert again.status_code == 200 and again.json()["status"] == "DISPUTED"
