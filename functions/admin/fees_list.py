@@ -8,7 +8,8 @@ api = Endpoint(__name__)
 
 @api
 def list_fee_schedules() -> Response:
-    return json_response({"items": api.read(fees.list_schedules)})
+    # One row per currency and kind: the whole list is one page.
+    return json_response({"items": api.read(fees.list_schedules), "next_cursor": None})
 
 
 handler = api.handler

@@ -81,7 +81,7 @@ def test_an_admin_sets_changes_and_lists_a_schedule_audited_with_before_and_afte
     for reader in (admin, auditor):
         listed = reader.get("/v1/admin/fees")
         assert listed.status_code == 200, listed.text
-        assert changed in listed.json()["items"]
+        assert changed in listed.json()["items"] and listed.json()["next_cursor"] is None
 
 
 @pytest.mark.parametrize(
