@@ -208,3 +208,34 @@ def test_a_crash_before_the_audit_row_leaves_the_schedule_as_it_was(admin, owner
     assert "secret internals" not in r.text
     assert schedule_rows(owner_conn, "EUR") == stored
     assert audit_rows(owner_conn, "EUR") == audited
+
+
+def test_the_schedule_an_admin_sets_is_the_fee_the_next_release_charges(admin, wallet):
+    """PUT a schedule, then release an escrow through the routes: the fee is fee_quote's of
+    that schedule (2.5% of 123.45 + 1.00 = 4.08625, half-up 4.09), and fee + the seller's
+    amount is the escrowed amount exactly; after DELETE, no fee."""
+    put = admin.request("PUT", "/v1/admin/fees", json=body("USD", percent="2.5", fixed="1.00", minimum="0",
+                                                           maximum=None))  # fmt: skip
+    assert put.status_code == 200, put.text
+    seller, _ = wallet("USD")
+    seller_id = seller.get("/v1/me").json()["id"]
+
+    def release(amount: str) -> dict:
+        buyer, account = wallet("USD", "500.00")
+        made = buyer.post("/v1/escrows", idempotency_key=True,
+                          json={"seller_id": seller_id, "amount": amount, "currency": "USD", "description": "fees"})  # fmt: skip
+        assert made.status_code == 201, made.text
+        escrow = made.json()["id"]
+        funded = buyer.post(f"/v1/escrows/{escrow}/fund", idempotency_key=True, json={"account_id": account})
+        assert funded.status_code == 200, funded.text
+        released = buyer.post(f"/v1/escrows/{escrow}/release", idempotency_key=True)
+        assert released.status_code == 200, released.text
+        return released.json()
+
+    charged = release("123.45")
+    assert charged["fee"] == {"amount": "4.09", "currency": "USD"}
+    assert charged["seller_amount"] == {"amount": "119.36", "currency": "USD"}
+    assert admin.delete(f"/v1/admin/fees/USD/{KIND}").status_code == 204
+    free = release("123.45")
+    assert free["fee"] == {"amount": "0.00", "currency": "USD"}
+    assert free["seller_amount"] == {"amount": "123.45", "currency": "USD"}
