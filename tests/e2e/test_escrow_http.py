@@ -227,3 +227,41 @@ def test_the_dispute_window_is_the_deployments_setting(deal, monkeypatch, owner_
     again = deal["buyer"].post(f"/v1/escrows/{escrow['id']}/dispute", idempotency_key=True,
                                json={"reason": "it broke on day three"})  # fmt: skip
     assert again.status_code == 200 and again.json()["status"] == "DISPUTED"
+
+
+def test_twenty_releases_at_once_over_http_pay_the_seller_once(deal):
+    import threading
+
+    escrow = fund(deal, open_escrow(deal, "20.00"))
+    seller_before = Decimal(available(deal["seller"], deal["seller_wallet"]))
+    barrier = threading.Barrier(20)
+    answers: list[Any] = []
+
+    def release() -> None:
+        barrier.wait(timeout=30)
+        answers.append(deal["buyer"].post(f"/v1/escrows/{escrow['id']}/release", idempotency_key=True))
+
+    threads = [threading.Thread(target=release) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+
+    assert sorted(r.status_code for r in answers) == [200] + [409] * 19, [r.text for r in answers]
+    [won] = [r.json() for r in answers if r.status_code == 200]
+    assert Decimal(available(deal["seller"], deal["seller_wallet"])) - seller_before == Decimal(
+        won["seller_amount"]["amount"]
+    )
+
+
+def test_both_parties_read_the_escrows_steps_in_their_activity(deal):
+    escrow = fund(deal, open_escrow(deal, "3.00"))
+    assert deal["buyer"].post(f"/v1/escrows/{escrow['id']}/release", idempotency_key=True).status_code == 200
+
+    buyer = [i["message"] for i in deal["buyer"].get("/v1/activity", params={"category": "escrow"}).json()["items"]]
+    seller = [i["message"] for i in deal["seller"].get("/v1/activity", params={"category": "escrow"}).json()["items"]]
+    assert {"You opened an escrow", "You paid into an escrow", "You released an escrow to its seller"} <= set(buyer)
+    assert {"An escrow was opened with you", "An escrow of yours was released to its seller"} <= set(seller)
+    # Someone else's escrow is not in a stranger's feed: only their own refused attempts.
+    stranger = deal["stranger"].get("/v1/activity", params={"category": "escrow"}).json()["items"]
+    assert all(i["action"].endswith("_failed") for i in stranger), stranger
