@@ -444,3 +444,16 @@ def test_the_ledger_check_finds_a_settled_escrow_that_still_holds_money(database
     assert [f.data["escrow_id"] for f in found] == [escrow["id"]]
     assert "is REFUNDED but its account is active with 200.0000 posted" in found[0].detail
     assert transaction(check_invariants) == []
+
+
+def test_no_owner_opens_an_escrow_account_of_their_own(database_url):
+    from ledgerline import errors
+    from ledgerline.ledger.accounts import open_account
+    from ledgerline.ledger.testing import create_user, user_actor
+
+    def work(cur):
+        owner = create_user(cur)
+        open_account(cur, owner_id=owner, currency=CURRENCY, actor=user_actor(owner), kind="escrow")
+
+    with pytest.raises(errors.ValidationFailed, match="only wallets"):
+        transaction(work)
