@@ -6,7 +6,7 @@ accepted as configured (../shared/GATEWAYS.md §3)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any, Unpack
 from urllib.parse import quote
@@ -23,7 +23,7 @@ from ledgerline.gateways.base import (
     PayoutStatus,
     WebhookEvent,
 )
-from ledgerline.gateways.http import Adapter, Connection, parse_json, reading
+from ledgerline.gateways.http import Adapter, Connection, parse_json, parse_time, reading
 from ledgerline.money import minor_units, to_minor
 
 _PAYMENT_STATUS = {
@@ -56,12 +56,6 @@ def major(value: Any, currency: str) -> Decimal:
 def fee(value: Any) -> Decimal | None:
     # Fees keep every decimal Flutterwave sends (26.875 NGN): they are reported, not posted.
     return None if value is None else Decimal(str(value))
-
-
-def _time(value: Any) -> datetime | None:
-    if not value or not isinstance(value, str):
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 class Flutterwave(Adapter):
@@ -130,7 +124,7 @@ class Flutterwave(Adapter):
             currency=currency,
             status=_PAYMENT_STATUS.get(str(data.get("status")).lower(), PaymentStatus.PENDING),
             fee=fee(data.get("app_fee")),
-            paid_at=_time(data.get("created_at")) if data.get("status") == "successful" else None,
+            paid_at=parse_time(data.get("created_at")) if data.get("status") == "successful" else None,
         )
 
     # ------------------------------------------------------------------ payouts
@@ -231,7 +225,7 @@ class Flutterwave(Adapter):
             amount=amount,
             currency=currency,
             status=status,
-            occurred_at=_time(data.get("created_at")),
+            occurred_at=parse_time(data.get("created_at")),
             raw=event,
         )
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, NotRequired, TypedDict, Unpack
 from urllib.parse import urlencode
@@ -198,6 +199,13 @@ def parse_json(data: bytes) -> Any:
         return json.loads(data, parse_float=Decimal)
     except ValueError:
         return data.decode(errors="replace")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 instant as Paystack and Flutterwave write it (``Z`` for UTC); None for none."""
+    if not value or not isinstance(value, str):
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def json_bytes(value: Any) -> bytes:

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -22,7 +22,7 @@ from ledgerline.gateways.base import (
     PayoutStatus,
     WebhookEvent,
 )
-from ledgerline.gateways.http import Adapter, parse_json, reading
+from ledgerline.gateways.http import Adapter, parse_json, parse_time, reading
 from ledgerline.money import from_minor, to_minor
 
 PAGE_SIZE = 50
@@ -48,12 +48,6 @@ def _read_error(body: Any) -> tuple[str, str | None]:
     if isinstance(body, dict):
         return str(body.get("message") or "refused"), body.get("code")
     return str(body)[:200], None
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not value or not isinstance(value, str):
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 class Paystack(Adapter):
