@@ -63,34 +63,9 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(src=wallet_index, dst=wallet_index, amount=cents)
     def transfer(self, src, dst, amount):
         a, b = self.wallets[src], self.wallets[dst]
-        if src == dst:
-            with pytest.raises(errors.ValidationFailed):
-                transaction(
-                    lambda cur: ledger.transfer(
-                        cur,
-                        from_account_id=a.id,
-                        to_account_id=b.id,
-                        amount=amount,
-                        currency=CURRENCY,
-                        actor=user_actor(a.owner_id),
-                    )
-                )
-            return
-        if self.available(a.id) < amount:
-            with pytest.raises(errors.InsufficientFunds):
-                transaction(
-                    lambda cur: ledger.transfer(
-                        cur,
-                        from_account_id=a.id,
-                        to_account_id=b.id,
-                        amount=amount,
-                        currency=CURRENCY,
-                        actor=user_actor(a.owner_id),
-                    )
-                )
-            return
-        t = transaction(
-            lambda cur: ledger.transfer(
+
+        def post(cur):
+            return ledger.transfer(
                 cur,
                 from_account_id=a.id,
                 to_account_id=b.id,
@@ -98,7 +73,16 @@ class LedgerMachine(RuleBasedStateMachine):
                 currency=CURRENCY,
                 actor=user_actor(a.owner_id),
             )
-        )
+
+        if src == dst:
+            with pytest.raises(errors.ValidationFailed):
+                transaction(post)
+            return
+        if self.available(a.id) < amount:
+            with pytest.raises(errors.InsufficientFunds):
+                transaction(post)
+            return
+        t = transaction(post)
         legs = {a.id: -amount, b.id: amount}
         self.apply(legs)
         self.reversible.append({"id": t.id, "legs": legs})
