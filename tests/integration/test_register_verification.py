@@ -3,6 +3,7 @@ database: what it mints, what it skips and why, redeliveries, and the purge."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
@@ -156,3 +157,34 @@ def test_users_an_operator_creates_are_verified_and_a_reset_proves_an_unverified
     resets.confirm_reset(mail["token"], "a new and long passphrase", ACTOR)
 
     assert sessions.login(email, "a new and long passphrase", None, CLIENT).access_token
+
+
+def test_workers_preparing_notices_to_one_account_at_once_send_one(owner_conn):
+    owner = transaction(
+        lambda cur: users.create_user(
+            cur, email=f"owner-{uuid.uuid4().hex[:8]}@example.test", password=PASSWORD, full_name="O",
+            actor=Actor.system("tests"),
+        )
+    )  # fmt: skip
+    for _ in range(6):
+        register(owner.email, password="someone else's passphrase 5")
+    events = queued(owner.email)
+    barrier = threading.Barrier(len(events))
+    mails: list = []
+
+    def deliver(event):
+        barrier.wait(timeout=30)
+        mails.append(prepare(event))
+
+    threads = [threading.Thread(target=deliver, args=(e,)) for e in events]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+
+    sent = [m for m in mails if m is not None]
+    assert len(mails) == 6 and len(sent) == 1
+    assert sent[0]["type"] == verification.TAKEN_EVENT and "token" not in sent[0]
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT skipped_reason FROM email_verifications WHERE user_id = %s", (owner.id,))
+        assert sorted(r[0] or "sent" for r in cur.fetchall()) == ["recent"] * 5 + ["sent"]

@@ -61,8 +61,8 @@ SELECT v.id, v.user_id, v.purpose, v.sent_at, v.used_at, v.skipped_reason,
        u.email, u.status, u.email_verified_at IS NOT NULL AS verified
   FROM email_verifications v JOIN users u ON u.id = v.user_id
  WHERE v.id = %s
-   FOR UPDATE OF v
-"""
+   FOR UPDATE OF v, u
+"""  # the account's row too: two mails to one account decide "sent moments ago" one after the other
 
 
 def prepare_delivery(cur: Cursor, payload: Mapping[str, Any]) -> dict[str, Any] | None:
