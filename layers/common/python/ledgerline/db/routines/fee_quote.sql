@@ -14,19 +14,22 @@
 -- minor unit can be exceeded by less than half a unit (it is compared before rounding).
 --
 -- STABLE: it reads fee_schedules, which administrators change; a release quotes the fee
--- in its own transaction, so the fee charged is the schedule at that moment.
+-- in its own transaction, so the fee charged is the schedule at that moment. PL/pgSQL,
+-- not SQL: a SQL function with SET options is never inlined and is planned on every call
+-- (every release runs it); PL/pgSQL keeps the plan.
 CREATE OR REPLACE FUNCTION fee_quote(p_kind text, p_currency text, p_amount numeric) RETURNS numeric
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
-  SELECT coalesce((
+BEGIN
+  RETURN coalesce((
     SELECT least(p_amount,
                  round(least(greatest(p_amount * s.percent / 100 + s.fixed, s.minimum),
                              coalesce(s.maximum, greatest(p_amount * s.percent / 100 + s.fixed, s.minimum))),
                        c.minor_units))
       FROM fee_schedules s JOIN currencies c ON c.code = s.currency
      WHERE s.currency = p_currency AND s.transaction_kind = p_kind), 0)::numeric(19,4);
-$$;
+END $$;
 
 -- Callable by the application role (a quote before a release, the fee admin's preview)
 -- and the owner, not by PUBLIC.
