@@ -61,6 +61,11 @@ AUDIT_BUCKET_KEY = "audit-storage"  # alias/<prefix>-audit-storage: the audit bu
 AUDIT_PREFIX = "audit/"
 AUDIT_PROJECTION_START = "2024-01-01"
 ATHENA_RESULTS_EXPIRY = Duration.days(30)
+# Dispute evidence: s3://<evidence bucket>/evidence/<escrow id>/<evidence id> (ledgerline.evidence)
+EVIDENCE_BUCKET_KEY = "evidence-storage"  # alias/<prefix>-evidence-storage: the evidence bucket's key
+EVIDENCE_PREFIX = "evidence/"
+EVIDENCE_UPLOADS_ABORTED = Duration.days(1)  # unfinished multipart uploads
+EVIDENCE_NONCURRENT_EXPIRY = Duration.days(90)  # a re-upload's replaced version, once the dispute is long decided
 AUDITOR_MFA_MAX_AGE = Duration.hours(1)  # how long ago an auditor may have entered their MFA code
 # The Glue table's columns: the shipper writes exactly these (one definition, in the layer).
 AUDIT_COLUMNS = audit_schema.COLUMNS
@@ -89,6 +94,7 @@ ENV_JWT_KEY_ID = "LEDGERLINE_JWT_KEY_ID"
 ENV_FIELD_KEY_ID = "LEDGERLINE_FIELD_KEY_ID"
 ENV_AUDIT_KEY_ID = "LEDGERLINE_AUDIT_KEY_ID"
 ENV_AUDIT_BUCKET = "LEDGERLINE_AUDIT_BUCKET"
+ENV_EVIDENCE_BUCKET = "LEDGERLINE_EVIDENCE_BUCKET"
 ENV_GATEWAY_SECRET_ARN = "LEDGERLINE_GATEWAY_SECRET_ARN"  # noqa: S105 - a variable name
 ENV_EMAIL_FROM = "LEDGERLINE_EMAIL_FROM"
 ENV_BLIND_INDEX_SECRET_ARN = "LEDGERLINE_BLIND_INDEX_SECRET_ARN"  # noqa: S105 - a variable name
@@ -170,6 +176,10 @@ class Names:
         # Fixed (account and region make it globally unique) so that grants on it read the
         # same in every stack, with no cross-stack reference.
         return f"{self.prefix}-audit-{Aws.ACCOUNT_ID}-{Aws.REGION}"
+
+    def evidence_bucket(self) -> str:
+        # Fixed like the audit bucket's, and the runtime's fallback (ledgerline.aws.evidence.bucket).
+        return f"{self.prefix}-evidence-{Aws.ACCOUNT_ID}-{Aws.REGION}"
 
     @classmethod
     def of_audit_bucket(cls, bucket_name: str) -> Names:

@@ -67,6 +67,8 @@ class GrantCatalog:
             "kms:audit-checkpoint": self._audit_checkpoint,
             "s3:audit-write": self._audit_write,
             "s3:audit-read": self._audit_read,
+            "s3:evidence-write": self._evidence_write,
+            "s3:evidence-read": self._evidence_read,
             "secret:gateways": lambda: self._secret(self._t.gateway_secret, c.ENV_GATEWAY_SECRET_ARN),
             "secret:blind-index": lambda: self._secret(self._t.blind_index_secret, c.ENV_BLIND_INDEX_SECRET_ARN),
             "ses:send": self._send_email,
@@ -140,6 +142,31 @@ class GrantCatalog:
             },
         )
 
+    def _evidence_write(self) -> GrantEffect:
+        # Presigning a POST needs no call to S3, but the upload is authorized as this role.
+        return self._evidence(["s3:PutObject"], ["kms:GenerateDataKey", "kms:Decrypt"], "Uploads get new keys")
+
+    def _evidence_read(self) -> GrantEffect:
+        # A confirmed document is one version (a download link names it).
+        return self._evidence(["s3:GetObject", "s3:GetObjectVersion"], ["kms:Decrypt"], "Reads any upload")
+
+    def _evidence(self, actions: list[str], key_actions: list[str], why: str) -> GrantEffect:
+        names = c.Names.of_audit_bucket(self._audit_bucket_name)
+        bucket = names.evidence_bucket()
+        objects = f"arn:{Aws.PARTITION}:s3:::{bucket}/{c.EVIDENCE_PREFIX}*"
+        shown = bucket.replace(Aws.ACCOUNT_ID, "<AWS::AccountId>").replace(Aws.REGION, "<AWS::Region>")
+        return GrantEffect(
+            (_allow(actions, objects), self._via_s3(key_actions, names.key_alias(c.EVIDENCE_BUCKET_KEY))),
+            {c.ENV_EVIDENCE_BUCKET: bucket},
+            {
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{shown}/{c.EVIDENCE_PREFIX}*]": (
+                    f"{why} under the evidence/ prefix, chosen by the server per piece of evidence."
+                ),
+                AUDIT_KEY_FINDING: "The evidence bucket's key, named by its alias (kms:ResourceAliases) and used "
+                "only through S3 (kms:ViaService): the data stack owns it.",
+            },
+        )
+
     def _audit_objects_finding(self) -> str:
         # The bucket name is fixed (constants.Names.audit_bucket), so cdk-nag renders it alike in every stack.
         name = self._audit_bucket_name.replace(Aws.ACCOUNT_ID, "<AWS::AccountId>").replace(Aws.REGION, "<AWS::Region>")
@@ -172,11 +199,13 @@ class GrantCatalog:
             statements.append(_allow(["kms:GenerateDataKey", "kms:Decrypt"], queue.encryption_master_key.key_arn))
         return GrantEffect(tuple(statements), {c.queue_url_env(queue_name): queue.queue_url})
 
-    def _via_s3(self, actions: list[str]) -> iam.PolicyStatement:
+    def _via_s3(self, actions: list[str], alias: str | None = None) -> iam.PolicyStatement:
         keys = f"arn:{Aws.PARTITION}:kms:{self._region}:{Aws.ACCOUNT_ID}:key/*"
         statement = _allow(actions, keys)
         statement.add_condition("StringEquals", {"kms:ViaService": f"s3.{self._region}.amazonaws.com"})
-        statement.add_condition("ForAnyValue:StringEquals", {"kms:ResourceAliases": self._audit_bucket_key_alias})
+        statement.add_condition(
+            "ForAnyValue:StringEquals", {"kms:ResourceAliases": alias or self._audit_bucket_key_alias}
+        )
         return statement
 
 

@@ -7,6 +7,7 @@ from constructs import Construct
 
 from infra.assets import AssetPaths
 from infra.components.database import ClusterProtection, Database
+from infra.components.evidence import EvidenceBucket
 from infra.components.functions import DatabaseAccess, FunctionPlatform, proxy_resource_id
 from infra.components.keys import symmetric_key
 from infra.components.migration import Migration
@@ -77,11 +78,14 @@ class DataStack(Stack):
             names=names,
             project_root=project_root,
         )
+        # Dispute evidence documents (ledgerline.aws.evidence): data, kept like the database.
+        self.evidence = EvidenceBucket(self, "Evidence", names=names)
         self.protection = ClusterProtection(self, "ClusterProtection", cluster=self.database.cluster)
-        self.protection.after(self.key, self.database, self.migration)
+        self.protection.after(self.key, self.database, self.migration, self.evidence)
         CfnOutput(self, "ProxyEndpoint", value=self.database.proxy.endpoint)
         # What rds-db:connect ARNs name (arn:aws:rds-db:<region>:<account>:dbuser:<id>/<user>).
         CfnOutput(self, PROXY_ID_OUTPUT, value=proxy_resource_id(self.database.proxy))
         CfnOutput(self, "OwnerSecretArn", value=self.database.owner_secret.secret_arn)
         CfnOutput(self, "AppSecretArn", value=self.database.app_secret.secret_arn)
         CfnOutput(self, "MigrationFunctionName", value=self.migration.function.function.function_name)
+        CfnOutput(self, "EvidenceBucketName", value=self.evidence.bucket.bucket_name)

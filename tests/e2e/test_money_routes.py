@@ -28,7 +28,7 @@ def world(admin, person, fake_gateway) -> dict[str, Any]:
         json={"account_id": a, "amount": "1000.00", "currency": "NGN", "direction": "credit", "reason": "funds"},
     )
     assert funded.status_code == 201, funded.text
-    return {"admin": admin, "alice": alice, "a": a, "b": b}
+    return {"admin": admin, "alice": alice, "a": a, "b": b, "bob": bob}
 
 
 def _hold(world: dict[str, Any]) -> str:
@@ -72,6 +72,34 @@ def _flagged_payment(world: dict[str, Any]) -> str:
         gateway=gateway, reason="the gateway reports 40.00 NGN; the payment was created for 50.00 NGN"))  # fmt: skip
     assert result.outcome == "flagged"
     return str(r.json()["id"])
+
+
+def _invoice(world: dict[str, Any]) -> str:
+    """A pending invoice from Bob to Alice, for her to pay from her wallet."""
+    import datetime
+
+    alice_id = world["alice"].get("/v1/me").json()["id"]
+    r = world["bob"].post("/v1/invoices", json={
+        "buyer_id": alice_id, "currency": "NGN", "due_date": str(datetime.date.today() + datetime.timedelta(days=7)),
+        "items": [{"description": "Consulting", "quantity": 1, "unit_price": "3.00"}]})  # fmt: skip
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def _escrow(world: dict[str, Any], status: str = "AWAITING_PAYMENT") -> str:
+    """An escrow Alice buys from Bob (2.00 NGN), moved to ``status`` through its routes."""
+    alice = world["alice"]
+    r = alice.post("/v1/escrows", idempotency_key=True, json={
+        "seller_id": world["bob"].get("/v1/me").json()["id"], "amount": "2.00", "currency": "NGN",
+        "description": "a lamp"})  # fmt: skip
+    assert r.status_code == 201, r.text
+    escrow = str(r.json()["id"])
+    steps = {"FUNDED": [("fund", {"account_id": world["a"]})],
+             "DISPUTED": [("fund", {"account_id": world["a"]}), ("dispute", {"reason": "it never came"})]}  # fmt: skip
+    for action, body in steps.get(status, []):
+        r = alice.post(f"/v1/escrows/{escrow}/{action}", idempotency_key=True, json=body)
+        assert r.status_code == 200, r.text
+    return escrow
 
 
 # route handler -> (caller, path, body, another body), built fresh for each use
@@ -120,6 +148,31 @@ CASES: dict[str, Callable[[dict[str, Any]], tuple[str, str, dict[str, Any], dict
     "functions.payments.admin_withdrawals_reject": lambda w: (
         "admin", f"/v1/admin/withdrawals/{_withdrawal(w)}/reject", {"reason": "wrong bank"},
         {"reason": "another reason"},
+    ),
+    "functions.invoices.invoices_pay": lambda w: (
+        "alice", f"/v1/invoices/{_invoice(w)}/pay", {"account_id": w["a"]}, {"account_id": w["b"]},
+    ),
+    "functions.escrow.escrows_create": lambda w: (
+        "alice", "/v1/escrows",
+        {"seller_id": w["bob"].get("/v1/me").json()["id"], "amount": "2.00", "currency": "NGN", "description": "a"},
+        {"seller_id": w["bob"].get("/v1/me").json()["id"], "amount": "3.00", "currency": "NGN", "description": "a"},
+    ),
+    "functions.escrow.escrows_fund": lambda w: (
+        "alice", f"/v1/escrows/{_escrow(w)}/fund", {"account_id": w["a"]}, {"account_id": w["b"]},
+    ),
+    "functions.escrow.escrows_release": lambda w: (
+        "alice", f"/v1/escrows/{_escrow(w, 'FUNDED')}/release", {}, {"unexpected": "body"},
+    ),
+    "functions.escrow.escrows_refund": lambda w: (
+        "bob", f"/v1/escrows/{_escrow(w, 'FUNDED')}/refund", {}, {"unexpected": "body"},
+    ),
+    "functions.escrow.escrows_dispute": lambda w: (
+        "alice", f"/v1/escrows/{_escrow(w, 'FUNDED')}/dispute", {"reason": "not as described"},
+        {"reason": "another reason"},
+    ),
+    "functions.escrow.admin_escrows_resolve": lambda w: (
+        "admin", f"/v1/admin/escrows/{_escrow(w, 'DISPUTED')}/resolve", {"outcome": "refund", "reason": "reviewed"},
+        {"outcome": "release", "reason": "reviewed"},
     ),
 }  # fmt: skip
 

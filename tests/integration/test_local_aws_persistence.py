@@ -241,6 +241,7 @@ def test_deletions_allowed_by_s3_stay_deleted_and_other_buckets_are_kept_too(tmp
     lines = [json.loads(line) for line in (state / S3_DIR / JOURNAL).read_text().splitlines()]
     assert sorted((r["op"], r["bucket"], r.get("key")) for r in lines) == [
         ("bucket", BUCKET, None),
+        ("bucket", "ledgerline-evidence-local", None),  # bootstrap's too (dispute evidence)
         ("bucket", "scratch", None),
         ("version", "scratch", "a"),
     ]

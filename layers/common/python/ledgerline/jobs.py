@@ -112,9 +112,7 @@ SCHEDULES: tuple[Schedule, ...] = (
         "functions.jobs.outbox_purge",
         "Delete outbox rows relayed longer ago than the retention (as the owner role)",
     ),
-    Schedule(
-        "overdue-invoices", "cron(0 6 * * ? *)", "functions.invoices.overdue", "Mark invoices past due", planned=True
-    ),
+    Schedule("overdue-invoices", "cron(0 6 * * ? *)", "functions.invoices.overdue", "Mark invoices past due"),
 )
 
 QUEUES: tuple[Queue, ...] = (

@@ -26,10 +26,11 @@ MAX_ACCOUNTS_PER_OWNER = 50
 def open_account(
     cur: Cursor, *, owner_id: UUID, currency: str, actor: Actor, name: str | None = None, kind: str = "user_wallet"
 ) -> Account:
-    """Open a wallet (or an escrow account) for ``owner_id`` in ``currency``."""
+    """Open a wallet for ``owner_id`` in ``currency``. An escrow's account is opened with
+    its escrow, ownerless (``escrow_open``): an owner could move its money."""
     money.check_currency(currency)
-    if kind not in ("user_wallet", "escrow"):
-        raise errors.ValidationFailed(f"kind {kind!r}: only wallets and escrow accounts are opened this way")
+    if kind != "user_wallet":
+        raise errors.ValidationFailed(f"kind {kind!r}: only wallets are opened this way")
     cur.execute("SELECT count(*) AS n FROM accounts WHERE owner_id = %s", (owner_id,))
     if cur.fetchone()["n"] >= MAX_ACCOUNTS_PER_OWNER:
         raise errors.Conflict(f"an owner may have at most {MAX_ACCOUNTS_PER_OWNER} accounts")

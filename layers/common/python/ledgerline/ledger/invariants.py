@@ -142,6 +142,18 @@ _CHECKS: tuple[tuple[str, str, str], ...] = (
         """,
         "reversal {reversal_id} does not mirror transaction {original_id}",
     ),
+    (
+        # A settled escrow holds nothing and its account is closed (escrow_transition,
+        # escrow_guard): one that is not has money stuck in it, or a way back in.
+        "settled_escrow_empty_and_closed",
+        """
+        SELECT e.id AS escrow_id, e.status, a.status AS account_status, b.posted, b.held
+          FROM escrows e JOIN accounts a ON a.id = e.account_id JOIN balances b ON b.account_id = e.account_id
+         WHERE e.status IN ('RELEASED', 'REFUNDED', 'RESOLVED_RELEASED', 'RESOLVED_REFUNDED')
+           AND (b.posted <> 0 OR b.held <> 0 OR a.status <> 'closed')
+        """,
+        "escrow {escrow_id} is {status} but its account is {account_status} with {posted} posted, {held} held",
+    ),
 )
 
 
@@ -321,6 +333,18 @@ _ACCOUNT_CHECKS: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
                                     WHERE h.account_id = b.account_id AND h.status = 'active'), 0)
         """,
         "account {account_id}: held {held} but its active holds sum to {active_holds}",
+    ),
+    (
+        "settled_escrow_empty_and_closed",
+        ("escrow_id",),
+        """
+        SELECT e.id AS escrow_id, e.status, a.status AS account_status, b.posted, b.held
+          FROM touched s JOIN escrows e ON e.account_id = s.account_id
+          JOIN accounts a ON a.id = e.account_id JOIN balances b ON b.account_id = e.account_id
+         WHERE e.status IN ('RELEASED', 'REFUNDED', 'RESOLVED_RELEASED', 'RESOLVED_REFUNDED')
+           AND (b.posted <> 0 OR b.held <> 0 OR a.status <> 'closed')
+        """,
+        "escrow {escrow_id} is {status} but its account is {account_status} with {posted} posted, {held} held",
     ),
 )
 

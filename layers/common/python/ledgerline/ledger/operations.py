@@ -76,6 +76,16 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("withdrawal_reject", 200, "withdrawal.rejected", "withdrawal.rejection_failed", publishes=True),
     Operation("topup", 201, "payment.initiated", "payment.initiation_failed"),
     Operation("payment_resolve", 200, "payment.resolved", "payment.resolution_failed", publishes=True),
+    # invoices (issue 17; db/routines/invoice_pay.sql): the buyer's money into a new escrow of the invoice
+    Operation("invoice_pay", 200, "invoice.paid", "invoice.payment_failed"),
+    # escrow (issue 17; db/routines/escrow_*.sql): opening one moves nothing, but is
+    # idempotent by its key like the edges that move its money
+    Operation("escrow_open", 201, "escrow.created", "escrow.create_failed"),
+    Operation("escrow_fund", 200, "escrow.funded", "escrow.fund_failed"),
+    Operation("escrow_release", 200, "escrow.released", "escrow.release_failed"),
+    Operation("escrow_refund", 200, "escrow.refunded", "escrow.refund_failed"),
+    Operation("escrow_dispute", 200, "dispute.raised", "dispute.raise_failed"),
+    Operation("escrow_resolve", 200, "dispute.resolved", "dispute.resolve_failed"),
 )
 
 

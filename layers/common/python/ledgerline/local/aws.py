@@ -5,7 +5,7 @@ process that dies with its parent, even when the parent is SIGKILLed: the child 
 pipe from the parent (EOF the moment the parent is gone) and its parent pid (reparented
 when the parent dies). ``bootstrap(endpoint_url)`` then creates, idempotently, what the
 CDK app creates in AWS: one queue + DLQ per ``ledgerline.jobs.QUEUES`` row, the Object
-Lock audit bucket, the KMS keys and the secrets.
+Lock audit bucket, the dispute evidence bucket, the KMS keys and the secrets.
 
 moto keeps its state in memory. Given a ``state_dir`` (``dev up`` passes
 ``<data_dir>/aws``), the server keeps its S3 objects (every version, with its Object Lock
@@ -347,6 +347,7 @@ class Bootstrapped:
     queue_urls: dict[str, str] = field(default_factory=dict)  # QUEUES name → URL
     dlq_urls: dict[str, str] = field(default_factory=dict)  # QUEUES name → its DLQ's URL
     audit_bucket: str = ""
+    evidence_bucket: str = ""
     key_ids: dict[str, str] = field(default_factory=dict)  # purpose → key id
     key_aliases: dict[str, str] = field(default_factory=dict)  # purpose → alias/...
     secret_ids: dict[str, str] = field(default_factory=dict)  # "gateways"/"blind-index" → ARN
@@ -377,6 +378,7 @@ def bootstrap(
     out = Bootstrapped()
     _queues(client("sqs"), prefix, out)
     out.audit_bucket = _audit_bucket(client("s3"), f"{prefix}-audit-local", region)
+    out.evidence_bucket = _evidence_bucket(client("s3"), f"{prefix}-evidence-local", region)
     _keys(client("kms"), prefix, out)
     _secrets(client("secretsmanager"), prefix, load_dev_secrets(secrets_path), out)
     return out
@@ -440,6 +442,32 @@ def _audit_bucket(s3: Any, name: str, region: str) -> str:
                 "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": AUDIT_RETENTION_DAYS}},
             },
         )
+    s3.put_public_access_block(
+        Bucket=name,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    return name
+
+
+def _evidence_bucket(s3: Any, name: str, region: str) -> str:
+    """Dispute evidence (ledgerline.aws.evidence): private and versioned, as in AWS; moto
+    does not enforce the presigned POST's policy, so the API confirms every upload itself."""
+    try:
+        s3.head_bucket(Bucket=name)
+    except s3.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+        kwargs: dict[str, Any] = {"Bucket": name}
+        if region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        s3.create_bucket(**kwargs)
+    if s3.get_bucket_versioning(Bucket=name).get("Status") != "Enabled":
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     s3.put_public_access_block(
         Bucket=name,
         PublicAccessBlockConfiguration={

@@ -12,12 +12,12 @@ DECLARE
   r record;
 BEGIN
   PERFORM 1 FROM balances b WHERE b.account_id = p_account AND NOT b.hot FOR UPDATE;
-  SELECT ac.currency, ac.status, ac.owner_id, b.hot, b.posted, b.held INTO r
+  SELECT ac.currency, ac.status, ac.owner_id, ac.kind, b.hot, b.posted, b.held INTO r
     FROM accounts ac JOIN balances b ON b.account_id = ac.id WHERE ac.id = p_account;
   IF NOT FOUND OR (p_owner IS NOT NULL AND r.owner_id IS DISTINCT FROM p_owner) THEN
     RETURN jsonb_build_object('refusal', api_problem('not_found', format('account %s not found', p_account)));
   END IF;
-  IF r.hot THEN
+  IF r.hot OR r.kind = 'escrow' THEN  -- an escrow's money moves only by its transitions
     RETURN jsonb_build_object('refusal', api_problem('validation_error', 'holds are placed on wallet accounts only'));
   END IF;
   IF r.currency <> p_currency THEN

@@ -141,6 +141,13 @@ BEGIN
       -- A kind the caller may not pay is word for word a missing account.
       RETURN jsonb_build_object('refusal', api_problem('not_found', format('account %s not found', v_acct[k])));
     END IF;
+    -- Only an escrow's own transitions (escrow_transition) move its account's money: no
+    -- adjustment, reversal or other posting touches it (a user's was "not found" above).
+    IF r.kind = 'escrow' AND p_kind NOT IN ('escrow_fund', 'escrow_release', 'escrow_refund') THEN
+      RETURN jsonb_build_object('refusal', api_problem(CASE WHEN p_owner IS NULL THEN 'conflict' ELSE 'not_found' END,
+        CASE WHEN p_owner IS NULL THEN format('account %s is an escrow''s: only its escrow''s transitions move its money', v_acct[k])
+             ELSE format('account %s not found', v_acct[k]) END));
+    END IF;
     -- An account p_owner does not own is only credited here (a debited one was "not found"):
     -- whatever stops it, it "cannot receive this transfer", said after the loop, so the
     -- caller's own accounts' refusals come first whatever the accounts' ids.

@@ -158,6 +158,31 @@ BEGIN
     v_result := withdrawal_reject(p_withdrawal => (p_args->>'withdrawal_id')::uuid, p_reason => p_args->>'reason',
                                   p_actor => p_actor, p_audit => v_done);
     v_body := v_result->'withdrawal';
+  WHEN 'invoice_pay' THEN  -- invoice_pay.sql: opens and funds the invoice's escrow, marks it PAID
+    v_result := invoice_pay(p_invoice => (p_args->>'invoice_id')::uuid, p_account => (p_args->>'account_id')::uuid,
+                            p_owner => v_owner, p_actor => p_actor, p_audit => v_done,
+                            p_version => (p_args->>'version')::integer);
+    v_body := v_result->'invoice';
+  WHEN 'escrow_open' THEN  -- escrow_open.sql: moves nothing; the caller is the buyer
+    v_amount := ledger_amount(p_text => p_args->>'amount', p_currency => p_args->>'currency');
+    IF v_amount ? 'problem' THEN
+      v_result := jsonb_build_object('refusal', v_amount->'problem');
+    ELSE
+      v_result := escrow_open(
+        p_buyer => v_owner, p_seller => (p_args->>'seller_id')::uuid, p_currency => p_args->>'currency',
+        p_amount => (v_amount->>'amount')::numeric, p_description => p_args->>'description', p_invoice => NULL,
+        p_actor => p_actor, p_audit => v_done);
+      v_body := v_result->'escrow';
+    END IF;
+  WHEN 'escrow_fund', 'escrow_release', 'escrow_refund', 'escrow_dispute', 'escrow_resolve' THEN  -- escrow_transition.sql
+    v_result := escrow_transition(
+      p_escrow => (p_args->>'escrow_id')::uuid,
+      p_to => CASE p_op WHEN 'escrow_fund' THEN 'FUNDED' WHEN 'escrow_release' THEN 'RELEASED'
+                        WHEN 'escrow_refund' THEN 'REFUNDED' WHEN 'escrow_dispute' THEN 'DISPUTED'
+                        ELSE CASE p_args->>'outcome' WHEN 'release' THEN 'RESOLVED_RELEASED'
+                                                     WHEN 'refund' THEN 'RESOLVED_REFUNDED' END END,
+      p_args => p_args || jsonb_build_object('party_id', v_owner), p_actor => p_actor, p_audit => v_done);
+    v_body := v_result->'escrow';
   ELSE
     RAISE EXCEPTION 'unknown money operation %', p_op USING ERRCODE = 'LLVL0';
   END CASE;
