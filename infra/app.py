@@ -150,7 +150,15 @@ def common_environment(settings: InfraSettings) -> dict[str, str]:
         "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
         c.ENV_JWT_AUDIENCE: settings.jwt_audience,
         c.ENV_RESOURCE_PREFIX: settings.resource_prefix,
+        **origin_environment(settings),
     }
+
+
+def origin_environment(settings: InfraSettings) -> dict[str, str]:
+    """Who may tell the functions where a request comes from (ledgerline/auth/origin.py):
+    proxies the deployer runs in front of API Gateway, and CloudFront; nobody by default."""
+    env = {"LEDGERLINE_TRUSTED_PROXIES": ",".join(settings.trusted_proxies)} if settings.trusted_proxies else {}
+    return env | ({"LEDGERLINE_TRUST_CLOUDFRONT": "true"} if settings.trust_cloudfront else {})
 
 
 def monitored_functions(names: c.Names, routes: Sequence[Route], tables: Tables) -> list[MonitoredFunction]:

@@ -9,6 +9,7 @@ from typing import Any
 from constructs import Node
 
 from infra.constants import INTERFACE_ENDPOINTS
+from ledgerline.config import parse_networks
 
 # context key → field name; every field can be overridden with ``-c <key>=<value>``.
 _CONTEXT_KEYS = {
@@ -29,6 +30,8 @@ _CONTEXT_KEYS = {
     "bastion": "bastion",
     "emailFrom": "email_from",
     "interfaceEndpoints": "interface_endpoints",
+    "trustedProxies": "trusted_proxies",
+    "trustCloudFront": "trust_cloudfront",
 }
 # Keys that no longer do anything: refused with what to do instead, not silently ignored.
 _REMOVED_KEYS = {
@@ -62,6 +65,10 @@ class InfraSettings:
     bastion: bool = False
     # Interface VPC endpoints (service short names, "kms,sqs"); drop one a region lacks.
     interface_endpoints: tuple[str, ...] = INTERFACE_ENDPOINTS
+    # Proxies run in front of API Gateway (CIDRs): only their X-Forwarded-For hops are
+    # believed (LEDGERLINE_TRUSTED_PROXIES). CloudFront in front: its viewer headers are.
+    trusted_proxies: tuple[str, ...] = ()
+    trust_cloudfront: bool = False
 
     @classmethod
     def from_context(cls, node: Node) -> InfraSettings:
@@ -93,6 +100,7 @@ class InfraSettings:
                 f"interfaceEndpoints {','.join(unknown)}: use service short names such as "
                 f"{','.join(INTERFACE_ENDPOINTS)} (com.amazonaws.<region>.<name>)"
             )
+        parse_networks(",".join(self.trusted_proxies))  # a malformed CIDR fails the synth, not a login
         if not re.fullmatch(r"[a-z][a-z0-9-]{1,23}", self.resource_prefix):
             raise ValueError(
                 f"resourcePrefix {self.resource_prefix!r}: use 2-24 lowercase letters, digits and '-', "

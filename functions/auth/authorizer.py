@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledgerline import errors
+from ledgerline.auth import origin
 from ledgerline.auth.authorizer import authorize_bearer
 from ledgerline.observability import logger
 
@@ -34,7 +35,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
     http = (event.get("requestContext") or {}).get("http") or {}
     try:
-        claims = authorize_bearer(headers.get("authorization"), http.get("sourceIp"))
+        # Failures count against the client, not a proxy we run (LEDGERLINE_TRUSTED_PROXIES).
+        client_ip = origin.client_ip(http.get("sourceIp"), headers)
+        claims = authorize_bearer(headers.get("authorization"), client_ip)
     except errors.DomainError as refused:
         # The reason, never the credential: the caller only sees API Gateway's 403.
         logger.info("credential refused", extra={"code": refused.code, "detail": refused.detail})

@@ -65,8 +65,9 @@ def test_one_transfer_with_its_raw_payloads(auditor, story):
     row = body["items"][0]
     assert set(row) == {
         "id", "at", "actor_id", "actor_type", "actor_ip", "action", "resource_type", "resource_id",
-        "payload_before", "payload_after", "metadata",
+        "payload_before", "payload_after", "metadata", "country", "city",
     }  # fmt: skip
+    assert (row["country"], row["city"]) == (None, None)  # a place is shown for authentication events only
     assert (row["actor_id"], row["actor_type"], row["resource_type"]) == (story["ids"]["alice"], "user", "transfer")
     # Raw: both sides' balances, as the row holds them.
     assert row["payload_after"]["balances"] == {story["a"]: "87.6600", story["b"]: "12.3400"}

@@ -107,7 +107,21 @@ def test_every_auth_event_is_written_to_the_audit_trail(owner_conn, monkeypatch)
     # auth.login_succeeded / token_refreshed / refresh_token_reused / logout
     first = sessions.login(alice.email, PASSWORD, None, CLIENT)
     second = sessions.refresh(first.refresh_token, CLIENT)
+    with owner_conn.cursor() as cur:  # past the grace that answers a retry the same pair
+        cur.execute(
+            "UPDATE refresh_tokens SET rotated_at = rotated_at - interval '1 minute' WHERE token_hash = %s",
+            (sessions.digest(first.refresh_token),),
+        )
     expect(errors.Unauthorized, sessions.refresh, first.refresh_token, CLIENT)
+    # auth.session_idle_ended: a session unused longer than the idle limit ends at refresh
+    idle = sessions.login(alice.email, PASSWORD, None, CLIENT)
+    with owner_conn.cursor() as cur:
+        cur.execute(
+            "UPDATE sessions SET last_seen_at = now() - interval '1 hour' WHERE id ="
+            " (SELECT session_id FROM refresh_tokens WHERE token_hash = %s)",
+            (sessions.digest(idle.refresh_token),),
+        )
+    expect(errors.SessionIdle, sessions.refresh, idle.refresh_token, CLIENT)
     third = sessions.login(alice.email, PASSWORD, None, CLIENT)
     from ledgerline.auth import principal as principal_mod
     from ledgerline.auth import tokens
@@ -178,4 +192,4 @@ def test_every_auth_event_is_written_to_the_audit_trail(owner_conn, monkeypatch)
     missing = sorted(set(events.ALL) - set(seen))
     assert missing == [], f"auth events without an audit row: {missing}"
     assert {seen[a] for a in events.ALL} == {"auth"}
-    assert len(events.ALL) == 32
+    assert len(events.ALL) == 33

@@ -66,6 +66,13 @@ class OtpRequired(DomainError):
     title = "A one-time password is required"
 
 
+class SessionIdle(Unauthorized):
+    """A session unused longer than the idle limit (PCI DSS 8.2.8): log in again."""
+
+    code = "session_idle"
+    title = "Session ended after inactivity"
+
+
 class Forbidden(DomainError):
     status = 403
     code = "forbidden"
@@ -136,6 +143,12 @@ class UnsupportedMediaType(DomainError):
     status = 415
     code = "unsupported_media_type"
     title = "Unsupported media type"
+
+
+class EmailNotVerified(DomainError):
+    status = 403
+    code = "email_not_verified"
+    title = "E-mail address not verified"
 
 
 class AccountLocked(DomainError):

@@ -44,7 +44,12 @@ SELECT a.id, a.occurred_at AS created_at, a.category, a.action,
        own.currency AS own_currency, own.credited, own.debited,
        coalesce(pay.amount, w.amount, h.amount) AS amount,
        coalesce(pay.currency, w.currency, h.currency) AS currency,
-       pay.reference, s.city, s.country,
+       pay.reference,
+       -- A session's place; else, for the reader's own sign-in events, the place the login
+       -- recorded (a login from a new country is a fact about the reader's own session).
+       coalesce(s.city, CASE WHEN a.actor_id = %(me)s AND a.category = 'auth' THEN a.metadata->>'city' END) AS city,
+       coalesce(s.country, CASE WHEN a.actor_id = %(me)s AND a.category = 'auth' THEN a.metadata->>'country' END)
+         AS country,
        CASE WHEN a.actor_id IS NOT DISTINCT FROM %(me)s THEN a.metadata->'error'->>'code' END AS reason
   FROM audit_log a
  CROSS JOIN mine

@@ -78,6 +78,11 @@ class AuditRecord:
     payload_before: Any
     payload_after: Any
     metadata: dict[str, Any]
+    # Where an authentication event came from: its session's place, else the place the
+    # login recorded in the row, else its address's place looked up now; None for other
+    # categories or an unplaced address.
+    country: str | None = None
+    city: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,8 +90,17 @@ class AuditRecord:
 
 _QUERY = """
 SELECT id, occurred_at AS created_at, actor_id, actor_type, host(actor_ip) AS actor_ip, action, resource_type,
-       resource_id, payload_before, payload_after, metadata
+       resource_id, payload_before, payload_after, metadata,
+       CASE WHEN category = 'auth' THEN coalesce(place.country, metadata->>'country') END AS country,
+       CASE WHEN category = 'auth' THEN coalesce(place.city, metadata->>'city') END AS city,
+       category = 'auth' AS auth_event
   FROM audit_log
+  LEFT JOIN LATERAL (
+    SELECT s.country, s.city FROM sessions s
+     WHERE audit_log.resource_type = 'session'
+       AND s.id = CASE WHEN audit_log.resource_id ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                       THEN audit_log.resource_id::uuid END
+  ) place ON true
  WHERE (%(actor_id)s::uuid IS NULL OR actor_id = %(actor_id)s::uuid)
    AND (%(action)s::text IS NULL OR action = %(action)s::text)
    AND (%(resource_type)s::text IS NULL OR resource_type = %(resource_type)s::text)
@@ -122,6 +136,14 @@ def list_audit(
 
 
 def _record(row: dict[str, Any]) -> AuditRecord:
+    country, city = row["country"], row["city"]
+    if row["auth_event"] and country is None and row["actor_ip"]:
+        # No session and no place recorded (a failed login, a refused token): where the
+        # address is, looked up now, offline (the lookup loads on this route's first use).
+        from ledgerline import geo
+
+        place = geo.lookup(row["actor_ip"])
+        country, city = place.country, place.city
     return AuditRecord(
         id=row["id"],
         at=row["created_at"],
@@ -134,6 +156,8 @@ def _record(row: dict[str, Any]) -> AuditRecord:
         payload_before=row["payload_before"],
         payload_after=row["payload_after"],
         metadata=row["metadata"],
+        country=country,
+        city=city,
     )
 
 

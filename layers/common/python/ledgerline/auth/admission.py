@@ -95,12 +95,15 @@ def prepare(route: Route, request: Request, claims: dict[str, Any] | None) -> Ad
 
 def policy(route: Route) -> dict[str, Any]:
     """The route's rules as ``auth_admit`` applies them."""
+    from ledgerline.config import settings
+
     return {
         "roles": _ROLES.get(route.access),
         "forbidden": _FORBIDDEN.get(route.access),
         "second_factor_roles": [] if route.during_enrolment else sorted(second_factor.PRIVILEGED_ROLES),
         "enrolment": ENROL_FIRST,
         "key_role": apikeys.KEY_ROLE,
+        "idle_seconds": settings().session_idle_minutes * 60,
     }
 
 

@@ -32,6 +32,7 @@ LOGIN_FAILED = "auth.login_failed"
 ACCOUNT_LOCKED = "auth.account_locked"
 TOKEN_REFRESHED = "auth.token_refreshed"
 REFRESH_TOKEN_REUSED = "auth.refresh_token_reused"
+SESSION_IDLE_ENDED = "auth.session_idle_ended"  # unused longer than the idle limit: ended at refresh
 LOGOUT = "auth.logout"
 SESSION_REVOKED = "auth.session_revoked"
 SESSIONS_REVOKED = "auth.sessions_revoked"  # all of a user's sessions at once
@@ -45,6 +46,12 @@ PASSWORD_RESET_SKIPPED = "auth.password_reset_skipped"  # unknown or suspended a
 PASSWORD_RESET_COMPLETED = "auth.password_reset_completed"
 PASSWORD_RESET_FAILED = "auth.password_reset_failed"
 RATE_LIMITED = "auth.rate_limited"
+# Registration without account enumeration (ledgerline.auth.verification)
+REGISTRATION_ADDRESS_TAKEN = "auth.registration_address_taken"  # its owner gets a notice, the caller a 202
+EMAIL_VERIFICATION_SENT = "auth.email_verification_sent"  # the worker mailed a token (or the taken notice)
+EMAIL_VERIFICATION_SKIPPED = "auth.email_verification_skipped"  # verified meanwhile, suspended, or mailed moments ago
+EMAIL_VERIFICATION_FAILED = "auth.email_verification_failed"
+EMAIL_VERIFIED = "user.email_verified"
 VELOCITY_BLOCKED = "auth.velocity_blocked"
 
 # api_key.*: server-to-server credentials

@@ -25,6 +25,13 @@ _PURGES = {
     # A reset link lives 30 minutes after the worker mints it (minutes after the request).
     "password_resets": "DELETE FROM password_resets WHERE ctid IN (SELECT ctid FROM password_resets "
     f"WHERE requested_at < now() - interval '{GRACE}' - interval '{GRACE}' LIMIT %(limit)s)",
+    # A verification token lives 24 hours after the worker mints it (seconds after the
+    # request); an account left unverified gets a new one by registering again.
+    "email_verifications": "DELETE FROM email_verifications WHERE ctid IN (SELECT ctid FROM email_verifications "
+    f"WHERE requested_at < now() - interval '1 day' - interval '{GRACE}' LIMIT %(limit)s)",
+    # A new-country sign-in code lives 10 minutes (ledgerline.auth.new_country).
+    "login_challenges": "DELETE FROM login_challenges WHERE ctid IN "
+    f"(SELECT ctid FROM login_challenges WHERE expires_at < now() - interval '{GRACE}' LIMIT %(limit)s)",
     "login_throttle": "DELETE FROM login_throttle WHERE ctid IN (SELECT ctid FROM login_throttle "
     f"WHERE COALESCE(locked_until, last_failed_at) < now() - interval '{GRACE}' LIMIT %(limit)s)",
     "rate_limit_buckets": "DELETE FROM rate_limit_buckets WHERE ctid IN "

@@ -41,6 +41,10 @@ class ResetConfirmBody(_Body):
     new_password: str = Field(max_length=1024)
 
 
+class VerifyEmailBody(_Body):
+    token: str = Field(max_length=200)
+
+
 class UserUpdateBody(_Body):
     role: Literal["user", "merchant", "admin", "auditor"] | None = None
     status: Literal["active", "suspended"] | None = None

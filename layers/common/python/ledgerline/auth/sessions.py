@@ -3,17 +3,22 @@
 A session is one login on one device. Its refresh tokens form a family: each use of a
 refresh token retires it and issues the next one; presenting a retired token again means
 it was copied, so the whole family (the session) is revoked and every access token that
-names the session stops working. Refresh tokens are opaque, 256 random bits, and stored
-as their SHA-256 digest only.
+names the session stops working (a retry within seconds, while the next token is unused,
+is answered the same pair instead: ``refresh``). Refresh tokens are opaque, 256 bits (a
+session's first random, each next one derived from its predecessor under a per-session
+key), and stored as their SHA-256 digest only.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
-import re
+import hmac
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -27,14 +32,13 @@ if TYPE_CHECKING:
     from ledgerline.db import Cursor
 
 SESSION_TTL_DAYS = 30  # absolute: log in again after this, however active
-REFRESH_TTL_DAYS = 14  # idle: a refresh token unused this long expires
+REFRESH_TTL_DAYS = 14  # a refresh token's own life (the session's idle limit ends it far sooner)
 REFRESH_PREFIX = "rt1_"
 # A client that sends its refresh token twice at once (two tabs, a retry after a lost
-# response) is not a thief: a second use this soon after the rotation is refused without
-# ending the session. Later reuse is theft, and ends it.
+# response) is not a thief: a second use this soon after the rotation, while the new
+# refresh token is unused, is answered the same new pair. Later reuse, or reuse once the
+# new token was used, is theft, and ends the session.
 REUSE_GRACE_SECONDS = 10
-_COUNTRY = re.compile(r"[A-Z]{2}")
-_CITY_MARKUP = frozenset("<>\"'&")
 
 Runner = Callable[[Callable[[Any], Any]], Any]
 
@@ -51,23 +55,19 @@ class Client:
 
     @classmethod
     def from_request(cls, request: Any) -> Client:
-        """CloudFront's viewer headers are believed only when the deployment says a
+        """``request.ip`` is the client's address as the Endpoint resolved it (trusted
+        proxies only, ``ledgerline.auth.origin``); its place comes from the offline
+        lookup, or from CloudFront's viewer headers only when the deployment says a
         CloudFront distribution is in front (any client can send them otherwise)."""
-        from ledgerline.config import settings
+        from ledgerline import geo  # deferred: only the routes that place a request load it
 
-        headers = request.headers or {}
-        country = city = None
-        if settings().trust_cloudfront:
-            country = headers.get("cloudfront-viewer-country") or None
-            country = country if country and _COUNTRY.fullmatch(country) else None
-            city = headers.get("cloudfront-viewer-city") or None
-            city = city[:100] if city and city.isprintable() and not _CITY_MARKUP.intersection(city) else None
+        place = geo.place_of(request.ip, request.headers or {})
         return cls(
             ip=request.ip,
             user_agent=(request.user_agent or "")[:500] or None,
             request_id=request.request_id,
-            country=country,
-            city=city,
+            country=place.country,
+            city=place.city,
         )
 
     def actor(self, user_id: UUID | None = None, role: str = "anonymous") -> Actor:
@@ -159,6 +159,7 @@ class _Account:
     status: str
     password_hash: str | None
     otp_enabled: bool
+    email_verified: bool
 
 
 def login(email: str, password: str, otp: str | None, client: Client, *, run: Runner | None = None) -> TokenPair:
@@ -171,6 +172,8 @@ def login(email: str, password: str, otp: str | None, client: Client, *, run: Ru
     3. the second factor when the account has one (admins must enrol one);
     4. open the session, audit, sign the access token — one transaction.
     """
+    from ledgerline.auth import new_country  # deferred: only the login route needs it
+
     run = run or _default_runner()
     email_n = users_mod.normalise_email(email)
     subject = throttle.login_subject(email_n)
@@ -180,7 +183,8 @@ def login(email: str, password: str, otp: str | None, client: Client, *, run: Ru
             """
             SELECT u.id, u.role, u.status, u.password_hash,
                    EXISTS (SELECT 1 FROM otp_credentials o WHERE o.user_id = u.id AND o.confirmed_at IS NOT NULL)
-                     AS otp_enabled
+                     AS otp_enabled,
+                   u.email_verified_at IS NOT NULL AS email_verified
               FROM users u WHERE u.email = %s AND u.role <> 'system'
             """,
             (email_n,),
@@ -217,6 +221,21 @@ def login(email: str, password: str, otp: str | None, client: Client, *, run: Ru
             metadata={"reason": "suspended"}, run=run,
         )  # fmt: skip
         raise errors.Forbidden("this account is suspended; contact support")
+    if not account.email_verified:
+        # Said only to someone who proved the password: it tells a stranger nothing.
+        events.record_refusal(
+            _actor(client, account), events.LOGIN_FAILED, "user", account.id,
+            metadata={"reason": "email_not_verified"}, run=run,
+        )  # fmt: skip
+        raise errors.EmailNotVerified(
+            "confirm your e-mail address first: send the token from the e-mail we sent you to "
+            "POST /v1/auth/verify-email (registering again sends a new one)"
+        )
+
+    # A country never seen for this account needs a second factor first (new_country).
+    arrival = new_country.assess(run, account.id, client.country, client.city, otp_enabled=account.otp_enabled)
+    if arrival is not None and arrival.stepped_up and not otp:
+        raise new_country.demand(run, account.id, arrival, _actor(client, account))
 
     amr = ["pwd"]
     if account.otp_enabled:
@@ -235,6 +254,8 @@ def login(email: str, password: str, otp: str | None, client: Client, *, run: Ru
         who = _actor(client, account)
         if account.otp_enabled and not otp_mod.check_code(cur, account.id, otp or "", who):
             return None
+        if not new_country.passed(cur, account.id, arrival, otp or ""):
+            return None
         throttle.clear_login_failures(cur, subject)
         if account.password_hash and passwords.needs_rehash(account.password_hash):
             cur.execute(
@@ -242,6 +263,7 @@ def login(email: str, password: str, otp: str | None, client: Client, *, run: Ru
                 (passwords.hash_password(password), account.id),
             )
             audit.record(cur, who, events.USER_PASSWORD_REHASHED, "user", account.id)
+        new_country.remember(cur, account.id, client.country, arrival, who)
         started = start(cur, account.id, account.role, client, amr=amr)
         audit.record(
             cur, who, events.LOGIN_SUCCEEDED, "session", started.session_id,
@@ -252,6 +274,12 @@ def login(email: str, password: str, otp: str | None, client: Client, *, run: Ru
     result = run(succeed)
     if result is None:
         _fail(run, client, account, subject, "bad_otp")
+        if arrival is not None and arrival.second_factor == "email_code":
+            raise new_country.SecondFactorRequired(
+                "the e-mailed code is not valid or has expired; log in without otp to have a new one sent",
+                country=arrival.country,
+                second_factor=arrival.second_factor,
+            )
         raise errors.OtpRequired("the one-time password is not valid; use the current code or a recovery code")
     return result
 
@@ -308,55 +336,48 @@ def _notify_locked(cur: Cursor, user_id: UUID) -> None:
 
 
 def refresh(token: str, client: Client, *, run: Runner | None = None) -> TokenPair:
-    """Exchange a refresh token for a new pair; a reused token revokes its family."""
+    """Exchange a refresh token for a new pair.
+
+    The same token again within ``REUSE_GRACE_SECONDS`` of its rotation, while the new
+    refresh token is unused, answers the same pair again (a client's retry); any other
+    reuse revokes the family. A session unused for ``settings().session_idle_minutes``
+    ends here (PCI DSS 8.2.8): 401 ``session_idle``, audited.
+    """
     run = run or _default_runner()
     if not isinstance(token, str) or not token.startswith(REFRESH_PREFIX) or len(token) > 200:
         raise errors.Unauthorized("the refresh token is not valid; log in again")
-    token_hash = digest(token)
 
-    def work(cur: Cursor) -> tuple[str, TokenPair | None]:
+    def work(cur: Cursor) -> tuple[str, _Rotation | None]:
         cur.execute(
             """
             UPDATE refresh_tokens SET rotated_at = now()
              WHERE token_hash = %s AND rotated_at IS NULL AND expires_at > now()
-            RETURNING session_id
+            RETURNING session_id, rotated_at
             """,
-            (token_hash,),
+            (digest(token),),
         )
         claimed = cur.fetchone()
         if claimed is None:
-            cur.execute(
-                """
-                SELECT rt.session_id, rt.rotated_at, s.user_id, u.role,
-                       rt.rotated_at > now() - make_interval(secs => %s) AS just_rotated
-                  FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id JOIN users u ON u.id = s.user_id
-                 WHERE rt.token_hash = %s
-                """,
-                (REUSE_GRACE_SECONDS, token_hash),
-            )
-            old = cur.fetchone()
-            if old is None or old["rotated_at"] is None:
-                return "invalid", None
-            revoked = not old["just_rotated"] and _revoke_session(cur, old["session_id"], "refresh_token_reused")
-            audit.record(
-                cur, client.actor(old["user_id"], old["role"]), events.REFRESH_TOKEN_REUSED, "session",
-                old["session_id"],
-                metadata={"family_revoked": revoked, "rotated_at": old["rotated_at"], "within_grace": old["just_rotated"]},
-            )  # fmt: skip
-            return "raced" if old["just_rotated"] else "reused", None
-        cur.execute(
-            """
-            SELECT s.id, s.user_id, s.amr, s.scope, u.role, u.status,
-                   s.revoked_at IS NOT NULL OR s.expires_at <= now() AS ended
-              FROM sessions s JOIN users u ON u.id = s.user_id
-             WHERE s.id = %s FOR UPDATE OF s
-            """,
-            (claimed["session_id"],),
-        )
-        session = cur.fetchone()
+            return _presented_again(cur, token, client)
+        session = _lock_session(cur, claimed["session_id"])
         if session["ended"] or session["status"] != "active":
             return "invalid", None
-        refresh_token = _issue_refresh(cur, session["id"])
+        if session["idle"]:
+            _revoke_session(cur, session["id"], "idle")
+            audit.record(
+                cur, client.actor(session["user_id"], session["role"]), events.SESSION_IDLE_ENDED, "session",
+                session["id"], metadata={"last_seen_at": session["last_seen_at"], "idle_minutes": _idle_minutes()},
+            )  # fmt: skip
+            return "idle", None
+        key = bytes(session["rotation_key"]) if session["rotation_key"] else _new_rotation_key(cur, session["id"])
+        successor = _successor(key, token)
+        cur.execute(
+            """
+            INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
+            SELECT %s, s.id, LEAST(s.expires_at, now() + make_interval(days => %s)) FROM sessions s WHERE s.id = %s
+            """,
+            (digest(successor), REFRESH_TTL_DAYS, session["id"]),
+        )
         # The scope follows the role the user has now, not the one the session began with.
         scope = second_factor.scope(session["role"], session["amr"])
         cur.execute(
@@ -366,19 +387,135 @@ def refresh(token: str, client: Client, *, run: Runner | None = None) -> TokenPa
         audit.record(
             cur, client.actor(session["user_id"], session["role"]), events.TOKEN_REFRESHED, "session", session["id"]
         )
-        access, expires_in = tokens.issue_access_token(
-            session["user_id"], session["role"], session_id=session["id"], amr=session["amr"], scope=scope
-        )
-        return "ok", TokenPair(access_token=access, refresh_token=refresh_token, expires_in=expires_in)
+        return "ok", _Rotation(key, successor, session, scope, claimed["rotated_at"])
 
-    outcome, result = run(work)
+    # Signed once the rows are committed and unlocked (a KMS call): a retry of the same
+    # token waits for this rotation's transaction, never for its signature.
+    outcome, rotation = run(work)
     if outcome == "reused":
         raise errors.Unauthorized("this refresh token was already used; the session has been ended, log in again")
-    if outcome == "raced":
-        raise errors.Unauthorized("this refresh token was just used by another request; use the newest refresh token")
-    if result is None:
+    if outcome == "idle":
+        raise errors.SessionIdle(
+            f"the session was not used for more than {_idle_minutes()} minutes and has been ended; log in again"
+        )
+    if rotation is None:
         raise errors.Unauthorized("the refresh token is not valid or has expired; log in again")
-    return result
+    return rotation.pair(token)
+
+
+@dataclass(frozen=True)
+class _Rotation:
+    """What a rotation decided, from which its pair is made (the same pair every time)."""
+
+    key: bytes
+    successor: str
+    session: dict[str, Any]
+    scope: str | None
+    rotated_at: datetime
+
+    def pair(self, token: str) -> TokenPair:
+        """The access token of the rotation: issued at its time with a jti derived like the
+        successor, so that RS256 signs it to the same bytes whenever it is asked for."""
+        issued = int(self.rotated_at.timestamp())
+        jti = str(UUID(bytes=_derive(self.key, b"jti", token)[:16], version=4))
+        s = self.session
+        access, ttl = tokens.issue_access_token(
+            s["user_id"], s["role"], session_id=s["id"], amr=s["amr"], scope=self.scope, now=issued, jti=jti
+        )
+        expires_in = max(1, min(ttl, issued + ttl - int(time.time())))
+        return TokenPair(access_token=access, refresh_token=self.successor, expires_in=expires_in)
+
+
+def _presented_again(cur: Cursor, token: str, client: Client) -> tuple[str, _Rotation | None]:
+    """A token that is not live: a retry within the grace gets its pair again; any other
+    use of a rotated token is reuse, and ends the family; an unknown or expired one is
+    just not valid."""
+    cur.execute(
+        """
+        SELECT rt.session_id, rt.rotated_at, s.user_id, s.rotation_key, u.role,
+               rt.rotated_at > now() - make_interval(secs => %s) AS within_grace
+          FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id JOIN users u ON u.id = s.user_id
+         WHERE rt.token_hash = %s
+        """,
+        (REUSE_GRACE_SECONDS, digest(token)),
+    )
+    old = cur.fetchone()
+    if old is None or old["rotated_at"] is None:
+        return "invalid", None
+    if old["within_grace"] and old["rotation_key"] is not None:
+        rotation = _replay(cur, token, old, client)
+        if rotation is not None:
+            return "ok", rotation
+    revoked = _revoke_session(cur, old["session_id"], "refresh_token_reused")
+    audit.record(
+        cur, client.actor(old["user_id"], old["role"]), events.REFRESH_TOKEN_REUSED, "session", old["session_id"],
+        metadata={"family_revoked": revoked, "rotated_at": old["rotated_at"], "within_grace": old["within_grace"]},
+    )  # fmt: skip
+    return "reused", None
+
+
+def _replay(cur: Cursor, token: str, old: dict[str, Any], client: Client) -> _Rotation | None:
+    """The rotation of ``token`` again, if its refresh token is still unused and the
+    session alive; None otherwise (reuse)."""
+    key = bytes(old["rotation_key"])
+    successor = _successor(key, token)
+    # Locks in a rotation's order (token row, then session): the successor's row is locked
+    # first, so a racing use of it either finishes before this reads it or waits for this.
+    cur.execute(
+        "SELECT rotated_at FROM refresh_tokens WHERE token_hash = %s AND session_id = %s FOR UPDATE",
+        (digest(successor), old["session_id"]),
+    )
+    row = cur.fetchone()
+    if row is None or row["rotated_at"] is not None:
+        return None
+    session = _lock_session(cur, old["session_id"])
+    if session["ended"] or session["status"] != "active" or session["idle"]:
+        return None
+    scope = second_factor.scope(session["role"], session["amr"])
+    audit.record(
+        cur, client.actor(session["user_id"], session["role"]), events.TOKEN_REFRESHED, "session", session["id"],
+        metadata={"retry_within_grace": True},
+    )  # fmt: skip
+    return _Rotation(key, successor, session, scope, old["rotated_at"])
+
+
+def _lock_session(cur: Cursor, session_id: UUID) -> dict[str, Any]:
+    cur.execute(
+        """
+        SELECT s.id, s.user_id, s.amr, s.scope, s.rotation_key, s.last_seen_at, u.role, u.status,
+               s.revoked_at IS NOT NULL OR s.expires_at <= now() AS ended,
+               s.last_seen_at <= now() - make_interval(mins => %s) AS idle
+          FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.id = %s FOR UPDATE OF s
+        """,
+        (_idle_minutes(), session_id),
+    )
+    return dict(cur.fetchone())
+
+
+def _idle_minutes() -> int:
+    from ledgerline.config import settings
+
+    return settings().session_idle_minutes
+
+
+def _new_rotation_key(cur: Cursor, session_id: UUID) -> bytes:
+    """The session's key for deriving successors, made at its first rotation (the caller
+    holds the session's row lock)."""
+    key = secrets.token_bytes(32)
+    cur.execute("UPDATE sessions SET rotation_key = %s WHERE id = %s", (key, session_id))
+    return key
+
+
+def _derive(key: bytes, purpose: bytes, token: str) -> bytes:
+    return hmac.new(key, purpose + b"\0" + token.encode(), hashlib.sha256).digest()
+
+
+def _successor(key: bytes, token: str) -> str:
+    """The refresh token that follows ``token``: derived, not stored, so that a retry can be
+    answered the same one while only digests are kept. Without the session's key (the
+    database's) and ``token`` (the client's) it cannot be computed."""
+    return REFRESH_PREFIX + base64.urlsafe_b64encode(_derive(key, b"refresh", token)).rstrip(b"=").decode()
 
 
 # -- logout and session management ---------------------------------------------------------

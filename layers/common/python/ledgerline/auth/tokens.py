@@ -48,8 +48,11 @@ def issue_access_token(
     scope: str | None = None,
     now: float | None = None,
     ttl: int = ACCESS_TOKEN_TTL,
+    jti: str | None = None,
 ) -> tuple[str, int]:
-    """Sign a new access token; return it and its lifetime in seconds."""
+    """Sign a new access token; return it and its lifetime in seconds. ``now`` and ``jti``
+    given, the same claims sign to the same token (RS256 is deterministic): a refresh
+    retried within its grace answers the pair it answered first (``sessions.refresh``)."""
     cfg = settings()
     ring = keys.keyring()
     key = ring.signing_key()
@@ -62,7 +65,7 @@ def issue_access_token(
         "iat": issued,
         "nbf": issued,
         "exp": issued + ttl,
-        "jti": str(uuid.uuid4()),
+        "jti": jti or str(uuid.uuid4()),
         "typ": CLAIM_TYP,
         "amr": list(amr),
     }

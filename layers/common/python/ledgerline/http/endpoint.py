@@ -37,6 +37,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from ledgerline import errors, jsonutil, routes
+from ledgerline.auth import origin
 from ledgerline.caller import Principal, Request
 from ledgerline.http import gate
 from ledgerline.observability import logger, metrics
@@ -192,11 +193,13 @@ class Endpoint:
     def _prepare(self, event: dict[str, Any], ctx: dict[str, Any], request_id: str) -> Request:
         body = gate.check(event)
         http = ctx.get("http") or {}
+        headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
         request = Request(
             request_id=request_id,
-            ip=http.get("sourceIp"),
+            # The client, not a proxy we run: what audit rows, sessions and per-IP limits name.
+            ip=origin.client_ip(http.get("sourceIp"), headers),
             user_agent=http.get("userAgent"),
-            headers={k.lower(): v for k, v in (event.get("headers") or {}).items()},
+            headers=headers,
             principal=None,
             body=body,
         )

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ledgerline import errors, routes
+from ledgerline.auth import origin
 from ledgerline.auth.authorizer import authorize_bearer, verify_credential
 from ledgerline.crypto import masking
 from ledgerline.errors import PROBLEM_JSON
@@ -377,8 +378,11 @@ class _Handler(BaseHTTPRequestHandler):
         return data
 
     def _authorize(self, headers: dict[str, str]) -> dict[str, Any]:
-        """The authorizer's claims, decided as the Lambda authorizer decides in AWS."""
-        return authorize_bearer(headers.get("authorization"), self.client_address[0], verify=self.server.authorizer)
+        """The authorizer's claims, decided as the Lambda authorizer decides in AWS; its
+        failures count against the client's address (X-Forwarded-For believed only from
+        LEDGERLINE_TRUSTED_PROXIES, as the handlers believe it)."""
+        ip = origin.client_ip(self.client_address[0], headers)
+        return authorize_bearer(headers.get("authorization"), ip, verify=self.server.authorizer)
 
     def _write_result(self, result: dict[str, Any]) -> int:
         status = int(result.get("statusCode", 200))
