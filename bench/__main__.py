@@ -13,7 +13,19 @@ import traceback
 from bench import harness
 
 # Scenario modules in the order of the Benchmarks issue; each exposes run(quick) -> [Figure].
-SCENARIOS = ["transfers", "balance", "http", "coldstart", "webhooks", "audit", "crypto", "invariants", "reconcile"]
+SCENARIOS = [
+    "transfers",
+    "balance",
+    "http",
+    "coldstart",
+    "webhooks",
+    "audit",
+    "crypto",
+    "invariants",
+    "reconcile",
+    "geo",
+    "escrow",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

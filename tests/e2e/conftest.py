@@ -72,14 +72,6 @@ def gateway(database_url, request):
         gw.stop()
 
 
-def own_stack_environment() -> dict[str, str]:
-    """This process's environment for a `ledgerline dev up` of a test's own: without what
-    points at this run's database, its PgBouncer or its AWS stand-in (the stack starts its
-    own; inherited, its application connections would reach the test database instead)."""
-    own = ("DATABASE_URL", "LEDGERLINE_APP_DATABASE_URL", "AWS_ENDPOINT_URL")
-    return {k: v for k, v in os.environ.items() if k not in own}
-
-
 @contextlib.contextmanager
 def _application_connections() -> Iterator[None]:
     """Point the application role's connections at PgBouncer when asked to."""

@@ -70,6 +70,15 @@ class Settings:
     # CloudFront-Viewer-Country/-City are believed only when a CloudFront distribution
     # is in front of the API (any client can send the headers otherwise).
     trust_cloudfront: bool = False
+    # X-Forwarded-For is believed only hop by hop from these networks (a load balancer or
+    # proxy the deployment runs in front): LEDGERLINE_TRUSTED_PROXIES, comma-separated CIDRs.
+    trusted_proxies: tuple[str, ...] = ()
+    # A MaxMind-format database (.mmdb, e.g. GeoLite2-City) a deployer provides; without
+    # it the country comes from the offline data the iptocc wheel ships (no city).
+    geoip_mmdb: Path | None = None
+    # A session unused this long needs a new login (PCI DSS 8.2.8: 15 minutes at most):
+    # refused at refresh, which ends it, and at admission (ledgerline.auth.sessions).
+    session_idle_minutes: int = 15
     # In AWS the functions reach the database through RDS Proxy with IAM authentication
     # (a token signed per connection, no password anywhere) and verify its certificate.
     db_host: str | None = None  # the proxy endpoint
@@ -105,6 +114,12 @@ class Settings:
     # side of a UTC day the ledger's payments are matched against that day's report.
     finance_email: str = "finance@ledgerline.local"
     reconcile_grace_minutes: int = 30
+    # Escrow: how long after an escrow is funded its buyer or seller may dispute it.
+    dispute_window_days: int = 30
+    # Dispute evidence documents: the largest accepted (bytes), and how long a presigned
+    # upload stays valid (seconds).
+    evidence_max_bytes: int = 10 * 1024 * 1024
+    evidence_upload_seconds: int = 900
 
     @property
     def local(self) -> bool:
@@ -131,6 +146,9 @@ def settings() -> Settings:
         rate_limits=rate_limits,
         velocity=parse_limit(env.get("LEDGERLINE_VELOCITY", DEFAULT_VELOCITY)),
         trust_cloudfront=_flag(env.get("LEDGERLINE_TRUST_CLOUDFRONT")),
+        trusted_proxies=parse_networks(env.get("LEDGERLINE_TRUSTED_PROXIES", "")),
+        geoip_mmdb=Path(env["LEDGERLINE_GEOIP_MMDB"]) if env.get("LEDGERLINE_GEOIP_MMDB") else None,
+        session_idle_minutes=max(1, int(env.get("LEDGERLINE_SESSION_IDLE_MINUTES", "15"))),
         db_host=env.get("LEDGERLINE_DB_HOST") or None,
         db_port=int(env.get("LEDGERLINE_DB_PORT", "5432")),
         db_name=env.get("LEDGERLINE_DB_NAME", "ledgerline"),
@@ -160,6 +178,9 @@ def settings() -> Settings:
         payout_provider=env.get("LEDGERLINE_PAYOUT_PROVIDER", "paystack"),
         finance_email=env.get("LEDGERLINE_FINANCE_EMAIL", "finance@ledgerline.local"),
         reconcile_grace_minutes=int(env.get("LEDGERLINE_RECONCILE_GRACE_MINUTES", "30")),
+        dispute_window_days=max(1, int(env.get("LEDGERLINE_DISPUTE_WINDOW_DAYS", "30"))),
+        evidence_max_bytes=int(env.get("LEDGERLINE_EVIDENCE_MAX_BYTES", str(10 * 1024 * 1024))),
+        evidence_upload_seconds=int(env.get("LEDGERLINE_EVIDENCE_UPLOAD_SECONDS", "900")),
     )
 
 
@@ -196,6 +217,19 @@ def parse_step_up(text: str) -> dict[str, Decimal]:
             raise ValueError(f"bad withdrawal step-up {part!r}: expected like '100000.00' or 'USD=1000.00'")
         out[key] = value
     return out
+
+
+def parse_networks(text: str) -> tuple[str, ...]:
+    """``10.0.0.0/8, 192.0.2.7`` → their normal forms; a malformed one fails at start."""
+    import ipaddress
+
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            out.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ValueError(f"bad trusted proxy {part!r}: expected an address or a CIDR like 10.0.0.0/8") from None
+    return tuple(out)
 
 
 def _flag(value: str | None) -> bool:

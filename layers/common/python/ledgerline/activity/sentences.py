@@ -80,6 +80,10 @@ def _resolved(f: Facts) -> str:
     return "You settled a top-up under review" if f.you else "A top-up under review was settled" + _ref(f)
 
 
+def _at(f: Facts) -> str:
+    return f": {f.place}" if f.place else ""
+
+
 def _login(f: Facts) -> str:
     return "You logged in" + (f" from {f.place}" if f.place else "")
 
@@ -92,6 +96,12 @@ SENTENCES: dict[str, Template] = {
     # auth and access
     "auth.login_succeeded": _login,
     "auth.login_failed": lambda f: "A sign-in to your account failed" + _why(f),
+    "auth.login_new_country": lambda f: "Sign-in from a country new to your account" + _at(f),
+    "auth.login_code_sent": lambda f: "A sign-in code was e-mailed to you",
+    "auth.login_code": lambda f: "A sign-in code was e-mailed to you",  # the notification's type
+    "user.known_country_cleared": _by_you(
+        "You cleared a country from a user's sign-in history", "A country was cleared from your sign-in history"
+    ),
     "auth.account_locked": lambda f: "Sign-in was paused for a while after repeated failures",
     "auth.otp_failed": lambda f: "A two-factor code was refused",
     "auth.otp_setup_started": lambda f: "You started setting up two-factor authentication",
@@ -102,6 +112,7 @@ SENTENCES: dict[str, Template] = {
     "auth.sessions_revoked": lambda f: "Every session was ended",
     "auth.token_refreshed": lambda f: "Your session was renewed",
     "auth.refresh_token_reused": lambda f: "A sign-in token was used twice; its sessions were ended",
+    "auth.session_idle_ended": lambda f: "A session was ended after a while unused; sign in again",
     "auth.rate_limited": lambda f: "Too many requests in a short time: some were refused",
     "auth.velocity_blocked": lambda f: "A payment was refused: too many in a short time",
     "auth.password_reset_requested": lambda f: "A password reset was requested",
@@ -110,6 +121,13 @@ SENTENCES: dict[str, Template] = {
     "auth.password_reset_failed": lambda f: "A password reset attempt failed" + _why(f),
     "auth.password_reset_completed": lambda f: "Your password was changed",
     "auth.password_reset": lambda f: "Your password was reset",
+    "auth.registration_address_taken": lambda f: "Someone tried to register with your e-mail address",
+    "auth.registration_attempted": lambda f: "Someone tried to register with your e-mail address",  # the notice
+    "auth.email_verification": lambda f: "A verification e-mail was sent to you",  # the notification's type
+    "auth.email_verification_sent": lambda f: "A verification e-mail was sent to you",
+    "auth.email_verification_skipped": lambda f: "A verification e-mail was not sent" + _why(f),
+    "auth.email_verification_failed": lambda f: "An e-mail verification attempt failed" + _why(f),
+    "user.email_verified": lambda f: "Your e-mail address was verified",
     "user.registered": lambda f: "You signed up",
     "user.created": _by_you("You created a user", "Your account was created"),
     "user.role_changed": _by_you("You changed a user's role", "Your role was changed"),
@@ -177,6 +195,33 @@ SENTENCES: dict[str, Template] = {
     "audit.report_generated": lambda f: "You read the audit trail",
     "keys.rotation_started": lambda f: "A key rotation started",
     "keys.rotated": lambda f: "A key was rotated",
+    "config.fee_schedule.updated": lambda f: "You set a fee schedule",
+    "config.fee_schedule.deleted": lambda f: "You removed a fee schedule",
+    # dispute evidence (the other party reads what was added to their dispute)
+    "dispute.evidence_submitted": _by_you("You added evidence to a dispute", "Evidence was added to your dispute"),
+    "dispute.evidence_uploaded": _by_you(
+        "Your document was received as evidence", "A document was received as evidence in your dispute"
+    ),
+    # escrow (both parties read each other's steps: the rows name them as subjects)
+    "escrow.created": _by_you("You opened an escrow", "An escrow was opened with you"),
+    "escrow.create_failed": lambda f: "An escrow could not be opened" + _why(f),
+    "escrow.funded": _by_you("You paid into an escrow", "An escrow of yours was paid into"),
+    "escrow.fund_failed": lambda f: "A payment into an escrow was refused" + _why(f),
+    "escrow.released": _by_you("You released an escrow to its seller", "An escrow of yours was released to its seller"),
+    "escrow.release_failed": lambda f: "An escrow release was refused" + _why(f),
+    "escrow.refunded": _by_you("You refunded an escrow to its buyer", "An escrow of yours was refunded to its buyer"),
+    "escrow.refund_failed": lambda f: "An escrow refund was refused" + _why(f),
+    "dispute.raised": _by_you("You disputed an escrow", "An escrow of yours was disputed"),
+    "dispute.raise_failed": lambda f: "A dispute was refused" + _why(f),
+    "dispute.resolved": _by_you("You resolved a dispute", "A dispute of yours was resolved"),
+    "dispute.resolve_failed": lambda f: "A dispute resolution was refused" + _why(f),
+    # invoices (the buyer reads the seller's steps and the seller the buyer's payment)
+    "invoice.created": _by_you("You sent an invoice", "You received an invoice"),
+    "invoice.updated": _by_you("You changed an invoice", "An invoice to you was changed"),
+    "invoice.deleted": _by_you("You withdrew an invoice", "An invoice to you was withdrawn"),
+    "invoice.paid": _by_you("You paid an invoice", "An invoice of yours was paid into escrow"),
+    "invoice.payment_failed": lambda f: "An invoice payment was refused" + _why(f),
+    "invoice.overdue": lambda f: "An invoice is past its due date",
 }
 
 
