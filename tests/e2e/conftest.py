@@ -142,14 +142,13 @@ def make_user(gateway) -> Callable[..., dict[str, Any]]:
     return make
 
 
-@pytest.fixture(scope="module")
-def admin(api, make_user) -> Client:
-    """An administrator's client, enrolled in TOTP (admin routes require it) and logged
-    in with a recovery code (TOTP codes are single-use per 30 s step)."""
+def enrolled(api: str, make_user: Callable[..., dict], role: str) -> Client:
+    """The client of a new user of ``role`` enrolled in TOTP (staff routes require it) and
+    logged in with a recovery code (TOTP codes are single-use per 30 s step)."""
     import pyotp
 
     client = Client(api)
-    user = make_user("admin")
+    user = make_user(role)
     setup = client.post("/v1/auth/otp/setup", token=user["token"]).json()
     client.post("/v1/auth/otp/verify", token=user["token"], json={"otp": pyotp.TOTP(setup["secret"]).now()})
     login = client.post(
@@ -157,6 +156,16 @@ def admin(api, make_user) -> Client:
     )
     assert login.status_code == 200, login.text
     return client.as_user(login.json()["access_token"])
+
+
+@pytest.fixture(scope="module")
+def admin(api, make_user) -> Client:
+    return enrolled(api, make_user, "admin")
+
+
+@pytest.fixture(scope="module")
+def auditor(api, make_user) -> Client:
+    return enrolled(api, make_user, "auditor")
 
 
 @pytest.fixture(scope="module")

@@ -42,22 +42,6 @@ def party(api):
     return make
 
 
-@pytest.fixture(scope="module")
-def auditor(api, make_user) -> Client:
-    """An auditor enrolled in TOTP and logged in with a recovery code (as the admin fixture)."""
-    import pyotp
-
-    client = Client(api)
-    user = make_user("auditor")
-    setup = client.post("/v1/auth/otp/setup", token=user["token"]).json()
-    client.post("/v1/auth/otp/verify", token=user["token"], json={"otp": pyotp.TOTP(setup["secret"]).now()})
-    login = client.post(
-        "/v1/auth/login", json={"email": user["email"], "password": user["password"], "otp": setup["recovery_codes"][0]}
-    )
-    assert login.status_code == 200, login.text
-    return client.as_user(login.json()["access_token"])
-
-
 def escrow_step(cur, escrow_id, to: str, args: dict, actor: Actor) -> dict:
     cur.execute(
         "SELECT escrow_transition(p_escrow => %s, p_to => %s, p_args => %s, p_actor => %s, p_audit => NULL) AS r",

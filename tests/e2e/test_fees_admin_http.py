@@ -11,25 +11,7 @@ import uuid
 import psycopg2.extras
 import pytest
 
-from tests.e2e.conftest import Client
-
 KIND = "escrow_release"
-
-
-@pytest.fixture(scope="module")
-def auditor(api, make_user) -> Client:
-    """An auditor enrolled in TOTP and logged in with a recovery code (as the admin fixture)."""
-    import pyotp
-
-    client = Client(api)
-    user = make_user("auditor")
-    setup = client.post("/v1/auth/otp/setup", token=user["token"]).json()
-    client.post("/v1/auth/otp/verify", token=user["token"], json={"otp": pyotp.TOTP(setup["secret"]).now()})
-    login = client.post(
-        "/v1/auth/login", json={"email": user["email"], "password": user["password"], "otp": setup["recovery_codes"][0]}
-    )
-    assert login.status_code == 200, login.text
-    return client.as_user(login.json()["access_token"])
 
 
 def schedule_rows(conn, currency: str) -> list[dict]:
