@@ -22,7 +22,7 @@ from uuid import UUID
 
 from ledgerline import audit, errors, outbox
 from ledgerline.audit import Actor
-from ledgerline.auth import events, passwords, sessions, throttle
+from ledgerline.auth import events, mailed, passwords, sessions, throttle
 from ledgerline.auth import users as users_mod
 
 if TYPE_CHECKING:
@@ -137,23 +137,8 @@ def confirm_reset(token: str, new_password: str, actor: Actor, *, run: Runner | 
         raise refused
 
     def work(cur: Cursor) -> str:
-        cur.execute(
-            """
-            SELECT r.user_id, r.used_at, r.expires_at <= now() AS expired, u.email, u.role, u.status
-              FROM password_resets r JOIN users u ON u.id = r.user_id
-             WHERE r.token_hash = %s FOR UPDATE OF r, u
-            """,
-            (sessions.digest(token),),
-        )
-        row = cur.fetchone()
-        if row is None or row["used_at"] is not None or row["expired"] or row["status"] != "active":
-            reason = (
-                "unknown" if row is None else "used" if row["used_at"] else "expired" if row["expired"] else "inactive"
-            )
-            audit.record(
-                cur, actor, events.PASSWORD_RESET_FAILED, "user", row["user_id"] if row else None,
-                metadata={"reason": reason},
-            )  # fmt: skip
+        row = mailed.redeem(cur, "password_resets", token, actor, events.PASSWORD_RESET_FAILED)
+        if row is None:
             return "refused"
         passwords.check_policy(new_password, email=row["email"], field="new_password")
         user_id = row["user_id"]

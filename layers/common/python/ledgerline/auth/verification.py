@@ -29,7 +29,7 @@ from uuid import UUID
 
 from ledgerline import audit, errors, outbox
 from ledgerline.audit import Actor
-from ledgerline.auth import events, sessions
+from ledgerline.auth import events, mailed, sessions
 
 if TYPE_CHECKING:
     from ledgerline.db import Cursor
@@ -150,23 +150,8 @@ def verify(token: str, actor: Actor, *, run: Runner | None = None) -> None:
         raise refused
 
     def work(cur: Cursor) -> str:
-        cur.execute(
-            """
-            SELECT v.id, v.user_id, v.used_at, v.expires_at <= now() AS expired, u.role, u.status
-              FROM email_verifications v JOIN users u ON u.id = v.user_id
-             WHERE v.token_hash = %s FOR UPDATE OF v, u
-            """,
-            (sessions.digest(token),),
-        )
-        row = cur.fetchone()
-        if row is None or row["used_at"] is not None or row["expired"] or row["status"] != "active":
-            reason = (
-                "unknown" if row is None else "used" if row["used_at"] else "expired" if row["expired"] else "inactive"
-            )
-            audit.record(
-                cur, actor, events.EMAIL_VERIFICATION_FAILED, "user", row["user_id"] if row else None,
-                metadata={"reason": reason},
-            )  # fmt: skip
+        row = mailed.redeem(cur, "email_verifications", token, actor, events.EMAIL_VERIFICATION_FAILED)
+        if row is None:
             return "refused"
         user_id = row["user_id"]
         cur.execute("UPDATE email_verifications SET used_at = now() WHERE id = %s", (row["id"],))
