@@ -30,17 +30,7 @@ class AuditBucket(Construct):
         self._deny_deletes()
 
     def _access_logs(self, retention_days: int) -> s3.Bucket:
-        return s3.Bucket(
-            self,
-            "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,  # S3 server access logging cannot write SSE-KMS
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(retention_days))],
-            removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
-        )
+        return access_log_bucket(self, retention_days)
 
     def _bucket(self, key: kms.IKey, retention_days: int, bucket_name: str) -> s3.Bucket:
         return s3.Bucket(
@@ -289,3 +279,19 @@ class AuditQueries(Construct):
     def _logical_id(bucket: s3.IBucket) -> str:
         stack = Stack.of(bucket)
         return stack.resolve(stack.get_logical_id(bucket.node.default_child))  # type: ignore[arg-type]
+
+
+def access_log_bucket(scope: Construct, retention_days: int) -> s3.Bucket:
+    """A private bucket for a bucket's S3 server access logs ("AccessLogs" in ``scope``),
+    kept ``retention_days``."""
+    return s3.Bucket(
+        scope,
+        "AccessLogs",
+        encryption=s3.BucketEncryption.S3_MANAGED,  # S3 server access logging cannot write SSE-KMS
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        enforce_ssl=True,
+        versioned=True,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(retention_days))],
+        removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
+    )

@@ -10,12 +10,13 @@ access logs. Retained with the stack, like every holder of data.
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra import constants as c
+from infra.components.audit import access_log_bucket
 from infra.components.keys import ENVELOPE, KeyPolicy, symmetric_key, via_service
 
 ACCESS_LOG_DAYS = 400  # as long as the audit bucket's access logs
@@ -25,17 +26,7 @@ class EvidenceBucket(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, names: c.Names) -> None:
         super().__init__(scope, construct_id)
         self.key = self._key(names)
-        self.access_logs = s3.Bucket(
-            self,
-            "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,  # S3 server access logging cannot write SSE-KMS
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(ACCESS_LOG_DAYS))],
-            removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
-        )
+        self.access_logs = access_log_bucket(self, ACCESS_LOG_DAYS)
         self.bucket = s3.Bucket(
             self,
             "Bucket",
