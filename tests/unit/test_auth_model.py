@@ -9,7 +9,6 @@ from ledgerline.auth.model import (
     ApiKey,
     NewApiKey,
     OtpEnrolment,
-    Registration,
     Session,
     StartedSession,
     TokenPair,
@@ -44,14 +43,6 @@ def test_otp_enabled_is_shown_only_when_it_was_read():
     profile = User.from_row({**without_phone, "otp_enabled": 0}).to_json()
     assert profile["phone"] is None
     assert list(profile)[-1] == "otp_enabled" and profile["otp_enabled"] is False
-
-
-def test_a_registration_shows_who_was_registered_and_nothing_more():
-    registration = Registration.from_user(User.from_row(ROW))
-
-    assert jsonutil.dumps(registration.to_json()) == (
-        '{"id":"0190b7a4-1c2d-7e3f-8a4b-5c6d7e8f9a0b","email":"ada@example.test","full_name":"Ada","role":"user"}'
-    )
 
 
 def test_token_pairs_render_in_oauth_order_and_hide_their_tokens():

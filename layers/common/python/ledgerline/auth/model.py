@@ -60,23 +60,6 @@ class User:
 
 
 @dataclass(frozen=True)
-class Registration:
-    """What a self-service sign-up answers: who was registered, nothing more."""
-
-    id: UUID
-    email: str
-    full_name: str
-    role: str
-
-    @classmethod
-    def from_user(cls, user: User) -> Registration:
-        return cls(id=user.id, email=user.email, full_name=user.full_name, role=user.role)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "email": self.email, "full_name": self.full_name, "role": self.role}
-
-
-@dataclass(frozen=True)
 class TokenPair:
     """An access token and the refresh token that renews it (login, refresh)."""
 
