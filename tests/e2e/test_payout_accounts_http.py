@@ -40,9 +40,9 @@ def rows(owner_conn, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         return list(cur.fetchall())
 
 
-def live(owner_conn, client_token_user: Any) -> int:
+def live(owner_conn, user_id: str) -> int:
     return int(rows(owner_conn, "SELECT count(*) FROM payout_accounts WHERE user_id = %s AND removed_at IS NULL",
-                    client_token_user)[0][0])  # fmt: skip
+                    user_id)[0][0])  # fmt: skip
 
 
 def me(client) -> str:
@@ -178,9 +178,7 @@ def test_the_plaintext_number_is_in_no_audit_row_and_no_log_line(person, fake, o
         ({"bank_code": BANK, "account_number": 123456789}, "account_number"),
     ],
 )
-def test_what_cannot_be_resolved_is_a_422_naming_the_field_and_stores_nothing(
-    person, fake, owner_conn, body, field
-):
+def test_what_cannot_be_resolved_is_a_422_naming_the_field_and_stores_nothing(person, fake, owner_conn, body, field):
     client = person()
 
     r = client.post("/v1/payout-accounts", json=body)
@@ -249,7 +247,9 @@ def test_an_add_that_fails_midway_leaves_no_trace(person, fake, owner_conn):
           END IF;
           RETURN NEW;
         END $$; SELECT 1""")  # fmt: skip
-    rows(owner_conn, f"CREATE TRIGGER {name} AFTER INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION {name}(); SELECT 1")
+    rows(
+        owner_conn, f"CREATE TRIGGER {name} AFTER INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION {name}(); SELECT 1"
+    )
     try:
         r = add(client)
     finally:
@@ -346,13 +346,13 @@ def test_another_users_or_a_removed_payout_account_is_404_and_holds_nothing(pers
 
 
 @pytest.mark.parametrize(
-    ("extra", "field"),
+    "extra",
     [
-        ({"destination": {"bank_code": BANK, "account_number": NUMBER, "account_name": "Ada"}}, None),  # both
-        ({"provider": "flutterwave"}, None),  # a payout account's gateway is its own
+        {"destination": {"bank_code": BANK, "account_number": NUMBER, "account_name": "Ada"}},  # both
+        {"provider": "flutterwave"},  # a payout account's gateway is its own
     ],
 )
-def test_a_withdrawal_names_one_destination(person, wallet, fake, extra, field):
+def test_a_withdrawal_names_one_destination(person, wallet, fake, extra):
     client, account = wallet("NGN", "100.00")
     pa = added(client)
 
@@ -362,26 +362,32 @@ def test_a_withdrawal_names_one_destination(person, wallet, fake, extra, field):
     assert balance(client, account)["available"] == Decimal("100.00")
 
 
+def race_withdrawal_and_removal(client, account: str, payout_account_id: str) -> dict[str, int]:
+    barrier = threading.Barrier(2)
+    out: dict[str, int] = {}
+
+    def take() -> None:
+        barrier.wait()
+        out["withdraw"] = withdraw(client, account, payout_account_id, "10.00").status_code
+
+    def remove() -> None:
+        barrier.wait()
+        out["remove"] = client.delete(f"/v1/payout-accounts/{payout_account_id}").status_code
+
+    threads = [threading.Thread(target=take), threading.Thread(target=remove)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
 def test_a_withdrawal_racing_the_removal_of_its_account_either_lands_or_is_404(person, wallet, fake):
     for _ in range(3):
         client, account = wallet("NGN", "100.00")
         pa = added(client)
-        barrier = threading.Barrier(2)
-        out: dict[str, int] = {}
 
-        def take() -> None:
-            barrier.wait()
-            out["withdraw"] = withdraw(client, account, pa["id"], "10.00").status_code
-
-        def remove() -> None:
-            barrier.wait()
-            out["remove"] = client.delete(f"/v1/payout-accounts/{pa['id']}").status_code
-
-        threads = [threading.Thread(target=take), threading.Thread(target=remove)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        out = race_withdrawal_and_removal(client, account, pa["id"])
 
         assert out["remove"] == 204 and out["withdraw"] in (201, 404), out
         held = Decimal("10.00") if out["withdraw"] == 201 else Decimal(0)

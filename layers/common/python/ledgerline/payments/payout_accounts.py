@@ -107,7 +107,9 @@ def resolve(body: AddPayoutAccount) -> Resolved:
     try:
         found = registry.gateway(provider).resolve_account(body.bank_code, number)
     except GatewayUnavailable:
-        raise GatewayDown(f"{provider} did not answer the account-name enquiry; try again", headers={"Retry-After": "5"})
+        raise GatewayDown(
+            f"{provider} did not answer the account-name enquiry; try again", headers={"Retry-After": "5"}
+        ) from None
     except GatewayRefused as exc:
         if exc.code == "unsupported":
             raise errors.ValidationFailed(
