@@ -155,7 +155,7 @@ def test_the_plaintext_number_is_in_no_audit_row_and_no_log_line(person, fake, o
     assert client.delete(f"/v1/payout-accounts/{body['id']}").status_code == 204
 
     trail = rows(owner_conn, "SELECT action, payload_before::text, payload_after::text, metadata::text FROM audit_log "
-                             "WHERE resource_id = %s ORDER BY id", body["id"])  # fmt: skip
+                             "WHERE resource_id = %s ORDER BY occurred_at", body["id"])  # fmt: skip
 
     assert [t[0] for t in trail] == ["payout_account.added", "payout_account.removed"]
     assert all(number not in (t[1] or "") + (t[2] or "") + (t[3] or "") for t in trail)
