@@ -1,0 +1,135 @@
+"""Bulk payouts: payroll-style, a merchant's wallet paid out to many of its payout
+accounts at once (issue 19; docs/api.md "Bulk payouts").
+
+    pending_approval ──approve (1 or 2 administrators)──► approved (every item's payout queued)
+    (a total at or below the first limit is approved in the request itself)
+
+``POST /v1/payouts/bulk`` runs ``bulk_payout_request`` in one ``money_call`` statement:
+every item becomes a withdrawal (issue 14) to one of the caller's payout accounts, with
+its own hold, all or nothing. From approval on, each item is the withdrawal machinery's:
+its payout through the gateway (``send_payout``, one request per item), its webhook and
+its settlement (``settle_payout``), so a failing item returns its own money to the wallet
+(the reversal of its capture) while the others are paid.
+
+Approval (ASVS 2.3.5): above ``bulk_payout_approval_limit`` one administrator, above
+``bulk_payout_two_person_limit`` two different ones; nobody approves their own
+(``db/routines/bulk_payout_approve.sql``). The items are never decided one by one.
+
+What the statement cannot do is prepared here: the second factor (above the withdrawal
+step-up, as a single withdrawal of that total would need), the limits and the
+cooling-off of the currency.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from ledgerline import errors
+from ledgerline.audit import Actor
+from ledgerline.ledger.schemas import AmountText, Currency
+
+if TYPE_CHECKING:
+    from ledgerline.caller import Principal
+    from ledgerline.db import Cursor
+
+MAX_ITEMS = 1000
+ROLES_ALLOWED = ("merchant",)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BulkPayoutItem(_Body):
+    payout_account_id: UUID
+    amount: AmountText
+    narration: StrictStr | None = Field(default=None, min_length=1, max_length=100)
+
+
+class CreateBulkPayout(_Body):
+    account_id: UUID
+    currency: Currency
+    items: Annotated[list[BulkPayoutItem], Field(min_length=1, max_length=MAX_ITEMS)]
+    otp: StrictStr | None = Field(
+        default=None, max_length=20, description="A current TOTP code (or a recovery code): above the step-up amount"
+    )
+
+
+def _limit(limits: dict[str, Decimal], currency: str) -> str | None:
+    value = limits.get(currency.upper(), limits.get("*"))
+    return None if value is None else str(value)
+
+
+def _total(body: CreateBulkPayout) -> Decimal | None:
+    """The total as the statement will count it, for the step-up; None when an amount is
+    not one the currency takes (the statement refuses it, stored and replayed)."""
+    from ledgerline import money
+
+    try:
+        return sum((money.parse_amount(i.amount, body.currency) for i in body.items), Decimal(0))
+    except errors.ValidationFailed:
+        return None
+
+
+def request_arguments(body: CreateBulkPayout, *, caller: Principal, key: UUID, actor: Actor) -> dict[str, Any]:
+    """What ``bulk_payout_request`` receives. Merchants only (403 otherwise, nothing
+    stored); above the withdrawal step-up the caller's second factor is spent first."""
+    from ledgerline.config import settings
+    from ledgerline.payments import payout_accounts, withdrawals
+
+    if caller.role not in ROLES_ALLOWED:
+        raise errors.Forbidden("bulk payouts are for merchant accounts")
+    total = _total(body)
+    threshold = withdrawals.step_up_threshold(body.currency)
+    required = total is not None and threshold is not None and total > threshold
+    # False for a key whose answer is stored: the statement replays it and runs nothing.
+    passed = withdrawals.check_second_factor(caller, body.otp, key, actor) if required else False
+    cfg = settings()
+    return {
+        "id": str(uuid.uuid4()),
+        "account_id": str(body.account_id),
+        "currency": body.currency,
+        "items": [item.model_dump(mode="json", exclude_none=True) for item in body.items],
+        "hold_expires_in_seconds": withdrawals.HOLD_SECONDS,
+        "step_up": {"required": required, "passed": passed},
+        "cooling_off": payout_accounts.cooling_off(body.currency),
+        "approval": {
+            "one": _limit(cfg.bulk_payout_approval_limit, body.currency),
+            "two": _limit(cfg.bulk_payout_two_person_limit, body.currency),
+        },
+    }
+
+
+@dataclass(frozen=True)
+class BulkPayout:
+    id: UUID
+    user_id: UUID
+    body: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return self.body
+
+
+def get_bulk_payout(cur: Cursor, bulk_id: str, *, viewer_id: UUID | None) -> BulkPayout:
+    """A bulk payout of ``viewer_id`` (anyone's for None) with each item's status now;
+    another's is not found."""
+    from ledgerline.ids import object_id
+
+    bid = object_id(bulk_id, "bulk payout")
+    cur.execute(
+        """
+        SELECT b.id, b.user_id, bulk_payout_json(b) AS body FROM bulk_payouts b
+         WHERE b.id = %s AND (%s::uuid IS NULL OR b.user_id = %s::uuid)
+        """,
+        (bid, viewer_id, viewer_id),
+    )
+    row = cur.fetchone()
+    if row is None:
+        raise errors.NotFound(f"bulk payout {bid} not found")
+    return BulkPayout(row["id"], row["user_id"], dict(row["body"]))

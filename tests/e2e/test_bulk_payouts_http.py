@@ -1,0 +1,391 @@
+"""Bulk payouts over HTTP (issue 19, part P): a merchant's wallet paid out to many of its
+payout accounts, each item a withdrawal with its hold, all or nothing; administrators
+approve above a total (two different ones above the two-person limit, never the
+requester); each item's payout, webhook and settlement are the withdrawal's, so a
+failing item returns its own money while the others are paid. The ledger check is clean
+after each."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pyotp
+import pytest
+
+from ledgerline import outbox
+from ledgerline.local import workers
+
+PAYOUTS, WEBHOOKS = "gateway-payouts", "gateway-webhooks"
+
+
+@pytest.fixture(scope="module")
+def fake(gateway, aws_endpoint):
+    """The fake gateway in this process (its books readable), delivering to this run's API."""
+    from ledgerline import config
+    from ledgerline.local.fake_gateway import FakeGateway, Misbehaviour
+
+    server = FakeGateway(port=0, webhook_url=gateway.url).start()
+    saved = {k: os.environ.get(k) for k in ("LEDGERLINE_FAKE_GATEWAY_PORT", "LEDGERLINE_GATEWAY_RETRIES")}
+    os.environ["LEDGERLINE_FAKE_GATEWAY_PORT"] = str(server.port)
+    os.environ["LEDGERLINE_GATEWAY_RETRIES"] = "0"
+    config.settings.cache_clear()
+    try:
+        yield server
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        config.settings.cache_clear()
+        server.stop()
+        for p in list(server.misbehaviour):
+            server.misbehaviour[p] = Misbehaviour()
+
+
+@pytest.fixture
+def behaving(fake):
+    from ledgerline.local.fake_gateway import Misbehaviour
+
+    workers.deliver_pending(PAYOUTS)  # what earlier tests left queued
+    yield fake
+    for p in list(fake.misbehaviour):
+        fake.misbehaviour[p] = Misbehaviour()
+
+
+def rows(owner_conn, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    with owner_conn.cursor() as cur:
+        cur.execute(sql, args)
+        return list(cur.fetchall())
+
+
+@pytest.fixture
+def merchant(person, wallet, owner_conn):
+    """merchant(currency, funded, n) -> (client, wallet id, [payout account ids]): n payout
+    accounts added through the route, past their cooling-off."""
+
+    def make(currency: str = "NGN", funded: str = "10000.00", n: int = 3):
+        client = person("merchant")
+        _, account = wallet(currency, funded, client=client)
+        ids = []
+        for i in range(n):
+            r = client.post("/v1/payout-accounts", json={"bank_code": "058", "account_number": f"01234{i:05d}"})
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["id"])
+        rows(owner_conn, "UPDATE payout_accounts SET created_at = created_at - interval '2 days' WHERE id = ANY(%s::uuid[]) "
+                         "RETURNING id", ids)  # fmt: skip
+        return client, account, ids
+
+    return make
+
+
+def bulk(client, account: str, items: list[tuple[str, str]], currency: str = "NGN", key: Any = True, **extra: Any):
+    body = {"account_id": account, "currency": currency,
+            "items": [{"payout_account_id": p, "amount": a, "narration": f"salary {i}"} for i, (p, a) in enumerate(items)],
+            **extra}  # fmt: skip
+    return client.post("/v1/payouts/bulk", idempotency_key=key, json=body)
+
+
+def balance(client, account_id: str) -> dict[str, Decimal]:
+    b = client.get(f"/v1/accounts/{account_id}").json()["balance"]
+    return {k: Decimal(b[k]["amount"]) for k in ("posted", "available")}
+
+
+def ledger_ok(admin) -> None:
+    check = admin.get("/v1/admin/ledger/check").json()
+    assert check["ok"], check["findings"]
+
+
+def nothing_of(owner_conn, account: str) -> None:
+    assert rows(owner_conn, "SELECT count(*) FROM holds WHERE account_id = %s", account) == [(0,)]
+    assert rows(owner_conn, "SELECT count(*) FROM withdrawals WHERE account_id = %s", account) == [(0,)]
+    assert rows(owner_conn, "SELECT count(*) FROM bulk_payouts WHERE account_id = %s", account) == [(0,)]
+
+
+@pytest.fixture(scope="module")
+def second_admin(api, make_user):
+    """Another administrator (the two-person rule), logged in with the second factor."""
+    from tests.e2e.conftest import Client
+
+    client = Client(api)
+    user = make_user("admin")
+    setup = client.post("/v1/auth/otp/setup", token=user["token"]).json()
+    client.post("/v1/auth/otp/verify", token=user["token"], json={"otp": pyotp.TOTP(setup["secret"]).now()})
+    login = client.post(
+        "/v1/auth/login", json={"email": user["email"], "password": user["password"], "otp": setup["recovery_codes"][0]}
+    )
+    assert login.status_code == 200, login.text
+    return client.as_user(login.json()["access_token"])
+
+
+# ------------------------------------------------------------------------------ requests
+
+
+def test_a_small_bulk_payout_holds_each_item_and_queues_its_payout_at_once(merchant, admin, behaving, owner_conn):
+    client, account, payees = merchant()
+
+    r = bulk(client, account, [(payees[0], "100.00"), (payees[1], "250.50"), (payees[2], "49.50")])
+
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["status"] == "approved" and body["approvals_required"] == 0 and body["item_count"] == 3
+    assert body["amount"] == {"amount": "400.00", "currency": "NGN"}
+    assert [(i["index"], i["status"], i["payout_account_id"]) for i in body["items"]] == [
+        (0, "approved", payees[0]), (1, "approved", payees[1]), (2, "approved", payees[2])]  # fmt: skip
+    assert all(i["withdrawal_id"] for i in body["items"])
+    assert balance(client, account) == {"posted": Decimal("9600.00"), "available": Decimal("9600.00")}
+    assert client.get(f"/v1/payouts/bulk/{body['id']}").json() == body
+    trail = rows(owner_conn, "SELECT action, count(*) FROM audit_log WHERE metadata->>'bulk_payout_id' = %s "
+                             "OR resource_id = %s GROUP BY action ORDER BY action", body["id"], body["id"])  # fmt: skip
+    assert trail == [("bulk_payout.requested", 1), ("withdrawal.approved", 3), ("withdrawal.requested", 3)]
+    [(after,)] = rows(owner_conn, "SELECT payload_after FROM audit_log WHERE action = 'bulk_payout.requested' "
+                                  "AND resource_id = %s", body["id"])  # fmt: skip
+    assert after["bulk_payout"]["item_count"] == 3 and after["bulk_payout"]["total"]["amount"] == "400.00"
+    ledger_ok(admin)
+
+
+def test_a_bulk_payout_with_a_failing_item_leaves_the_others_paid_and_the_failed_one_returned(
+    merchant, admin, behaving, owner_conn
+):
+    fake = behaving
+    fake.misbehaviour["paystack"].payout = "hold"  # each outcome waits for settle below
+    client, account, payees = merchant()
+    r = bulk(client, account, [(payees[0], "100.00"), (payees[1], "200.00"), (payees[2], "300.00")])
+    assert r.status_code == 201, r.text
+    items = r.json()["items"]
+
+    outbox.relay(time_budget=10)
+    assert workers.deliver_pending(PAYOUTS) >= 3
+    sent = {t.reference: t for t in fake.transfers.values() if t.reference in {i["withdrawal_id"] for i in items}}
+    assert [(sent[i["withdrawal_id"]].account_number, sent[i["withdrawal_id"]].narration) for i in items] == [
+        (f"01234{n:05d}", f"salary {n}") for n in range(3)]  # fmt: skip
+    for item, outcome in zip(items, ("success", "failed", "success"), strict=True):
+        fake.settle("paystack", item["withdrawal_id"], outcome)
+    workers.deliver_pending(WEBHOOKS)
+
+    now = client.get(f"/v1/payouts/bulk/{r.json()['id']}").json()
+    assert [i["status"] for i in now["items"]] == ["paid", "failed", "paid"]
+    assert now["items"][1]["reason"]
+    assert balance(client, account) == {"posted": Decimal("9600.00"), "available": Decimal("9600.00")}
+    [(hold_status, reversal)] = rows(owner_conn, "SELECT h.status, w.reversal_transaction_id IS NOT NULL FROM withdrawals w "
+                                                 "JOIN holds h ON h.id = w.hold_id WHERE w.id = %s",
+                                     items[1]["withdrawal_id"])  # fmt: skip
+    assert (hold_status, reversal) == ("posted", True)  # captured at approval; its money came back by reversal
+    ledger_ok(admin)
+
+
+@pytest.mark.parametrize(
+    ("bad", "status", "code", "field"),
+    [
+        ("another's payout account", 404, "not_found", "items.1.payout_account_id"),
+        ("unknown payout account", 404, "not_found", "items.1.payout_account_id"),
+        ("too many decimals", 422, "validation_error", "items.1.amount"),
+        ("more than the wallet holds", 409, "insufficient_funds", None),
+    ],
+)
+def test_one_bad_item_refuses_the_whole_bulk_payout_and_holds_nothing(
+    merchant, behaving, owner_conn, bad, status, code, field
+):
+    client, account, payees = merchant(funded="1000.00")
+    _, _, others = merchant(n=1)
+    second = {"another's payout account": (others[0], "10.00"), "unknown payout account": (str(uuid.uuid4()), "10.00"),
+              "too many decimals": (payees[1], "10.001"), "more than the wallet holds": (payees[1], "995.00")}[bad]  # fmt: skip
+
+    r = bulk(client, account, [(payees[0], "10.00"), second, (payees[2], "10.00")])
+
+    assert r.status_code == status and r.json()["code"] == code, r.text
+    if field:
+        assert [e["field"] for e in r.json()["errors"]] == [field]
+    assert balance(client, account) == {"posted": Decimal("1000.00"), "available": Decimal("1000.00")}
+    nothing_of(owner_conn, account)
+
+
+def test_an_item_above_a_new_accounts_cooling_off_limit_refuses_the_bulk_payout(merchant, person, behaving, owner_conn):
+    client, account, payees = merchant(funded="100000.00", n=1)
+    fresh = client.post("/v1/payout-accounts", json={"bank_code": "044", "account_number": "0123499999"}).json()["id"]
+
+    r = bulk(client, account, [(payees[0], "10.00"), (fresh, "50000.01")])
+
+    assert r.status_code == 409 and r.json()["code"] == "payout_account_cooling_off", r.text
+    assert r.json()["errors"][0]["field"] == "items.1.payout_account_id"
+    nothing_of(owner_conn, account)
+
+
+def test_only_merchants_send_bulk_payouts(person, wallet, behaving):
+    client, account = wallet("NGN", "100.00")
+
+    r = bulk(client, account, [(str(uuid.uuid4()), "1.00")])
+
+    assert r.status_code == 403 and r.json()["code"] == "forbidden"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"items": []},
+        {"items": [{"payout_account_id": str(uuid.uuid4()), "amount": 5}]},  # a JSON number
+        {"items": [{"payout_account_id": "nope", "amount": "5.00"}]},
+        {"items": [{"payout_account_id": str(uuid.uuid4()), "amount": "5.00", "narration": ""}]},
+        {"items": [{"payout_account_id": str(uuid.uuid4()), "amount": "5.00", "extra": 1}]},
+        {"items": [{"payout_account_id": str(uuid.uuid4()), "amount": "1.00"}] * 1001},
+    ],
+)
+def test_a_malformed_bulk_payout_is_a_422_and_stores_nothing(merchant, behaving, owner_conn, body):
+    client, account, _ = merchant(n=0)
+
+    r = client.post("/v1/payouts/bulk", idempotency_key=True, json={"account_id": account, "currency": "NGN", **body})
+
+    assert r.status_code == 422 and r.json()["code"] == "validation_error", r.text[:300]
+    nothing_of(owner_conn, account)
+
+
+def test_the_same_key_replays_the_bulk_payout_and_another_body_is_refused(merchant, behaving, owner_conn):
+    client, account, payees = merchant()
+    key = str(uuid.uuid4())
+    first = bulk(client, account, [(payees[0], "10.00"), (payees[1], "20.00")], key=key)
+    assert first.status_code == 201, first.text
+
+    again = bulk(client, account, [(payees[0], "10.00"), (payees[1], "20.00")], key=key)
+    other = bulk(client, account, [(payees[0], "11.00")], key=key)
+
+    assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json() == first.json()
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+    assert rows(owner_conn, "SELECT count(*) FROM withdrawals WHERE account_id = %s", account) == [(2,)]
+
+
+def test_two_bulk_payouts_racing_for_one_wallet_hold_at_most_what_it_has(merchant, behaving, owner_conn, admin):
+    client, account, payees = merchant(funded="1000.00")
+    barrier = threading.Barrier(4)
+    answers: list[int] = []
+
+    def one() -> None:
+        barrier.wait()
+        answers.append(bulk(client, account, [(payees[0], "100.00"), (payees[1], "100.00"),
+                                              (payees[2], "100.00")]).status_code)  # fmt: skip
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sorted(answers) == [201, 201, 201, 409], answers
+    assert balance(client, account)["available"] == Decimal("100.00")
+    assert rows(owner_conn, "SELECT count(*) FROM withdrawals WHERE account_id = %s", account) == [(9,)]
+    ledger_ok(admin)
+
+
+def test_a_bulk_payout_that_crashes_midway_leaves_no_trace(merchant, behaving, owner_conn):
+    client, account, payees = merchant()
+    name = f"test_fault_{uuid.uuid4().hex[:8]}"
+    rows(owner_conn, f"""
+        CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.account_id = '{account}'::uuid AND NEW.bulk_index = 2 THEN RAISE EXCEPTION 'simulated crash'; END IF;
+          RETURN NEW;
+        END $$; SELECT 1""")  # fmt: skip
+    rows(owner_conn, f"CREATE TRIGGER {name} AFTER INSERT ON withdrawals FOR EACH ROW EXECUTE FUNCTION {name}(); "
+                     "SELECT 1")  # fmt: skip
+    key = str(uuid.uuid4())
+    try:
+        crashed = bulk(client, account, [(payees[0], "1.00"), (payees[1], "2.00"), (payees[2], "3.00")], key=key)
+    finally:
+        rows(owner_conn, f"DROP TRIGGER {name} ON withdrawals; DROP FUNCTION {name}(); SELECT 1")
+
+    assert crashed.status_code == 500 and "simulated" not in crashed.text, crashed.text
+    nothing_of(owner_conn, account)
+    assert balance(client, account) == {"posted": Decimal("10000.00"), "available": Decimal("10000.00")}
+    retried = bulk(client, account, [(payees[0], "1.00"), (payees[1], "2.00"), (payees[2], "3.00")], key=key)
+    assert retried.status_code == 201, retried.text
+
+
+# ------------------------------------------------------------------------------ approvals
+
+
+def test_above_the_limit_one_administrator_approves_and_items_wait_until_then(merchant, admin, behaving, owner_conn):
+    client, account, payees = merchant(funded="200000.00")
+    r = bulk(client, account, [(payees[0], "50000.00"), (payees[1], "50000.00"), (payees[2], "0.01")])
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert (body["status"], body["approvals_required"]) == ("pending_approval", 1)
+    assert {i["status"] for i in body["items"]} == {"requested"}
+    assert balance(client, account) == {"posted": Decimal("200000.00"), "available": Decimal("99999.99")}
+    item = body["items"][0]["withdrawal_id"]
+    alone = admin.post(f"/v1/admin/withdrawals/{item}/approve", idempotency_key=True)
+    assert alone.status_code == 409 and alone.json()["code"] == "invalid_state_transition", alone.text
+    assert rows(owner_conn, "SELECT count(*) FROM outbox WHERE queue = %s AND payload->>'withdrawal_id' = %s",
+                PAYOUTS, item) == [(0,)]  # fmt: skip
+
+    approved = admin.post(f"/v1/admin/payouts/bulk/{body['id']}/approve", idempotency_key=True)
+
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["status"] == "approved" and approved.json()["approvals"] == 1
+    assert {i["status"] for i in approved.json()["items"]} == {"approved"}
+    assert balance(client, account) == {"posted": Decimal("99999.99"), "available": Decimal("99999.99")}
+    again = admin.post(f"/v1/admin/payouts/bulk/{body['id']}/approve", idempotency_key=True)
+    assert again.status_code == 409 and again.json()["code"] == "invalid_state_transition"
+    queued = [json.loads(p) if isinstance(p, str) else p for (p,) in rows(
+        owner_conn, "SELECT payload FROM outbox WHERE queue = %s AND payload->>'withdrawal_id' = ANY(%s)",
+        PAYOUTS, [i["withdrawal_id"] for i in body["items"]])]  # fmt: skip
+    assert len(queued) == 3
+    ledger_ok(admin)
+
+
+def test_above_the_two_person_limit_two_different_administrators_approve(
+    merchant, admin, second_admin, behaving, owner_conn
+):
+    client, account, payees = merchant("USD", "60000.00", n=2)
+    r = bulk(client, account, [(payees[0], "30000.00"), (payees[1], "20000.01")], currency="USD")
+    assert r.status_code == 201, r.text
+    bid = r.json()["id"]
+    assert r.json()["approvals_required"] == 2
+
+    first = admin.post(f"/v1/admin/payouts/bulk/{bid}/approve", idempotency_key=True)
+    twice = admin.post(f"/v1/admin/payouts/bulk/{bid}/approve", idempotency_key=True)
+
+    assert first.status_code == 200 and first.json()["status"] == "pending_approval", first.text
+    assert first.json()["approvals"] == 1
+    assert twice.status_code == 409 and twice.json()["code"] == "conflict", twice.text
+    assert balance(client, account)["posted"] == Decimal("60000.00")  # nothing moved yet
+    second = second_admin.post(f"/v1/admin/payouts/bulk/{bid}/approve", idempotency_key=True)
+    assert second.status_code == 200 and second.json()["status"] == "approved", second.text
+    assert second.json()["approvals"] == 2
+    assert balance(client, account) == {"posted": Decimal("9999.99"), "available": Decimal("9999.99")}
+    assert rows(owner_conn, "SELECT count(*) FROM audit_log WHERE action = 'bulk_payout.approved' AND resource_id = %s",
+                bid) == [(2,)]  # fmt: skip
+    ledger_ok(admin)
+
+
+def test_nobody_approves_their_own_bulk_payout(merchant, behaving, owner_conn):
+    """The rule is the routine's (an administrator cannot request one over HTTP: merchants
+    only), so it is called here as the requester, in a transaction that is rolled back."""
+    client, account, payees = merchant(funded="200000.00", n=1)
+    r = bulk(client, account, [(payees[0], "100000.01")])
+    assert r.status_code == 201 and r.json()["approvals_required"] == 1, r.text
+    owner = client.get("/v1/me").json()["id"]
+
+    with owner_conn.cursor() as cur:
+        cur.execute(
+            "SELECT bulk_payout_approve(p_bulk => %s, p_actor => jsonb_build_object('id', %s::text, 'type', 'admin'),"
+            ' p_audit => \'{"action": "bulk_payout.approved", "category": "financial"}\') AS r',
+            (r.json()["id"], owner),
+        )
+        refusal = cur.fetchone()[0]["refusal"]
+
+    assert refusal["status"] == 403 and refusal["code"] == "forbidden"
+    assert client.get(f"/v1/payouts/bulk/{r.json()['id']}").json()["status"] == "pending_approval"
+
+
+def test_another_merchants_bulk_payout_is_404(merchant, behaving):
+    client, account, payees = merchant(n=1)
+    other, _, _ = merchant(n=0)
+    bid = bulk(client, account, [(payees[0], "1.00")]).json()["id"]
+
+    assert other.get(f"/v1/payouts/bulk/{bid}").status_code == 404
+    assert client.get(f"/v1/payouts/bulk/{uuid.uuid4()}").status_code == 404
