@@ -84,6 +84,14 @@ def merchant(person, wallet, owner_conn):
     return make
 
 
+def enrol(client) -> list[str]:
+    """Enrol the client's user in TOTP (a total above the withdrawal step-up needs the second
+    factor); its recovery codes, one per request (a TOTP code is single-use per step)."""
+    setup = client.post("/v1/auth/otp/setup").json()
+    assert client.post("/v1/auth/otp/verify", json={"otp": pyotp.TOTP(setup["secret"]).now()}).status_code == 200
+    return list(setup["recovery_codes"])
+
+
 def bulk(client, account: str, items: list[tuple[str, str]], currency: str = "NGN", key: Any = True, **extra: Any):
     body = {"account_id": account, "currency": currency,
             "items": [{"payout_account_id": p, "amount": a, "narration": f"salary {i}"} for i, (p, a) in enumerate(items)],
@@ -310,7 +318,11 @@ def test_a_bulk_payout_that_crashes_midway_leaves_no_trace(merchant, behaving, o
 
 def test_above_the_limit_one_administrator_approves_and_items_wait_until_then(merchant, admin, behaving, owner_conn):
     client, account, payees = merchant(funded="200000.00")
-    r = bulk(client, account, [(payees[0], "50000.00"), (payees[1], "50000.00"), (payees[2], "0.01")])
+    items = [(payees[0], "50000.00"), (payees[1], "50000.00"), (payees[2], "0.01")]
+    no_code = bulk(client, account, items)
+    assert no_code.status_code == 401 and no_code.json()["code"] == "otp_required", no_code.text
+    nothing_of(owner_conn, account)
+    r = bulk(client, account, items, otp=enrol(client)[0])
     assert r.status_code == 201, r.text
     body = r.json()
     assert (body["status"], body["approvals_required"]) == ("pending_approval", 1)
@@ -341,7 +353,8 @@ def test_above_the_two_person_limit_two_different_administrators_approve(
     merchant, admin, second_admin, behaving, owner_conn
 ):
     client, account, payees = merchant("USD", "60000.00", n=2)
-    r = bulk(client, account, [(payees[0], "30000.00"), (payees[1], "20000.01")], currency="USD")
+    r = bulk(client, account, [(payees[0], "30000.00"), (payees[1], "20000.01")], currency="USD",
+             otp=enrol(client)[0])  # fmt: skip
     assert r.status_code == 201, r.text
     bid = r.json()["id"]
     assert r.json()["approvals_required"] == 2
@@ -366,7 +379,7 @@ def test_nobody_approves_their_own_bulk_payout(merchant, behaving, owner_conn):
     """The rule is the routine's (an administrator cannot request one over HTTP: merchants
     only), so it is called here as the requester, in a transaction that is rolled back."""
     client, account, payees = merchant(funded="200000.00", n=1)
-    r = bulk(client, account, [(payees[0], "100000.01")])
+    r = bulk(client, account, [(payees[0], "100000.01")], otp=enrol(client)[0])
     assert r.status_code == 201 and r.json()["approvals_required"] == 1, r.text
     owner = client.get("/v1/me").json()["id"]
 
