@@ -102,6 +102,11 @@ def test_an_atomic_batch_posts_every_transfer_with_one_bulk_audit_row(wallet, ow
     per_item = audit(owner_conn, alice_id, "transfer.completed")
     assert sorted(row["metadata"]["batch_index"] for row in per_item) == [0, 1, 2]
     assert {row["metadata"]["batch_id"] for row in per_item} == {body["id"]}
+    # Each item reads in the feeds as a transfer does; the batch as the sender's.
+    bobs = [x["message"] for x in bob.get("/v1/activity").json()["items"]]
+    assert "Wallet credited NGN 10.00 (transfer received)" in bobs and "Wallet credited NGN 0.50 (transfer received)" in bobs
+    alices = [x["message"] for x in alice.get("/v1/activity").json()["items"]]
+    assert "You sent a batch of transfers" in alices and "You sent NGN 2.50 to another wallet" in alices
 
 
 def test_an_atomic_batch_with_one_bad_item_moves_nothing(wallet, owner_conn, ledger_clean):
