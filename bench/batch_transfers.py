@@ -3,7 +3,7 @@
 statement as ``Endpoint.money`` runs it below HTTP: admission, the Idempotency-Key, the
 locks taken up front, every posting with its audit row, the bulk audit row, the stored
 response), against single transfers through the same path (``POST /v1/transfers``), by one
-serial client, round after round in the same run. Goal: ≥ 5× the single-transfer rate.
+serial client, round after round in the same run. Goal: at least 5 times the single-transfer rate.
 
 Each batch debits one caller's wallet (payroll-like) to random other wallets. The figure
 counts transfers (items), not requests.

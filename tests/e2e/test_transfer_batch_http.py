@@ -104,7 +104,10 @@ def test_an_atomic_batch_posts_every_transfer_with_one_bulk_audit_row(wallet, ow
     assert {row["metadata"]["batch_id"] for row in per_item} == {body["id"]}
     # Each item reads in the feeds as a transfer does; the batch as the sender's.
     bobs = [x["message"] for x in bob.get("/v1/activity").json()["items"]]
-    assert "Wallet credited NGN 10.00 (transfer received)" in bobs and "Wallet credited NGN 0.50 (transfer received)" in bobs
+    assert (
+        "Wallet credited NGN 10.00 (transfer received)" in bobs
+        and "Wallet credited NGN 0.50 (transfer received)" in bobs
+    )
     alices = [x["message"] for x in alice.get("/v1/activity").json()["items"]]
     assert "You sent a batch of transfers" in alices and "You sent NGN 2.50 to another wallet" in alices
 
@@ -142,7 +145,7 @@ def test_an_atomic_batch_with_one_bad_item_moves_nothing(wallet, owner_conn, led
 )
 def test_an_atomic_batch_names_the_first_bad_item_and_why(wallet, owner_conn, bad, status, code, field):
     alice, a = wallet("NGN", "100.00")
-    bob, b = wallet("NGN", "5.00")
+    _, b = wallet("NGN", "5.00")
     wrong = dict(bad)
     if wrong.get("to_account_id") == "same":
         wrong["to_account_id"] = a
