@@ -362,6 +362,7 @@ def test_velocity_counts_the_items_of_a_batch(wallet, owner_conn, monkeypatch):
         full = batch(alice, "independent", [item(a, b)] * 20)
         one_more = alice.post("/v1/transfers", json=item(a, b), idempotency_key=True)
     finally:
+        monkeypatch.undo()  # before the requests below, or they would cache the limit for later tests
         config.settings.cache_clear()
 
     problem = assert_problem(over, 429, "rate_limited")
@@ -369,3 +370,107 @@ def test_velocity_counts_the_items_of_a_batch(wallet, owner_conn, monkeypatch):
     assert full.status_code == 201, full.text
     assert_problem(one_more, 429, "rate_limited")
     assert posted(alice, a) == Decimal("80")
+
+
+# -- the same refusals as POST /v1/transfers --------------------------------------------------------
+
+
+def test_each_item_is_refused_word_for_word_as_a_single_transfer(wallet, admin):
+    from ledgerline import ledger
+    from ledgerline.db import transaction
+    from ledgerline.ledger.testing import TEST_ADMIN
+
+    alice, a = wallet("NGN", "10.00")
+    _, own_frozen = wallet("NGN", "10.00", client=alice)
+    _, own_usd = wallet("USD", "10.00", client=alice)
+    _, b = wallet("NGN", "1.00")
+    _, frozen = wallet("NGN")
+    _, usd = wallet("USD")
+    _, closed = wallet("NGN")
+    for account in (own_frozen, frozen):
+        assert admin.post(f"/v1/admin/accounts/{account}/freeze", json={"reason": "review"}).status_code == 200
+    transaction(lambda cur: ledger.close(cur, closed, actor=TEST_ADMIN, reason="closed by the customer"))
+    cases = [
+        item(a, b, "10.01"),  # insufficient funds
+        item(a, frozen),  # another's frozen wallet: "cannot receive this transfer"
+        item(a, closed),  # another's closed wallet: the same
+        item(a, usd),  # another's wallet in another currency: the same
+        item(own_frozen, b),  # the caller's own frozen wallet: its status said
+        item(a, own_usd),  # the caller's own wallet in another currency: said
+        item(own_usd, a, currency="USD"),  # the credited own wallet holds NGN
+        item(b, a),  # another's wallet to debit: not found
+        item(a, str(uuid.uuid4())),  # no such wallet
+        item(a, b, "1.234"),  # too many decimals
+    ]
+
+    answers = batch(alice, "independent", cases).json()["results"]
+
+    for case, answer in zip(cases, answers, strict=True):
+        single = alice.post("/v1/transfers", json=case, idempotency_key=True)
+        assert single.status_code >= 400, (case, single.text)
+        expected = single.json()
+        assert answer["status"] == "refused", (case, answer)
+        got = answer["error"]
+        assert (got["status"], got["code"], got["detail"]) == (
+            expected["status"], expected["code"], expected["detail"],
+        ), case  # fmt: skip
+        assert got.get("errors") == expected.get("errors"), case
+
+
+# -- racing on the same account and key -------------------------------------------------------------
+
+
+def test_batches_and_single_transfers_racing_on_one_wallet_never_overdraw_it(wallet, owner_conn, ledger_clean):
+    alice, a = wallet("NGN", "100.00")
+    bob, b = wallet("NGN")
+    carol, c = wallet("NGN")
+    barrier = threading.Barrier(8)
+    answers: list[Any] = []
+
+    def batches() -> None:
+        barrier.wait()
+        r = batch(alice, "independent", [item(a, b, "3.00"), item(a, c, "3.00")] * 3)
+        answers.append([x["status"] for x in r.json()["results"]])
+
+    def singles() -> None:
+        barrier.wait()
+        for _ in range(3):
+            r = alice.post("/v1/transfers", json=item(a, c, "3.00"), idempotency_key=True)
+            answers.append(["posted" if r.status_code == 201 else r.json()["code"]])
+
+    threads = [threading.Thread(target=batches) for _ in range(5)] + [
+        threading.Thread(target=singles) for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    moved = sum(flat == "posted" for row in answers for flat in row)
+    assert moved == 33  # 100.00 holds 33 transfers of 3.00, whoever wins them
+    assert posted(alice, a) == Decimal("1.00")
+    assert posted(bob, b) + posted(carol, c) == Decimal("99.00")
+
+
+def test_the_same_batch_sent_twice_at_once_runs_once(wallet, owner_conn, ledger_clean):
+    alice, a = wallet("NGN", "100.00")
+    _, b = wallet("NGN")
+    key = str(uuid.uuid4())
+    items = [item(a, b, "1.00")] * 50
+    barrier = threading.Barrier(4)
+    answers: list[Any] = []
+
+    def send() -> None:
+        barrier.wait()
+        r = batch(alice, "atomic", items, key=key)
+        answers.append((r.status_code, r.headers.get("Idempotent-Replayed"), r.json().get("id")))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sorted(replayed or "" for _, replayed, _ in answers) == ["", "true", "true", "true"]
+    assert {status for status, _, _ in answers} == {201} and len({batch_id for _, _, batch_id in answers}) == 1
+    assert posted(alice, a) == Decimal("50.00")
