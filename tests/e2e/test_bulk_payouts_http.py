@@ -402,3 +402,23 @@ def test_another_merchants_bulk_payout_is_404(merchant, behaving):
 
     assert other.get(f"/v1/payouts/bulk/{bid}").status_code == 404
     assert client.get(f"/v1/payouts/bulk/{uuid.uuid4()}").status_code == 404
+
+
+def test_velocity_counts_the_items_of_a_bulk_payout(merchant, behaving, owner_conn, monkeypatch):
+    from ledgerline import config
+
+    client, account, payees = merchant(n=1)
+    monkeypatch.setenv("LEDGERLINE_VELOCITY", "20/60s")
+    config.settings.cache_clear()
+    try:
+        over = bulk(client, account, [(payees[0], "1.00")] * 21)
+        full = bulk(client, account, [(payees[0], "1.00")] * 20)
+        one_more = bulk(client, account, [(payees[0], "1.00")])
+    finally:
+        monkeypatch.undo()  # before anything else reads the settings
+        config.settings.cache_clear()
+
+    assert over.status_code == 429 and over.json()["code"] == "rate_limited", over.text
+    assert full.status_code == 201, full.text
+    assert one_more.status_code == 429, one_more.text
+    assert rows(owner_conn, "SELECT count(*) FROM withdrawals WHERE account_id = %s", account) == [(20,)]
