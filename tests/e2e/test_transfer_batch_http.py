@@ -474,3 +474,17 @@ def test_the_same_batch_sent_twice_at_once_runs_once(wallet, owner_conn, ledger_
     assert sorted(replayed or "" for _, replayed, _ in answers) == ["", "true", "true", "true"]
     assert {status for status, _, _ in answers} == {201} and len({batch_id for _, _, batch_id in answers}) == 1
     assert posted(alice, a) == Decimal("50.00")
+
+
+def test_a_batch_item_reverses_like_any_transfer(wallet, admin, ledger_clean):
+    alice, a = wallet("NGN", "10.00")
+    bob, b = wallet("NGN")
+    body = batch(alice, "independent", [item(a, b, "4.00"), item(a, b, "1.00")]).json()
+    first = body["results"][0]["transfer"]
+
+    reversed_ = admin.post(f"/v1/admin/transactions/{first['id']}/reverse", json={"reason": "sent in error"},
+                           idempotency_key=True)  # fmt: skip
+
+    assert reversed_.status_code == 201, reversed_.text
+    assert alice.get(f"/v1/transfers/{first['id']}").json()["reversed_by"] == reversed_.json()["id"]
+    assert (posted(alice, a), posted(bob, b)) == (Decimal("9"), Decimal("1"))
