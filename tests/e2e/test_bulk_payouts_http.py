@@ -7,7 +7,6 @@ after each."""
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import uuid
@@ -69,12 +68,13 @@ def merchant(person, wallet, owner_conn):
     """merchant(currency, funded, n) -> (client, wallet id, [payout account ids]): n payout
     accounts added through the route, past their cooling-off."""
 
-    def make(currency: str = "NGN", funded: str = "10000.00", n: int = 3):
+    def make(currency: str = "NGN", funded: str = "10000.00", n: int = 3, provider: str = "paystack"):
         client = person("merchant")
         _, account = wallet(currency, funded, client=client)
         ids = []
         for i in range(n):
-            r = client.post("/v1/payout-accounts", json={"bank_code": "058", "account_number": f"01234{i:05d}"})
+            r = client.post("/v1/payout-accounts", json={"bank_code": "058", "account_number": f"01234{i:05d}",
+                                                         "provider": provider})  # fmt: skip
             assert r.status_code == 201, r.text
             ids.append(r.json()["id"])
         rows(owner_conn, "UPDATE payout_accounts SET created_at = created_at - interval '2 days' WHERE id = ANY(%s::uuid[]) "
@@ -157,23 +157,31 @@ def test_a_small_bulk_payout_holds_each_item_and_queues_its_payout_at_once(merch
     ledger_ok(admin)
 
 
+@pytest.mark.parametrize(("provider", "bulk_path"), [("paystack", "POST /transfer/bulk"),
+                                                    ("flutterwave", "POST /v3/bulk-transfers")])  # fmt: skip
 def test_a_bulk_payout_with_a_failing_item_leaves_the_others_paid_and_the_failed_one_returned(
-    merchant, admin, behaving, owner_conn
+    merchant, admin, behaving, owner_conn, provider, bulk_path
 ):
     fake = behaving
-    fake.misbehaviour["paystack"].payout = "hold"  # each outcome waits for settle below
-    client, account, payees = merchant()
+    fake.misbehaviour[provider].payout = "hold"  # each outcome waits for settle below
+    client, account, payees = merchant(provider=provider)
     r = bulk(client, account, [(payees[0], "100.00"), (payees[1], "200.00"), (payees[2], "300.00")])
     assert r.status_code == 201, r.text
     items = r.json()["items"]
+    calls = len(fake.requests[provider])
 
     outbox.relay(time_budget=10)
-    assert workers.deliver_pending(PAYOUTS) >= 3
+    assert workers.deliver_pending(PAYOUTS) >= 1
+
+    # one bulk transfer request for the three (Paystack also names each recipient first)
+    made = [c for c in fake.requests[provider][calls:] if "transferrecipient" not in c]
+    assert made == [bulk_path], made
     sent = {t.reference: t for t in fake.transfers.values() if t.reference in {i["withdrawal_id"] for i in items}}
     assert [(sent[i["withdrawal_id"]].account_number, sent[i["withdrawal_id"]].narration) for i in items] == [
         (f"01234{n:05d}", f"salary {n}") for n in range(3)]  # fmt: skip
+    assert all(client.get(f"/v1/withdrawals/{i['withdrawal_id']}").json()["submitted_at"] for i in items)
     for item, outcome in zip(items, ("success", "failed", "success"), strict=True):
-        fake.settle("paystack", item["withdrawal_id"], outcome)
+        fake.settle(provider, item["withdrawal_id"], outcome)
     workers.deliver_pending(WEBHOOKS)
 
     now = client.get(f"/v1/payouts/bulk/{r.json()['id']}").json()
@@ -342,10 +350,9 @@ def test_above_the_limit_one_administrator_approves_and_items_wait_until_then(me
     assert balance(client, account) == {"posted": Decimal("99999.99"), "available": Decimal("99999.99")}
     again = admin.post(f"/v1/admin/payouts/bulk/{body['id']}/approve", idempotency_key=True)
     assert again.status_code == 409 and again.json()["code"] == "invalid_state_transition"
-    queued = [json.loads(p) if isinstance(p, str) else p for (p,) in rows(
-        owner_conn, "SELECT payload FROM outbox WHERE queue = %s AND payload->>'withdrawal_id' = ANY(%s)",
-        PAYOUTS, [i["withdrawal_id"] for i in body["items"]])]  # fmt: skip
-    assert len(queued) == 3
+    queued = rows(owner_conn, "SELECT payload FROM outbox WHERE queue = %s AND payload->>'bulk_payout_id' = %s",
+                  PAYOUTS, body["id"])  # fmt: skip
+    assert [q for (q,) in queued] == [{"type": "bulk_payout.approved", "bulk_payout_id": body["id"]}]  # one message
     ledger_ok(admin)
 
 

@@ -23,6 +23,7 @@ cooling-off of the currency.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
@@ -37,6 +38,7 @@ from ledgerline.ledger.schemas import AmountText, Currency
 if TYPE_CHECKING:
     from ledgerline.caller import Principal
     from ledgerline.db import Cursor
+    from ledgerline.gateways.base import Gateway
 
 MAX_ITEMS = 1000
 ROLES_ALLOWED = ("merchant",)
@@ -133,3 +135,75 @@ def get_bulk_payout(cur: Cursor, bulk_id: str, *, viewer_id: UUID | None) -> Bul
     if row is None:
         raise errors.NotFound(f"bulk payout {bid} not found")
     return BulkPayout(row["id"], row["user_id"], dict(row["body"]))
+
+
+# ------------------------------------------------------------------------------ payouts
+
+
+def _approved_items(cur: Cursor, bulk_id: UUID) -> list[dict[str, Any]]:
+    """The items approved and not yet sent to a gateway, in index order."""
+    cur.execute(
+        """
+        SELECT * FROM withdrawals
+         WHERE bulk_payout_id = %s AND status = 'approved' AND submitted_at IS NULL
+         ORDER BY bulk_index
+        """,
+        (bulk_id,),
+    )
+    return [dict(r) for r in cur.fetchall()]
+
+
+def send_bulk(bulk_id: UUID, *, gateway_of: Callable[[str], Gateway] | None = None) -> dict[str, int]:
+    """Pay an approved bulk payout's items out (the gateway-payouts consumer): through each
+    provider's bulk transfer API (Paystack, Flutterwave), one request per item where
+    there is none (Stripe). Each item is then its withdrawal's: submitted (its webhook
+    settles it), or failed at once if the gateway refused (its money back to the wallet).
+    ``GatewayUnavailable`` propagates: the message comes back, and only the items not
+    recorded as sent yet are sent again (the references, each item's withdrawal id, make
+    a resend harmless). Returns how many items ended how."""
+    from ledgerline import money
+    from ledgerline.db import transaction
+    from ledgerline.gateways.base import GatewayRefused, PayoutItem
+    from ledgerline.payments import withdrawals
+
+    if gateway_of is None:
+        from ledgerline.gateways import registry
+
+        gateway_of = registry.gateway
+    items = transaction(lambda cur: _approved_items(cur, bulk_id), read_only=True)
+    outcomes: dict[str, int] = {}
+    by_provider: dict[str, list[dict[str, Any]]] = {}
+    for row in items:
+        by_provider.setdefault(row["provider"], []).append(row)
+    for provider, rows in by_provider.items():
+        currency = rows[0]["currency"]
+        exponent = Decimal(1).scaleb(-money.minor_units(currency))
+        transfers = [
+            PayoutItem(
+                reference=str(row["id"]),
+                amount=Decimal(row["amount"]).quantize(exponent),
+                bank_code=row["bank_code"],
+                account_number=withdrawals.destination_number(row),
+                account_name=row["account_name"],
+                narration=row.get("narration") or f"Withdrawal {row['id']}",
+            )
+            for row in rows
+        ]
+        try:
+            payouts = gateway_of(provider).create_bulk_payout(
+                currency=currency, items=transfers, title=f"Bulk payout {bulk_id}"
+            )
+        except GatewayRefused as exc:
+            if exc.code == "unsupported":  # no bulk API: one request per item
+                ended = [withdrawals.send_payout(row["id"], gateway_of=gateway_of) for row in rows]
+            else:
+                reason = f"the gateway refused the bulk payout: {exc}"
+                ended = [withdrawals.refuse_payout(row["id"], provider, reason) for row in rows]
+        else:
+            ended = [
+                withdrawals.record_payout(row["id"], provider, payout)
+                for row, payout in zip(rows, payouts, strict=True)
+            ]
+        for outcome in ended:
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes

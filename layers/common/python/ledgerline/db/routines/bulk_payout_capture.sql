@@ -1,8 +1,8 @@
 -- Approve every item of a bulk payout at once (its last approval, or its request when no
 -- approval is needed): each item's hold is captured into the currency's payout_clearing
--- account, the item (a withdrawal) becomes approved and its payout is queued (one outbox
--- row per item for gateway-payouts, the id only), with one withdrawal.approved audit row
--- per item. Raises (LLST0) if an item's hold cannot be captured (expired): the caller's
+-- account, the item (a withdrawal) becomes approved, with one withdrawal.approved audit
+-- row per item; the payouts are queued with one gateway-payouts message for the whole
+-- bulk payout (its id only). Raises (LLST0) if an item's hold cannot be captured (expired): the caller's
 -- statement refuses the whole approval, nothing half approved.
 CREATE OR REPLACE FUNCTION bulk_payout_capture(p_bulk uuid, p_actor jsonb, p_category text) RETURNS integer
 LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
@@ -28,8 +28,6 @@ BEGIN
     UPDATE withdrawals SET status = 'approved', capture_transaction_id = (v_post->'transaction'->>'id')::uuid,
                            decided_by = (p_actor->>'id')::uuid, decided_at = clock_timestamp()
      WHERE id = w.id RETURNING * INTO w;
-    INSERT INTO outbox (queue, payload)
-    VALUES ('gateway-payouts', jsonb_build_object('type', 'withdrawal.approved', 'withdrawal_id', w.id));
     v_rows := v_rows || jsonb_build_object(
       'action', 'withdrawal.approved', 'category', p_category, 'resource_type', 'withdrawal', 'resource_id', w.id,
       'subjects', jsonb_build_array(w.user_id), 'metadata', jsonb_build_object('bulk_payout_id', p_bulk),
@@ -38,6 +36,10 @@ BEGIN
     v_count := v_count + 1;
   END LOOP;
   IF v_count > 0 THEN
+    -- One message for the whole bulk payout: the worker pays its items through the
+    -- gateway's bulk transfer API where it has one (ledgerline.payments.bulk_payouts).
+    INSERT INTO outbox (queue, payload)
+    VALUES ('gateway-payouts', jsonb_build_object('type', 'bulk_payout.approved', 'bulk_payout_id', p_bulk));
     PERFORM ledger_audit(p_actor => p_actor, p_rows => v_rows, p_resource_id => NULL, p_before => NULL,
                          p_after => NULL);
   END IF;

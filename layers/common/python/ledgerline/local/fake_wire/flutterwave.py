@@ -28,6 +28,7 @@ from ledgerline.local.fake_wire.common import (
     page_of,
     payments_on,
     transfer_where,
+    utcnow,
     verify_misbehaviour,
     wire_amount,
 )
@@ -165,6 +166,35 @@ def _flw_transfer(fake: FakeGateway, req: Request) -> Reply:
     return _flw_ok(flutterwave_transfer(transfer), "Transfer Queued Successfully")
 
 
+def _flw_bulk_transfer(fake: FakeGateway, req: Request) -> Reply:
+    """``POST /v3/bulk-transfers`` (issue 19): ``bulk_data`` items (``bank_code``, not
+    ``account_bank``), each then a transfer of its own, settled by its own webhook. The
+    answer names the batch only. Every item is checked before any is queued."""
+    data = req.fields()
+    items = data.get("bulk_data")
+    if not isinstance(items, list) or not items:
+        raise Refusal(400, "bulk_data is required")
+    checked = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise Refusal(400, "each bulk_data item must be an object")
+        missing = [k for k in ("bank_code", "account_number", "amount", "currency", "reference") if not item.get(k)]
+        if missing:
+            raise Refusal(400, f"{', '.join(missing)} is required")
+        if item["account_number"] == FLUTTERWAVE_BLACKLISTED_ACCOUNT:
+            raise Refusal(400, "Payout was made to a blacklisted account number")
+        bank_code, number = check_account(str(item["bank_code"]), str(item["account_number"]))
+        checked.append((item, bank_code, number, currency_code(item["currency"]), wire_amount(item["amount"])))
+    for item, bank_code, number, currency, amount in checked:
+        fake.create_transfer(
+            "flutterwave", reference=str(item["reference"]), amount=amount, currency=currency, bank_code=bank_code,
+            account_number=number, account_name=account_name(bank_code, number),
+            narration=str(item.get("narration") or ""),
+        )  # fmt: skip
+    batch = fake.next_id()
+    return _flw_ok({"id": batch, "created_at": iso(utcnow()), "approver": "N/A"}, "Bulk transfer queued")
+
+
 def _flw_get_transfer(fake: FakeGateway, req: Request) -> Reply:
     assert req.match is not None
     wanted = req.match["id"]
@@ -203,6 +233,7 @@ WIRE = Wire(
         ("GET", re.compile(rf"/v3/transactions/{_ID}/verify"), _flw_verify_by_id),
         ("GET", re.compile(r"/v3/transactions"), _flw_list),
         ("POST", re.compile(r"/v3/transfers"), _flw_transfer),
+        ("POST", re.compile(r"/v3/bulk-transfers"), _flw_bulk_transfer),
         ("GET", re.compile(rf"/v3/transfers/{_ID}"), _flw_get_transfer),
         ("POST", re.compile(r"/v3/accounts/resolve"), _flw_resolve),
     ],

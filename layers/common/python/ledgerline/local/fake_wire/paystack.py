@@ -228,6 +228,44 @@ def _paystack_transfer(fake: FakeGateway, req: Request) -> Reply:
     return _paystack_ok(body, "Transfer has been queued")
 
 
+def _paystack_bulk_transfer(fake: FakeGateway, req: Request) -> Reply:
+    """``POST /transfer/bulk`` (issue 19): each item a transfer as ``POST /transfer`` makes
+    it (the same reference answers the same transfer), each settled by its own webhook.
+    Every item is checked before any is queued: a bad one refuses the request."""
+    data = req.fields()
+    currency = currency_code(data.get("currency") or "NGN", PAYSTACK_CURRENCIES)
+    items = data.get("transfers")
+    if not isinstance(items, list) or not 1 <= len(items) <= 100:
+        raise Refusal(400, "transfers must be a list of 1 to 100 transfers", "invalid_params")
+    checked = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise Refusal(400, "each transfer must be an object", "invalid_params")
+        with fake._lock:
+            recipient = fake.recipients.get(str(item.get("recipient")))
+        if recipient is None:
+            raise Refusal(400, "Recipient specified is invalid", "invalid_transfer_recipient")
+        reference = str(item.get("reference") or "")
+        if not re.fullmatch(r"[a-z0-9_-]{1,100}", reference):
+            raise Refusal(
+                400, "Invalid transfer reference: use lowercase letters, digits, - and _", "invalid_reference"
+            )
+        checked.append(
+            (recipient, reference, minor_amount(item.get("amount"), currency), str(item.get("reason") or ""))
+        )
+    queued = []
+    for recipient, reference, amount, reason in checked:
+        details = recipient["details"]
+        transfer = fake.create_transfer(
+            "paystack", reference=reference, amount=amount, currency=currency, bank_code=details["bank_code"],
+            account_number=details["account_number"], account_name=details["account_name"], narration=reason,
+        )  # fmt: skip
+        body = paystack_transfer(transfer)
+        queued.append({k: body[k] for k in ("reference", "amount", "transfer_code", "currency", "status")}
+                      | {"recipient": recipient["recipient_code"]})  # fmt: skip
+    return _paystack_ok(queued, f"{len(queued)} transfers queued.")
+
+
 def _paystack_transfer_verify(fake: FakeGateway, req: Request) -> Reply:
     assert req.match is not None
     reference = req.match["reference"]
@@ -260,6 +298,7 @@ WIRE = Wire(
         ("GET", re.compile(r"/bank/resolve"), _paystack_resolve),
         ("POST", re.compile(r"/transferrecipient"), _paystack_recipient),
         ("POST", re.compile(r"/transfer"), _paystack_transfer),
+        ("POST", re.compile(r"/transfer/bulk"), _paystack_bulk_transfer),
         ("GET", re.compile(rf"/transfer/verify/{_REF}"), _paystack_transfer_verify),
     ],
     payment_event=_paystack_charge_event,
