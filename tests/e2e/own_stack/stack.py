@@ -46,6 +46,7 @@ class LocalStack:
         self.data_dir = PROJECT_ROOT / ".data" / f"{name}-{os.getpid()}"
         self.log_file = self.data_dir.with_name(self.data_dir.name + ".log")
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        self.data_dir.parent.mkdir(exist_ok=True)  # a fresh clone has no .data yet: the log file goes beside
         self.api_port, self.moto_port, self.fake_port = free_port(), free_port(), free_port()
         self.env = environment()
         self.env.update(
