@@ -488,3 +488,29 @@ def test_a_batch_item_reverses_like_any_transfer(wallet, admin, ledger_clean):
     assert reversed_.status_code == 201, reversed_.text
     assert alice.get(f"/v1/transfers/{first['id']}").json()["reversed_by"] == reversed_.json()["id"]
     assert (posted(alice, a), posted(bob, b)) == (Decimal("9"), Decimal("1"))
+
+
+def test_a_merchant_key_with_transfers_write_pays_a_batch_and_one_without_cannot(make_user, wallet, admin, owner_conn):
+    merchant = make_user("merchant")
+    till = merchant["client"].post("/v1/accounts", json={"currency": "NGN"}).json()["id"]
+    funded = admin.post("/v1/admin/adjustments", idempotency_key=True, json={
+        "account_id": till, "amount": "50.00", "currency": "NGN", "direction": "credit", "reason": "test funds"})  # fmt: skip
+    assert funded.status_code == 201, funded.text
+    staff = [wallet("NGN")[1] for _ in range(3)]
+    keys = {}
+    for scope in ("transfers:write", "transfers:read"):
+        r = merchant["client"].post("/v1/api-keys", json={"name": scope, "scopes": [scope]})
+        keys[scope] = r.json()["key"]
+    items = [item(till, s, "10.00") for s in staff]
+
+    refused = merchant["client"].post(PATH, token=keys["transfers:read"], idempotency_key=True,
+                                      json={"mode": "atomic", "transfers": items})  # fmt: skip
+    paid = merchant["client"].post(PATH, token=keys["transfers:write"], idempotency_key=True,
+                                   json={"mode": "atomic", "transfers": items})  # fmt: skip
+
+    assert_problem(refused, 403, "forbidden")
+    assert paid.status_code == 201, paid.text
+    assert posted(merchant["client"], till) == Decimal("20.00")
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT actor_type, owner_id FROM transfer_batches WHERE id = %s", (paid.json()["id"],))
+        assert cur.fetchone() == ("api_key", uuid.UUID(str(merchant["id"])))
