@@ -429,3 +429,61 @@ def test_velocity_counts_the_items_of_a_bulk_payout(merchant, behaving, owner_co
     assert full.status_code == 201, full.text
     assert one_more.status_code == 429, one_more.text
     assert rows(owner_conn, "SELECT count(*) FROM withdrawals WHERE account_id = %s", account) == [(20,)]
+
+
+def test_a_rejected_bulk_payout_voids_every_items_hold(merchant, admin, behaving, owner_conn):
+    client, account, payees = merchant(funded="200000.00")
+    r = bulk(client, account, [(payees[0], "60000.00"), (payees[1], "40000.01")], otp=enrol(client)[0])
+    assert r.status_code == 201 and r.json()["status"] == "pending_approval", r.text
+    bid = r.json()["id"]
+    assert admin.post(f"/v1/admin/payouts/bulk/{bid}/reject", idempotency_key=True,
+                      json={"reason": "no"}).json()["code"] == "validation_error"  # fmt: skip
+
+    rejected = admin.post(f"/v1/admin/payouts/bulk/{bid}/reject", idempotency_key=True, json={"reason": "not payroll"})
+
+    assert rejected.status_code == 200, rejected.text
+    assert rejected.json()["status"] == "rejected" and rejected.json()["reason"] == "not payroll"
+    assert [i["status"] for i in rejected.json()["items"]] == ["rejected", "rejected"]
+    assert balance(client, account) == {"posted": Decimal("200000.00"), "available": Decimal("200000.00")}
+    assert rows(owner_conn, "SELECT h.status FROM withdrawals w JOIN holds h ON h.id = w.hold_id "
+                            "WHERE w.bulk_payout_id = %s", bid) == [("voided",), ("voided",)]  # fmt: skip
+    late = admin.post(f"/v1/admin/payouts/bulk/{bid}/approve", idempotency_key=True)
+    assert late.status_code == 409 and late.json()["code"] == "invalid_state_transition"
+    assert rows(owner_conn, "SELECT count(*) FROM audit_log WHERE action = 'bulk_payout.rejected' AND resource_id = %s",
+                bid) == [(1,)]  # fmt: skip
+    ledger_ok(admin)
+
+
+def race_decisions(bid: str, approver: Any, rejecter: Any) -> dict[str, int]:
+    barrier = threading.Barrier(2)
+    out: dict[str, int] = {}
+
+    def decide(who: str, client: Any, path: str, body: dict[str, Any]) -> None:
+        barrier.wait()
+        out[who] = client.post(f"/v1/admin/payouts/bulk/{bid}/{path}", idempotency_key=True, json=body).status_code
+
+    threads = [threading.Thread(target=decide, args=("approve", approver, "approve", {})),
+               threading.Thread(target=decide, args=("reject", rejecter, "reject", {"reason": "stop it"}))]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def test_an_approval_racing_a_rejection_lands_one_decision(merchant, admin, second_admin, behaving, owner_conn):
+    for _ in range(3):
+        client, account, payees = merchant(funded="200000.00", n=2)
+        r = bulk(client, account, [(payees[0], "60000.00"), (payees[1], "40000.01")], otp=enrol(client)[0])
+        assert r.status_code == 201 and r.json()["approvals_required"] == 1, r.text
+        bid = r.json()["id"]
+
+        out = race_decisions(bid, admin, second_admin)
+
+        assert sorted(out.values()) == [200, 409], out
+        final = client.get(f"/v1/payouts/bulk/{bid}").json()
+        expected = "approved" if out["approve"] == 200 else "rejected"
+        assert final["status"] == expected and {i["status"] for i in final["items"]} == {expected}
+        posted = Decimal("99999.99") if expected == "approved" else Decimal("200000.00")
+        assert balance(client, account) == {"posted": posted, "available": posted}
+    ledger_ok(admin)
