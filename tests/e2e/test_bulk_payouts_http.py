@@ -487,3 +487,28 @@ def test_an_approval_racing_a_rejection_lands_one_decision(merchant, admin, seco
         posted = Decimal("99999.99") if expected == "approved" else Decimal("200000.00")
         assert balance(client, account) == {"posted": posted, "available": posted}
     ledger_ok(admin)
+
+
+def test_an_unavailable_gateway_leaves_the_items_for_the_retry_which_sends_each_once(
+    merchant, admin, behaving, owner_conn
+):
+    from ledgerline.gateways.base import GatewayUnavailable
+    from ledgerline.payments import bulk_payouts
+
+    fake = behaving
+    client, account, payees = merchant()
+    r = bulk(client, account, [(payees[0], "10.00"), (payees[1], "20.00")])
+    assert r.status_code == 201 and r.json()["status"] == "approved", r.text
+    bid = uuid.UUID(r.json()["id"])
+    references = {i["withdrawal_id"] for i in r.json()["items"]}
+    fake.misbehaviour["paystack"].payout = "error"  # the bulk request answers 500
+
+    with pytest.raises(GatewayUnavailable):
+        bulk_payouts.send_bulk(bid)
+
+    assert rows(owner_conn, "SELECT count(*) FROM withdrawals WHERE bulk_payout_id = %s AND submitted_at IS NULL",
+                str(bid)) == [(2,)]  # fmt: skip
+    fake.misbehaviour["paystack"].payout = None
+    assert bulk_payouts.send_bulk(bid) == {"submitted": 2}
+    assert bulk_payouts.send_bulk(bid) == {}  # a redelivered message finds nothing left to send
+    assert sorted(t.reference for t in fake.transfers.values() if t.reference in references) == sorted(references)

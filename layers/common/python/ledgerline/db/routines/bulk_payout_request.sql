@@ -113,8 +113,12 @@ BEGIN
               'id', v_bulk, 'account_id', b.account_id, 'item_count', b.item_count,
               'total', api_money(b.total, b.currency), 'approvals_required', v_required)))),
           p_resource_id => NULL, p_before => NULL, p_after => NULL);
-  IF v_required = 0 THEN  -- small enough to need no administrator: paid out now
-    PERFORM bulk_payout_capture(p_bulk => v_bulk, p_actor => p_actor, p_category => p_audit->>'category');
+  IF v_required = 0 THEN  -- small enough to need no administrator: approved by the rule, paid out now
+    PERFORM bulk_payout_capture(
+      p_bulk => v_bulk,
+      p_actor => jsonb_build_object('id', NULL, 'type', 'system', 'metadata', jsonb_build_object(
+                   'rule', 'bulk payout total at or below the approval limit', 'requested_by', p_actor->'id')),
+      p_category => p_audit->>'category');
     UPDATE bulk_payouts SET status = 'approved', decided_at = clock_timestamp() WHERE id = v_bulk RETURNING * INTO b;
   END IF;
   RETURN jsonb_build_object('bulk_payout', bulk_payout_json(b));
