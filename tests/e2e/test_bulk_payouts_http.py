@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -188,6 +189,10 @@ def test_a_bulk_payout_with_a_failing_item_leaves_the_others_paid_and_the_failed
     assert [i["status"] for i in now["items"]] == ["paid", "failed", "paid"]
     assert now["items"][1]["reason"]
     assert balance(client, account) == {"posted": Decimal("9600.00"), "available": Decimal("9600.00")}
+    trail = rows(owner_conn, "SELECT coalesce(payload_before::text, '') || coalesce(payload_after::text, '') "
+                             "|| metadata::text FROM audit_log WHERE resource_id = ANY(%s)",
+                 [r.json()["id"], *(i["withdrawal_id"] for i in items)])  # fmt: skip
+    assert len(trail) >= 7 and not [t for (t,) in trail for n in range(3) if f"01234{n:05d}" in t]  # masked
     [(hold_status, reversal)] = rows(owner_conn, "SELECT h.status, w.reversal_transaction_id IS NOT NULL FROM withdrawals w "
                                                  "JOIN holds h ON h.id = w.hold_id WHERE w.id = %s",
                                      items[1]["withdrawal_id"])  # fmt: skip
@@ -512,3 +517,27 @@ def test_an_unavailable_gateway_leaves_the_items_for_the_retry_which_sends_each_
     assert bulk_payouts.send_bulk(bid) == {"submitted": 2}
     assert bulk_payouts.send_bulk(bid) == {}  # a redelivered message finds nothing left to send
     assert sorted(t.reference for t in fake.transfers.values() if t.reference in references) == sorted(references)
+
+
+def test_a_bulk_payout_of_a_thousand_items_is_held_in_one_request_and_approved_in_another(
+    merchant, admin, behaving, owner_conn
+):
+    """Each statement within the application role's statement timeout (5 s by default)."""
+    n = int(os.environ.get("BULK_N", "1000"))
+    client, account, payees = merchant("USD", "5000.00")
+    items = [(payees[i % 3], "1.01") for i in range(n)]  # USD 1,010.00: above the approval limit
+    started = time.monotonic()
+
+    r = bulk(client, account, items, currency="USD")
+
+    requested = time.monotonic() - started
+    assert r.status_code == 201, r.text[:500]
+    approved = admin.post(f"/v1/admin/payouts/bulk/{r.json()['id']}/approve", idempotency_key=True)
+    took = time.monotonic() - started - requested
+    print(f"bulk payout of {n} items: requested in {requested:.2f} s, approved in {took:.2f} s")  # pytest -s
+    assert approved.status_code == 200 and approved.json()["status"] == "approved", approved.text[:500]
+    assert r.json()["item_count"] == n == 1000 and r.json()["amount"]["amount"] == "1010.00"
+    assert rows(owner_conn, "SELECT count(*), count(DISTINCT hold_id) FROM withdrawals WHERE bulk_payout_id = %s",
+                r.json()["id"]) == [(1000, 1000)]  # fmt: skip
+    assert balance(client, account) == {"posted": Decimal("3990.00"), "available": Decimal("3990.00")}
+    ledger_ok(admin)

@@ -10,7 +10,7 @@ DECLARE
   w        withdrawals;
   v_before jsonb;
   v_post   jsonb;
-  v_rows   jsonb := '[]'::jsonb;
+  v_rows   jsonb[] := '{}';
   v_count  integer := 0;
 BEGIN
   FOR w IN SELECT * FROM withdrawals WHERE bulk_payout_id = p_bulk AND status = 'requested'
@@ -28,11 +28,11 @@ BEGIN
     UPDATE withdrawals SET status = 'approved', capture_transaction_id = (v_post->'transaction'->>'id')::uuid,
                            decided_by = (p_actor->>'id')::uuid, decided_at = clock_timestamp()
      WHERE id = w.id RETURNING * INTO w;
-    v_rows := v_rows || jsonb_build_object(
+    v_rows := array_append(v_rows, jsonb_build_object(
       'action', 'withdrawal.approved', 'category', p_category, 'resource_type', 'withdrawal', 'resource_id', w.id,
       'subjects', jsonb_build_array(w.user_id), 'metadata', jsonb_build_object('bulk_payout_id', p_bulk),
       'before', jsonb_build_object('withdrawal', v_before),
-      'after', jsonb_build_object('withdrawal', withdrawal_json(w), 'transaction', v_post->'transaction'));
+      'after', jsonb_build_object('withdrawal', withdrawal_json(w), 'transaction', v_post->'transaction')));
     v_count := v_count + 1;
   END LOOP;
   IF v_count > 0 THEN
@@ -40,7 +40,7 @@ BEGIN
     -- gateway's bulk transfer API where it has one (ledgerline.payments.bulk_payouts).
     INSERT INTO outbox (queue, payload)
     VALUES ('gateway-payouts', jsonb_build_object('type', 'bulk_payout.approved', 'bulk_payout_id', p_bulk));
-    PERFORM ledger_audit(p_actor => p_actor, p_rows => v_rows, p_resource_id => NULL, p_before => NULL,
+    PERFORM ledger_audit(p_actor => p_actor, p_rows => to_jsonb(v_rows), p_resource_id => NULL, p_before => NULL,
                          p_after => NULL);
   END IF;
   RETURN v_count;

@@ -13,7 +13,7 @@ DECLARE
   w        withdrawals;
   v_before jsonb;
   v_void   jsonb;
-  v_rows   jsonb := '[]'::jsonb;
+  v_rows   jsonb[] := '{}';
   v_count  integer := 0;
 BEGIN
   IF length(btrim(coalesce(p_reason, ''))) NOT BETWEEN 3 AND 500 THEN
@@ -40,16 +40,16 @@ BEGIN
     UPDATE withdrawals SET status = 'rejected', reason = btrim(p_reason), decided_by = (p_actor->>'id')::uuid,
                            decided_at = clock_timestamp()
      WHERE id = w.id RETURNING * INTO w;
-    v_rows := v_rows || jsonb_build_object(
+    v_rows := array_append(v_rows, jsonb_build_object(
       'action', 'withdrawal.rejected', 'category', p_audit->>'category', 'resource_type', 'withdrawal',
       'resource_id', w.id, 'subjects', jsonb_build_array(w.user_id),
       'metadata', jsonb_build_object('bulk_payout_id', p_bulk, 'reason', btrim(p_reason)),
-      'after', jsonb_build_object('withdrawal', withdrawal_json(w)));
+      'after', jsonb_build_object('withdrawal', withdrawal_json(w))));
     v_count := v_count + 1;
   END LOOP;
   UPDATE bulk_payouts SET status = 'rejected', reason = btrim(p_reason), decided_at = clock_timestamp()
    WHERE id = p_bulk RETURNING * INTO b;
-  PERFORM ledger_audit(p_actor => p_actor, p_rows => v_rows || jsonb_build_array(p_audit || jsonb_build_object(
+  PERFORM ledger_audit(p_actor => p_actor, p_rows => to_jsonb(v_rows) || jsonb_build_array(p_audit || jsonb_build_object(
             'resource_type', 'bulk_payout', 'resource_id', p_bulk, 'subjects', jsonb_build_array(b.user_id),
             'metadata', jsonb_build_object('reason', btrim(p_reason), 'items_released', v_count),
             'before', jsonb_build_object('bulk_payout', v_before),

@@ -32,7 +32,7 @@ DECLARE
   v_total    numeric := 0;
   v_required smallint;
   v_refusal  jsonb;
-  v_rows     jsonb := '[]'::jsonb;
+  v_rows     jsonb[] := '{}';
   b          bulk_payouts;
   w          withdrawals;
 BEGIN
@@ -98,16 +98,16 @@ BEGIN
               CASE WHEN (p_args->'step_up'->>'passed')::boolean THEN 'otp' ELSE 'none' END,
               (v_dest->>'payout_account_id')::uuid, v_bulk, v_index, nullif(btrim(v_item->>'narration'), ''))
       RETURNING * INTO w;
-      v_rows := v_rows || jsonb_build_object(
+      v_rows := array_append(v_rows, jsonb_build_object(
         'action', 'withdrawal.requested', 'category', p_audit->>'category', 'resource_type', 'withdrawal',
         'resource_id', w.id, 'metadata', jsonb_build_object('bulk_payout_id', v_bulk, 'index', v_index),
         'after', jsonb_build_object('withdrawal', withdrawal_json(w),
-                                    'hold', ledger_hold_json(jsonb_populate_record(NULL::holds, v_hold->'hold'))));
+                                    'hold', ledger_hold_json(jsonb_populate_record(NULL::holds, v_hold->'hold')))));
     END LOOP;
   EXCEPTION WHEN SQLSTATE 'LLBP0' THEN
     RETURN jsonb_build_object('refusal', v_refusal);
   END;
-  PERFORM ledger_audit(p_actor => p_actor, p_rows => v_rows || jsonb_build_array(p_audit || jsonb_build_object(
+  PERFORM ledger_audit(p_actor => p_actor, p_rows => to_jsonb(v_rows) || jsonb_build_array(p_audit || jsonb_build_object(
             'resource_type', 'bulk_payout', 'resource_id', v_bulk,
             'after', jsonb_build_object('bulk_payout', jsonb_build_object(
               'id', v_bulk, 'account_id', b.account_id, 'item_count', b.item_count,
