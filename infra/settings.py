@@ -101,6 +101,12 @@ class InfraSettings:
                 f"{','.join(INTERFACE_ENDPOINTS)} (com.amazonaws.<region>.<name>)"
             )
         parse_networks(",".join(self.trusted_proxies))  # a malformed CIDR fails the synth, not a login
+        if self.trust_cloudfront and not self.trusted_proxies:
+            raise ValueError(
+                "trustCloudFront needs trustedProxies: CloudFront's origin-facing ranges (the managed prefix "
+                "list com.amazonaws.global.cloudfront.origin-facing), so that a client calling the API "
+                "directly cannot send CloudFront's viewer headers and be believed"
+            )
         if not re.fullmatch(r"[a-z][a-z0-9-]{1,23}", self.resource_prefix):
             raise ValueError(
                 f"resourcePrefix {self.resource_prefix!r}: use 2-24 lowercase letters, digits and '-', "

@@ -12,7 +12,10 @@ def refresh(body: RefreshBody) -> Response:
     request = api.request
     # A refused refresh token counts against the caller's IP like any refused credential.
     result = failures.counted(
-        request.ip, lambda: sessions.refresh(body.refresh_token, sessions.Client.from_request(request), run=api.write)
+        request.ip,
+        lambda: sessions.refresh(
+            body.refresh_token, sessions.Client.from_request(request, placed=False), run=api.write
+        ),
     )
     return json_response(result.to_json(), headers={"Cache-Control": "no-store"})
 

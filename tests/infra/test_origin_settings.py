@@ -38,3 +38,8 @@ def test_named_proxies_and_cloudfront_reach_the_functions_as_the_library_reads_t
 def test_a_malformed_proxy_fails_the_synth_not_a_login():
     with pytest.raises(ValueError, match="trusted proxy"):
         settings_from(trustedProxies="10.0.0.0/8,proxy.example.com")
+
+
+def test_cloudfront_without_the_proxies_it_comes_through_is_refused_at_synth():
+    with pytest.raises(ValueError, match="trustCloudFront needs trustedProxies"):
+        settings_from(trustCloudFront="true")

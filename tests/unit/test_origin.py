@@ -69,11 +69,25 @@ def test_a_peer_that_is_not_an_address_is_no_address():
     assert ip(None) is None
 
 
+EDGE = ("130.176.0.0/16",)  # one of CloudFront's origin-facing ranges, as a deployer lists them
+
+
 def test_cloudfronts_viewer_address_is_believed_only_when_cloudfront_is_in_front():
     headers = {"cloudfront-viewer-address": "41.58.0.1:51234"}
-    assert ip("130.176.1.1", trusted=(), **headers) == "130.176.1.1"
-    assert ip("130.176.1.1", trusted=(), cloudfront=True, **headers) == "41.58.0.1"
-    assert ip("130.176.1.1", trusted=(), cloudfront=True, **{"cloudfront-viewer-address": "junk"}) == "130.176.1.1"
+    assert ip("130.176.1.1", trusted=EDGE, **headers) == "130.176.1.1"
+    assert ip("130.176.1.1", trusted=EDGE, cloudfront=True, **headers) == "41.58.0.1"
+    assert ip("130.176.1.1", trusted=EDGE, cloudfront=True, **{"cloudfront-viewer-address": "junk"}) == "130.176.1.1"
+
+
+def test_a_client_calling_api_gateway_directly_cannot_pose_as_cloudfront():
+    # API Gateway's own endpoint stays reachable: CloudFront's headers from a peer that is
+    # not a trusted proxy are the client's own words, for its address and its country.
+    headers = {"cloudfront-viewer-address": "81.2.69.160:443", "cloudfront-viewer-country": "GB"}
+    assert ip("203.0.113.9", trusted=(), cloudfront=True, **headers) == "203.0.113.9"
+    assert ip("203.0.113.9", trusted=EDGE, cloudfront=True, **headers) == "203.0.113.9"
+    assert not origin.via_cloudfront("203.0.113.9", trusted_proxies=EDGE, trust_cloudfront=True)
+    assert not origin.via_cloudfront("130.176.1.1", trusted_proxies=EDGE, trust_cloudfront=False)
+    assert origin.via_cloudfront("130.176.1.1", trusted_proxies=EDGE, trust_cloudfront=True)
 
 
 @pytest.mark.parametrize(

@@ -41,6 +41,9 @@ class Request:
     headers: dict[str, str]
     principal: Principal | None
     body: Any = None  # the JSON body as the input gate parsed it (Decimal fractions)
+    # It came through CloudFront, configured in front, via a trusted proxy: its viewer
+    # headers (country, city) may be believed (ledgerline.auth.origin.via_cloudfront).
+    via_cloudfront: bool = False
 
     @property
     def actor(self) -> Actor:

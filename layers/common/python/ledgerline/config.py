@@ -24,6 +24,12 @@ DEFAULT_VELOCITY = "20/60s"
 # A withdrawal above this needs a second factor: "<amount>" for every currency, then
 # optional per-currency amounts ("100000.00;USD=1000.00;KWD=300.000").
 DEFAULT_WITHDRAWAL_STEP_UP = "100000.00"
+# A payout account in its cooling-off period receives at most this per withdrawal (same format).
+DEFAULT_PAYOUT_ACCOUNT_COOLING_LIMIT = "50000.00;USD=500.00;EUR=500.00;GBP=400.00"
+# A bulk payout whose total is above this needs one administrator's approval, above the
+# second two different administrators' (same format).
+DEFAULT_BULK_PAYOUT_APPROVAL_LIMIT = "100000.00;USD=1000.00;EUR=1000.00;GBP=800.00"
+DEFAULT_BULK_PAYOUT_TWO_PERSON_LIMIT = "5000000.00;USD=50000.00;EUR=50000.00;GBP=40000.00"
 _PERIODS = {"s": 1, "second": 1, "m": 60, "minute": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
 
 
@@ -67,8 +73,9 @@ class Settings:
     resource_prefix: str  # names of queues, bucket, secrets, key aliases
     rate_limits: dict[str, Limit | None] = field(default_factory=dict)
     velocity: Limit | None = None
-    # CloudFront-Viewer-Country/-City are believed only when a CloudFront distribution
-    # is in front of the API (any client can send the headers otherwise).
+    # CloudFront-Viewer-Address/-Country/-City are believed only when a CloudFront
+    # distribution is in front of the API, and only on requests from trusted_proxies (list
+    # CloudFront's origin-facing ranges there): any client can send the headers otherwise.
     trust_cloudfront: bool = False
     # X-Forwarded-For is believed only hop by hop from these networks (a load balancer or
     # proxy the deployment runs in front): LEDGERLINE_TRUSTED_PROXIES, comma-separated CIDRs.
@@ -110,6 +117,21 @@ class Settings:
     # that pays out when a request names none.
     withdrawal_step_up: dict[str, Decimal] = field(default_factory=lambda: parse_step_up(DEFAULT_WITHDRAWAL_STEP_UP))
     payout_provider: str = "paystack"
+    # Payout accounts (issue 19): one added less than this many hours ago cannot receive a
+    # withdrawal above the limit of its currency (the step-up's format; an account-takeover
+    # defence); 0 hours: no cooling-off.
+    payout_account_cooling_hours: int = 24
+    payout_account_cooling_limit: dict[str, Decimal] = field(
+        default_factory=lambda: parse_step_up(DEFAULT_PAYOUT_ACCOUNT_COOLING_LIMIT)
+    )
+    # Bulk payouts (issue 19): a total above the first needs an administrator's approval,
+    # above the second two different administrators' (ASVS 2.3.5); the step-up's format.
+    bulk_payout_approval_limit: dict[str, Decimal] = field(
+        default_factory=lambda: parse_step_up(DEFAULT_BULK_PAYOUT_APPROVAL_LIMIT)
+    )
+    bulk_payout_two_person_limit: dict[str, Decimal] = field(
+        default_factory=lambda: parse_step_up(DEFAULT_BULK_PAYOUT_TWO_PERSON_LIMIT)
+    )
     # Reconciliation: who is e-mailed about a run's discrepancies, and how far past each
     # side of a UTC day the ledger's payments are matched against that day's report.
     finance_email: str = "finance@ledgerline.local"
@@ -176,6 +198,16 @@ def settings() -> Settings:
         ),
         withdrawal_step_up=parse_step_up(env.get("LEDGERLINE_WITHDRAWAL_STEP_UP", DEFAULT_WITHDRAWAL_STEP_UP)),
         payout_provider=env.get("LEDGERLINE_PAYOUT_PROVIDER", "paystack"),
+        payout_account_cooling_hours=max(0, int(env.get("LEDGERLINE_PAYOUT_ACCOUNT_COOLING_HOURS", "24"))),
+        payout_account_cooling_limit=parse_step_up(
+            env.get("LEDGERLINE_PAYOUT_ACCOUNT_COOLING_LIMIT", DEFAULT_PAYOUT_ACCOUNT_COOLING_LIMIT)
+        ),
+        bulk_payout_approval_limit=parse_step_up(
+            env.get("LEDGERLINE_BULK_PAYOUT_APPROVAL_LIMIT", DEFAULT_BULK_PAYOUT_APPROVAL_LIMIT)
+        ),
+        bulk_payout_two_person_limit=parse_step_up(
+            env.get("LEDGERLINE_BULK_PAYOUT_TWO_PERSON_LIMIT", DEFAULT_BULK_PAYOUT_TWO_PERSON_LIMIT)
+        ),
         finance_email=env.get("LEDGERLINE_FINANCE_EMAIL", "finance@ledgerline.local"),
         reconcile_grace_minutes=int(env.get("LEDGERLINE_RECONCILE_GRACE_MINUTES", "30")),
         dispute_window_days=max(1, int(env.get("LEDGERLINE_DISPUTE_WINDOW_DAYS", "30"))),

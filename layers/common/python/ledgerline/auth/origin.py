@@ -6,7 +6,9 @@ and only then, the ``X-Forwarded-For`` hop that proxy appended is believed, and 
 leftwards while each hop is itself a trusted proxy: the first address set by a hop we do
 not run is as far as anyone can vouch for (everything left of it the client could have
 typed). With CloudFront configured in front, its ``CloudFront-Viewer-Address`` names the
-viewer. Anything malformed is ignored, never an error.
+viewer, but only on a request that reached us from a trusted proxy (list CloudFront's
+origin-facing ranges there): a client calling API Gateway's own endpoint directly can send
+CloudFront's headers too. Anything malformed is ignored, never an error.
 """
 
 from __future__ import annotations
@@ -70,13 +72,13 @@ def client_ip(
     peer = parse(source_ip)
     if peer is None:
         return None
+    networks = _networks(tuple(trusted_proxies))
+    if not networks or not _trusted(peer, networks):
+        return str(peer)
     if trust_cloudfront:
         viewer = parse(headers.get("cloudfront-viewer-address"))
         if viewer is not None:
             return str(viewer)
-    networks = _networks(tuple(trusted_proxies))
-    if not networks or not _trusted(peer, networks):
-        return str(peer)
     hops = (headers.get("x-forwarded-for") or "")[:_MAX_HEADER].split(",")
     current_hop = peer
     for entry in reversed(hops[-MAX_HOPS:]):
@@ -87,6 +89,21 @@ def client_ip(
             break  # a garbled hop: stay with the last address a trusted proxy vouched for
         current_hop = earlier
     return str(current_hop)
+
+
+def via_cloudfront(
+    source_ip: str | None, *, trusted_proxies: tuple[str, ...] | None = None, trust_cloudfront: bool | None = None
+) -> bool:
+    """Whether CloudFront's viewer headers may be believed for a request from ``source_ip``:
+    CloudFront is configured in front and the request came through a trusted proxy."""
+    if trusted_proxies is None or trust_cloudfront is None:
+        from ledgerline.config import settings
+
+        current = settings()
+        trusted_proxies = current.trusted_proxies if trusted_proxies is None else trusted_proxies
+        trust_cloudfront = current.trust_cloudfront if trust_cloudfront is None else trust_cloudfront
+    peer = parse(source_ip)
+    return bool(trust_cloudfront) and peer is not None and _trusted(peer, _networks(tuple(trusted_proxies)))
 
 
 def is_public(address: str | None) -> bool:

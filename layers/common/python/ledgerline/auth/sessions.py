@@ -54,14 +54,17 @@ class Client:
     city: str | None = None
 
     @classmethod
-    def from_request(cls, request: Any) -> Client:
+    def from_request(cls, request: Any, *, placed: bool = True) -> Client:
         """``request.ip`` is the client's address as the Endpoint resolved it (trusted
         proxies only, ``ledgerline.auth.origin``); its place comes from the offline
-        lookup, or from CloudFront's viewer headers only when the deployment says a
-        CloudFront distribution is in front (any client can send them otherwise)."""
+        lookup, or from CloudFront's viewer headers only when the request came through it
+        (``request.via_cloudfront``: any client can send them otherwise)."""
+        if not placed:  # a route that records no place (refresh) loads no lookup
+            return cls(ip=request.ip, user_agent=(request.user_agent or "")[:500] or None,
+                       request_id=request.request_id)  # fmt: skip
         from ledgerline import geo  # deferred: only the routes that place a request load it
 
-        place = geo.place_of(request.ip, request.headers or {})
+        place = geo.place_of(request.ip, request.headers or {}, trust_cloudfront=request.via_cloudfront)
         return cls(
             ip=request.ip,
             user_agent=(request.user_agent or "")[:500] or None,

@@ -35,13 +35,10 @@ def lookup(ip: str | None) -> Place:
         return UNKNOWN
 
 
-def place_of(ip: str | None, headers: Mapping[str, str], *, trust_cloudfront: bool | None = None) -> Place:
-    """Where a request comes from: CloudFront's viewer headers when CloudFront is trusted
-    and they are well-formed, else ``lookup(ip)``."""
-    if trust_cloudfront is None:
-        from ledgerline.config import settings
-
-        trust_cloudfront = settings().trust_cloudfront
+def place_of(ip: str | None, headers: Mapping[str, str], *, trust_cloudfront: bool = False) -> Place:
+    """Where a request comes from: CloudFront's viewer headers when the request came
+    through CloudFront (``ledgerline.auth.origin.via_cloudfront``) and they are
+    well-formed, else ``lookup(ip)``."""
     if trust_cloudfront:
         viewer = from_cloudfront(headers)
         if viewer.country:

@@ -191,7 +191,7 @@ class Endpoint:
         return result
 
     def _prepare(self, event: dict[str, Any], ctx: dict[str, Any], request_id: str) -> Request:
-        body = gate.check(event)
+        body = gate.check(event, max_body_bytes=self.route.max_body or gate.MAX_BODY_BYTES)
         http = ctx.get("http") or {}
         headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
         request = Request(
@@ -202,6 +202,7 @@ class Endpoint:
             headers=headers,
             principal=None,
             body=body,
+            via_cloudfront=origin.via_cloudfront(http.get("sourceIp")),
         )
         claims = None if self.route.public else authorizer_claims(ctx)
         if self.route.money:
