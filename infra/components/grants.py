@@ -147,16 +147,22 @@ class GrantCatalog:
         return self._evidence(["s3:PutObject"], ["kms:GenerateDataKey", "kms:Decrypt"], "Uploads get new keys")
 
     def _evidence_read(self) -> GrantEffect:
-        # A confirmed document is one version (a download link names it).
-        return self._evidence(["s3:GetObject", "s3:GetObjectVersion"], ["kms:Decrypt"], "Reads any upload")
+        # A confirmed document is one version (a download link names it). ListBucket: without
+        # it S3 answers a key not uploaded yet with 403, not 404 (confirm's "nothing yet").
+        return self._evidence(
+            ["s3:GetObject", "s3:GetObjectVersion"], ["kms:Decrypt"], "Reads any upload", list_bucket=True
+        )
 
-    def _evidence(self, actions: list[str], key_actions: list[str], why: str) -> GrantEffect:
+    def _evidence(
+        self, actions: list[str], key_actions: list[str], why: str, *, list_bucket: bool = False
+    ) -> GrantEffect:
         names = c.Names.of_audit_bucket(self._audit_bucket_name)
         bucket = names.evidence_bucket()
         objects = f"arn:{Aws.PARTITION}:s3:::{bucket}/{c.EVIDENCE_PREFIX}*"
         shown = bucket.replace(Aws.ACCOUNT_ID, "<AWS::AccountId>").replace(Aws.REGION, "<AWS::Region>")
+        listing = (_allow(["s3:ListBucket"], f"arn:{Aws.PARTITION}:s3:::{bucket}"),) if list_bucket else ()
         return GrantEffect(
-            (_allow(actions, objects), self._via_s3(key_actions, names.key_alias(c.EVIDENCE_BUCKET_KEY))),
+            (_allow(actions, objects), *listing, self._via_s3(key_actions, names.key_alias(c.EVIDENCE_BUCKET_KEY))),
             {c.ENV_EVIDENCE_BUCKET: bucket},
             {
                 f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{shown}/{c.EVIDENCE_PREFIX}*]": (

@@ -93,8 +93,14 @@ def test_the_evidence_routes_may_only_put_or_only_get_evidence_objects(real: Syn
     ):
         function, found = _route_statements(real, handler)
         s3_statements = [s for s in found if any(str(a).startswith("s3:") for a in as_list(s["Action"]))]
-        (objects,) = s3_statements
+        listings = [s for s in s3_statements if as_list(s["Action"]) == ["s3:ListBucket"]]
+        (objects,) = [s for s in s3_statements if s not in listings]
         assert set(as_list(objects["Action"])) == actions
+        # Readers may list the bucket (no objects read that way): without it S3 answers a
+        # key not uploaded yet with 403, and confirm could not say "nothing uploaded yet".
+        assert len(listings) == (0 if "s3:PutObject" in actions else 1)
+        for listing in listings:
+            assert "-evidence-" in str(listing["Resource"]) and not str(listing["Resource"]).endswith("*']]}")
         assert str(objects["Resource"]).endswith(f"/{c.EVIDENCE_PREFIX}*']]}}")
         assert "-evidence-" in str(objects["Resource"])
         (key,) = [s for s in found if any(str(a).startswith("kms:") for a in as_list(s["Action"]))]

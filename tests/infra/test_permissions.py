@@ -46,7 +46,7 @@ GRANT_ACTIONS = {
     "s3:audit-write": ({"s3:PutObject"}, c.ENV_AUDIT_BUCKET),
     "s3:audit-read": ({"s3:GetObject", "s3:ListBucket"}, c.ENV_AUDIT_BUCKET),
     "s3:evidence-write": ({"s3:PutObject"}, c.ENV_EVIDENCE_BUCKET),
-    "s3:evidence-read": ({"s3:GetObject"}, c.ENV_EVIDENCE_BUCKET),
+    "s3:evidence-read": ({"s3:GetObject", "s3:ListBucket"}, c.ENV_EVIDENCE_BUCKET),
     "secret:gateways": ({"secretsmanager:GetSecretValue"}, c.ENV_GATEWAY_SECRET_ARN),
     "secret:blind-index": ({"secretsmanager:GetSecretValue"}, c.ENV_BLIND_INDEX_SECRET_ARN),
     "ses:send": ({"ses:SendEmail"}, c.ENV_EMAIL_FROM),  # the probe app sets context emailFrom
