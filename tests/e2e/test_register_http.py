@@ -132,9 +132,39 @@ def test_an_address_registered_again_before_it_was_verified_gets_a_fresh_token(c
     assert second["payload"]["token"] != first["payload"]["token"]
     assert mailed(email, TAKEN) == []
     assert client.post("/v1/auth/verify-email", json={"token": second["payload"]["token"]}).status_code == 204
-    # The first registration's password is the account's: the second changed nothing.
-    assert login(client, email).status_code == 200
-    assert login(client, email, "a different passphrase 8").status_code == 401
+    # The token answers the second registration: its password is the account's now, and
+    # the first one's (a stranger's, perhaps, who registered the address before its owner)
+    # no longer logs in.
+    assert login(client, email, "a different passphrase 8").status_code == 200
+    assert login(client, email).status_code == 401
+    with owner_conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM email_verifications v JOIN users u ON u.id = v.user_id "
+            "WHERE u.email = %s AND v.password_hash IS NOT NULL AND v.used_at IS NOT NULL",
+            (email,),
+        )
+        assert cur.fetchone()[0] == 0, "a used verification forgets the password hash it carried"
+
+
+def test_a_stranger_who_registered_the_address_first_cannot_log_into_the_owners_account(client, owner_conn):
+    email = new_email()
+    assert register(client, email, password="the stranger's passphrase 1").status_code == 202
+    [_strangers] = mailed(email)  # to the owner's inbox: the stranger never sees it
+    with owner_conn.cursor() as cur:  # past the one-mail-a-minute throttle
+        cur.execute(
+            "UPDATE email_verifications SET sent_at = sent_at - interval '2 minutes' "
+            "WHERE user_id = (SELECT id FROM users WHERE email = %s)",
+            (email,),
+        )
+    assert register(client, email, password="the owner's own passphrase 2", full_name="The Owner").status_code == 202
+    owners = mailed(email)[-1]["payload"]["token"]
+
+    assert client.post("/v1/auth/verify-email", json={"token": owners}).status_code == 204
+    assert login(client, email, "the stranger's passphrase 1").status_code == 401
+    owner = login(client, email, "the owner's own passphrase 2")
+    assert owner.status_code == 200
+    me = client.get("/v1/me", token=owner.json()["access_token"]).json()
+    assert me["full_name"] == "The Owner"
 
 
 def test_a_stranger_registering_an_address_over_and_over_does_not_flood_its_owner(client, make_user, owner_conn):

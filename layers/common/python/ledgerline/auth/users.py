@@ -169,7 +169,7 @@ def register(cur: Cursor, *, email: str, password: str, full_name: str, phone: s
             _protect_phone(cur, row["id"], phone)
         who = Actor(id=row["id"], type="user", ip=actor.ip, user_agent=actor.user_agent, request_id=actor.request_id)
         audit.record(cur, who, events.USER_REGISTERED, "user", row["id"], after=_audit_view(row))
-        verification.request(cur, row["id"], taken=False)
+        verification.request(cur, row["id"], taken=False, password_hash=password_hash, full_name=full_name)
         return
     # Taken: one indexed read instead of the insert's writes (well under a millisecond,
     # against the tens the hash costs both paths).
@@ -181,7 +181,7 @@ def register(cur: Cursor, *, email: str, password: str, full_name: str, phone: s
         cur, actor, events.REGISTRATION_ADDRESS_TAKEN, "user", owner,
         metadata={"email_sha256": throttle.login_subject(email).hex()},
     )  # fmt: skip
-    verification.request(cur, owner, taken=True)
+    verification.request(cur, owner, taken=True, password_hash=password_hash, full_name=full_name)
 
 
 def _protect_nothing(user_id: UUID, phone: str) -> None:

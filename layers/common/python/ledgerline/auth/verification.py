@@ -44,11 +44,20 @@ TOKEN_PREFIX = "evt1_"  # noqa: S105 - a format marker, not a secret
 Runner = Callable[[Callable[[Any], Any]], Any]
 
 
-def request(cur: Cursor, user_id: UUID, *, taken: bool) -> UUID:
+def request(cur: Cursor, user_id: UUID, *, taken: bool, password_hash: str, full_name: str) -> UUID:
     """Record the mail a registration asks for and queue its event (two statements,
-    whichever the purpose: the registration's answer must not tell which)."""
+    whichever the purpose: the registration's answer must not tell which). The row keeps
+    the registration's password hash and name: verifying its token sets them on an account
+    not verified yet (``verify``), so the address's owner never verifies an account whose
+    password a stranger chose."""
     purpose = "taken" if taken else "verify"
-    cur.execute("INSERT INTO email_verifications (user_id, purpose) VALUES (%s, %s) RETURNING id", (user_id, purpose))
+    cur.execute(
+        """
+        INSERT INTO email_verifications (user_id, purpose, password_hash, full_name)
+        VALUES (%s, %s, %s, %s) RETURNING id
+        """,
+        (user_id, purpose, password_hash, full_name),
+    )
     verification_id = cur.fetchone()["id"]
     outbox.enqueue(
         cur, "notifications", {"type": TAKEN_EVENT if taken else VERIFY_EVENT, "verification_id": str(verification_id)}
@@ -82,7 +91,10 @@ def prepare_delivery(cur: Cursor, payload: Mapping[str, Any]) -> dict[str, Any] 
     verifies = not row["verified"]
     reason = _skip_reason(cur, row, verifies=verifies)
     if reason is not None:
-        cur.execute("UPDATE email_verifications SET skipped_reason = %s WHERE id = %s", (reason, verification_id))
+        cur.execute(
+            "UPDATE email_verifications SET skipped_reason = %s, password_hash = NULL WHERE id = %s",
+            (reason, verification_id),
+        )
         audit.record(
             cur, worker, events.EMAIL_VERIFICATION_SKIPPED, "user", row["user_id"],
             metadata={"reason": reason, "verification_id": verification_id, "purpose": row["purpose"]},
@@ -106,7 +118,10 @@ def prepare_delivery(cur: Cursor, payload: Mapping[str, Any]) -> dict[str, Any] 
         )
         mail.update(token=token, expires_at=cur.fetchone()["expires_at"])
     else:
-        cur.execute("UPDATE email_verifications SET sent_at = now() WHERE id = %s", (verification_id,))
+        # A notice verifies nothing: the stranger's password hash is not kept for it.
+        cur.execute(
+            "UPDATE email_verifications SET sent_at = now(), password_hash = NULL WHERE id = %s", (verification_id,)
+        )
     audit.record(
         cur, worker, events.EMAIL_VERIFICATION_SENT, "user", row["user_id"],
         metadata={
@@ -154,15 +169,24 @@ def verify(token: str, actor: Actor, *, run: Runner | None = None) -> None:
         if row is None:
             return "refused"
         user_id = row["user_id"]
-        cur.execute("UPDATE email_verifications SET used_at = now() WHERE id = %s", (row["id"],))
+        # The account as the registration this token answers chose it: its password and
+        # name. A phone number another registration left is dropped (it was not theirs).
         cur.execute(
             """
-            UPDATE users SET email_verified_at = now(), updated_at = now()
-             WHERE id = %s AND email_verified_at IS NULL
+            UPDATE users u
+               SET email_verified_at = now(), updated_at = now(),
+                   password_hash = coalesce(v.password_hash, u.password_hash),
+                   full_name = coalesce(v.full_name, u.full_name),
+                   phone_ciphertext = CASE WHEN v.password_hash = u.password_hash THEN u.phone_ciphertext END,
+                   phone_blind_index = CASE WHEN v.password_hash = u.password_hash THEN u.phone_blind_index END,
+                   phone_last4 = CASE WHEN v.password_hash = u.password_hash THEN u.phone_last4 END
+              FROM email_verifications v
+             WHERE v.id = %s AND u.id = v.user_id AND u.email_verified_at IS NULL
             """,
-            (user_id,),
+            (row["id"],),
         )
         already = cur.rowcount == 0
+        cur.execute("UPDATE email_verifications SET used_at = now(), password_hash = NULL WHERE id = %s", (row["id"],))
         who = Actor(id=user_id, type=row["role"], ip=actor.ip, user_agent=actor.user_agent, request_id=actor.request_id)
         audit.record(
             cur, who, events.EMAIL_VERIFIED, "user", user_id,
