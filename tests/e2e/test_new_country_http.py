@@ -250,6 +250,21 @@ def test_an_admin_lists_and_clears_a_users_known_countries(client, admin, make_u
     assert known(owner_conn, user["id"]) == {"NG"}
 
 
+def test_clearing_a_users_only_country_does_not_make_the_next_login_a_first_one(
+    client, admin, make_user, owner_conn, behind_proxy
+):
+    user = make_user()
+    assert login(client, user, via=NIGERIA).status_code == 200  # the first country: recorded
+    assert admin.delete(f"/v1/admin/users/{user['id']}/countries/NG").status_code == 204
+    assert known(owner_conn, user["id"]) == set()
+
+    # Anyone holding the password, from anywhere, would otherwise set the new baseline.
+    refused = login(client, user, via=USA)
+    assert refused.status_code == 401 and refused.json()["code"] == "otp_required"
+    assert login(client, user, via=NIGERIA).status_code == 401, "a cleared country steps up again"
+    assert known(owner_conn, user["id"]) == set()
+
+
 def test_only_administrators_reach_the_countries_routes(client, make_user):
     user = make_user()
 

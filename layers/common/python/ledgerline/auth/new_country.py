@@ -105,9 +105,16 @@ def assess(run: Runner, user_id: UUID, country: str | None, city: str | None, *,
         return None
 
     def read(cur: Cursor) -> tuple[int, bool]:
+        # "Known" also counts a placed session: a user whose only country an administrator
+        # cleared has logged in from somewhere before, and is not at a first login.
         cur.execute(
-            "SELECT count(*) AS n, coalesce(bool_or(country = %s), false) AS seen FROM known_countries WHERE user_id = %s",
-            (country, user_id),
+            """
+            SELECT count(*) + (SELECT count(*) FROM (SELECT 1 FROM sessions s
+                                 WHERE s.user_id = %(user)s AND s.country IS NOT NULL LIMIT 1) placed) AS n,
+                   coalesce(bool_or(country = %(country)s), false) AS seen
+              FROM known_countries WHERE user_id = %(user)s
+            """,
+            {"country": country, "user": user_id},
         )
         row = cur.fetchone()
         return row["n"], row["seen"]
@@ -309,7 +316,8 @@ def list_known(cur: Cursor, user_id: UUID) -> list[KnownCountry]:
 
 
 def clear(cur: Cursor, user_id: UUID, country: str, actor: Actor) -> None:
-    """Forget one of a user's known countries (the next login from it steps up again);
+    """Forget one of a user's known countries (the next login from it steps up again, even
+    when it was the only one: the user's placed sessions show it is not a first login);
     audited with what was forgotten. A country not known is 404 and changes nothing."""
     _require_user(cur, user_id)
     cur.execute(
