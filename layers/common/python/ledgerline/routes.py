@@ -119,7 +119,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/auth/login", "functions.auth.login", P, "Log in: password (+ TOTP) to tokens", limit=LOGIN,
           tags=("auth",), grants=("kms:jwt-sign", "kms:field", "sqs:notifications")),
     Route("POST", "/v1/auth/refresh", "functions.auth.refresh", P, "Rotate a refresh token", tags=("auth",),
-          grants=("kms:jwt-sign",)),
+          grants=("kms:jwt-sign", "secret:blind-index")),  # the server key successors are derived with
     Route("POST", "/v1/auth/logout", "functions.auth.logout", U, "Revoke this token and its session",
           during_enrolment=True, tags=("auth",)),
     Route("POST", "/v1/auth/otp/setup", "functions.auth.otp_setup", U, "Start TOTP enrolment", limit=OTP,

@@ -511,13 +511,19 @@ def _new_rotation_key(cur: Cursor, session_id: UUID) -> bytes:
 
 
 def _derive(key: bytes, purpose: bytes, token: str) -> bytes:
-    return hmac.new(key, purpose + b"\0" + token.encode(), hashlib.sha256).digest()
+    # Keyed by the session's key AND a server key the database does not hold: someone who
+    # reads the sessions table and holds a retired token still cannot compute its successor.
+    from ledgerline.crypto.blind import server_key
+
+    session_key = hmac.new(server_key("refresh successors"), key, hashlib.sha256).digest()
+    return hmac.new(session_key, purpose + b"\0" + token.encode(), hashlib.sha256).digest()
 
 
 def _successor(key: bytes, token: str) -> str:
     """The refresh token that follows ``token``: derived, not stored, so that a retry can be
     answered the same one while only digests are kept. Without the session's key (the
-    database's) and ``token`` (the client's) it cannot be computed."""
+    database's), the server key (Secrets Manager's) and ``token`` (the client's) it cannot
+    be computed."""
     return REFRESH_PREFIX + base64.urlsafe_b64encode(_derive(key, b"refresh", token)).rstrip(b"=").decode()
 
 

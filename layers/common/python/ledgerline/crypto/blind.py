@@ -124,6 +124,12 @@ def _current() -> BlindIndexer:
         return _indexer[1]
 
 
+def server_key(purpose: str) -> bytes:
+    """A 32-byte key for ``purpose`` derived from the same master key (Secrets Manager, never
+    the database): one per purpose, unrelated to each other and to the index sub-keys."""
+    return hmac.new(_key_source(), b"ledgerline server key v1\0" + purpose.encode(), hashlib.sha256).digest()
+
+
 def blind_index(value: str, *, kind: str) -> bytes:
     """The 32-byte index of ``value`` (normalised per ``kind``) for equality lookups."""
     return _current().index(value, kind=kind)
