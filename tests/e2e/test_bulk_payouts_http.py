@@ -147,6 +147,9 @@ def test_a_small_bulk_payout_holds_each_item_and_queues_its_payout_at_once(merch
     assert [(i["index"], i["status"], i["payout_account_id"]) for i in body["items"]] == [
         (0, "approved", payees[0]), (1, "approved", payees[1]), (2, "approved", payees[2])]  # fmt: skip
     assert all(i["withdrawal_id"] for i in body["items"])
+    item = client.get(f"/v1/withdrawals/{body['items'][1]['withdrawal_id']}").json()
+    assert (item["bulk_payout_id"], item["payout_account_id"], item["status"]) == (body["id"], payees[1], "approved")
+    assert item["destination"]["account_number"] == "****0001"
     assert balance(client, account) == {"posted": Decimal("9600.00"), "available": Decimal("9600.00")}
     assert client.get(f"/v1/payouts/bulk/{body['id']}").json() == body
     trail = rows(owner_conn, "SELECT action, count(*) FROM audit_log WHERE metadata->>'bulk_payout_id' = %s "
