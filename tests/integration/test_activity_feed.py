@@ -28,7 +28,8 @@ LIBRARY = ROOT / "layers/common/python/ledgerline"
 _QUOTED = re.compile(r"""['"]([a-z_]+(?:\.[a-z_]+)+)['"]""")
 # Names shaped like actions that are not audit actions: providers' event types (gateways/),
 # merchant webhook event types (webhooks/events.py), a notification type in the outbox.
-NOT_AUDIT_ACTIONS = {"payment.received"}
+# Notification types that look like actions (the mails' "type"), never written as audit rows.
+NOT_AUDIT_ACTIONS = {"payment.received", "auth.login_code", "auth.email_verification", "auth.registration_attempted"}
 # Actions built in SQL from a variable: 'payment.' || v_decision (payment_confirm.sql).
 COMPOSED_ACTIONS = {"payment.flagged", "payment.failed"}
 

@@ -98,7 +98,6 @@ SENTENCES: dict[str, Template] = {
     "auth.login_failed": lambda f: "A sign-in to your account failed" + _why(f),
     "auth.login_new_country": lambda f: "Sign-in from a country new to your account" + _at(f),
     "auth.login_code_sent": lambda f: "A sign-in code was e-mailed to you",
-    "auth.login_code": lambda f: "A sign-in code was e-mailed to you",  # the notification's type
     "user.known_country_cleared": _by_you(
         "You cleared a country from a user's sign-in history", "A country was cleared from your sign-in history"
     ),
@@ -122,8 +121,6 @@ SENTENCES: dict[str, Template] = {
     "auth.password_reset_completed": lambda f: "Your password was changed",
     "auth.password_reset": lambda f: "Your password was reset",
     "auth.registration_address_taken": lambda f: "Someone tried to register with your e-mail address",
-    "auth.registration_attempted": lambda f: "Someone tried to register with your e-mail address",  # the notice
-    "auth.email_verification": lambda f: "A verification e-mail was sent to you",  # the notification's type
     "auth.email_verification_sent": lambda f: "A verification e-mail was sent to you",
     "auth.email_verification_skipped": lambda f: "A verification e-mail was not sent" + _why(f),
     "auth.email_verification_failed": lambda f: "An e-mail verification attempt failed" + _why(f),
@@ -150,6 +147,8 @@ SENTENCES: dict[str, Template] = {
     "ledger.transaction.reversal_failed": lambda f: "A reversal was refused" + _why(f),
     "transfer.completed": _transfer,
     "transfer.failed": lambda f: "Your transfer did not go through" + _why(f),
+    "transfer.batch_completed": lambda f: "You sent a batch of transfers",
+    "transfer.batch_failed": lambda f: "Your batch of transfers did not go through" + _why(f),
     "hold.created": lambda f: f"{f.amount} was put on hold" if f.amount else "An amount was put on hold",
     "hold.captured": lambda f: (
         f"Wallet debited {f.debited} (a hold was captured)" if f.debited else "A hold was captured"
@@ -183,6 +182,16 @@ SENTENCES: dict[str, Template] = {
     "withdrawal.payout_submitted": lambda f: "Your withdrawal was sent to the bank",
     "withdrawal.paid": lambda f: "Your withdrawal" + _of(f) + " was paid out",
     "withdrawal.failed": lambda f: "Your withdrawal" + _of(f) + " failed; the money is back in your wallet",
+    "payout_account.added": lambda f: "You added a payout account",
+    "payout_account.removed": lambda f: "You removed a payout account",
+    "bulk_payout.requested": lambda f: "You asked for a bulk payout",
+    "bulk_payout.request_failed": lambda f: "A bulk payout was refused" + _why(f),
+    "bulk_payout.approved": lambda f: "You approved a bulk payout" if f.you else "Your bulk payout was approved",
+    "bulk_payout.approval_failed": lambda f: "A bulk payout approval was refused" + _why(f),
+    "bulk_payout.rejected": lambda f: (
+        "You rejected a bulk payout" if f.you else "Your bulk payout was rejected; the money is back in your wallet"
+    ),
+    "bulk_payout.rejection_failed": lambda f: "A bulk payout rejection was refused" + _why(f),
     "idempotency.replayed": lambda f: "A repeated request was answered with its first result",
     # administration
     "admin.account.frozen": _by_you("You froze a wallet", "Your wallet was frozen"),

@@ -78,7 +78,5 @@ def list_escrows(
         params |= {"at": after[0], "after_id": after[1]}
         where += " AND (e.created_at, e.id) > (%(at)s, %(after_id)s)"
     cur.execute(_SELECT + where + " ORDER BY e.created_at, e.id LIMIT %(limit)s", params)
-    rows = [_escrow(r) for r in cur.fetchall()]
-    page = rows[:limit]
-    next_cursor = pagination.encode(page[-1].created_at, page[-1].id) if len(rows) > limit else None
-    return page, next_cursor
+    rows, next_cursor = pagination.page(cur.fetchall(), limit)
+    return [_escrow(r) for r in rows], next_cursor
