@@ -21,12 +21,9 @@ from ledgerline.ids import object_id
 _SELECT = """
 SELECT e.id, e.buyer_id, e.seller_id, e.status, e.amount, e.currency, e.account_id, e.created_at,
        escrow_json(e) AS body,
-       ARRAY(SELECT t.to_status FROM escrow_transitions t
-              WHERE t.from_status = e.status
-                AND (CASE WHEN e.buyer_id = %(viewer)s THEN 'buyer' WHEN e.seller_id = %(viewer)s THEN 'seller'
-                          WHEN %(admin)s THEN 'admin' END) = ANY (t.parties)
-                AND (t.action <> 'dispute' OR e.funded_at + make_interval(days => %(window)s) > clock_timestamp())
-              ORDER BY t.to_status) AS allowed
+       escrow_allowed(e => e, p_window => make_interval(days => %(window)s),
+                      p_party => CASE WHEN e.buyer_id = %(viewer)s THEN 'buyer' WHEN e.seller_id = %(viewer)s
+                                      THEN 'seller' WHEN %(admin)s THEN 'admin' END) AS allowed
   FROM escrows e
 """
 

@@ -1,8 +1,7 @@
 -- An escrow as the API shows it (docs/api.md "Escrow"): Money objects, RFC 3339 times,
--- its dispute (or null), and allowed_transitions: the statuses the machine
--- (escrow_transitions) leads to from its status, for any party. The routes answer with
--- the caller's own list instead (escrow_transition, ledgerline.escrow): a buyer is not
--- shown what only the seller may do.
+-- its dispute (or null). Not allowed_transitions: that depends on who asks, and each
+-- answer adds the caller's own list (escrow_allowed): a buyer is not shown what only the
+-- seller may do.
 --
 -- seller_amount is what the seller was paid (amount - fee) once released: with the fee it
 -- is the escrowed amount exactly (fee_quote's rule).
@@ -25,8 +24,6 @@ BEGIN
                   'resolved_by', d.resolved_by, 'resolution_reason', d.resolution_reason,
                   'raised_at', api_time(d.raised_at), 'resolved_at', api_time(d.resolved_at))
                   FROM disputes d WHERE d.escrow_id = e.id),
-    'allowed_transitions', coalesce((SELECT jsonb_agg(t.to_status ORDER BY t.to_status)
-                                       FROM escrow_transitions t WHERE t.from_status = e.status), '[]'::jsonb),
     'created_by', e.created_by, 'created_at', api_time(e.created_at), 'funded_at', api_time(e.funded_at),
     'settled_at', api_time(e.settled_at), 'updated_at', api_time(e.updated_at));
 END $$;

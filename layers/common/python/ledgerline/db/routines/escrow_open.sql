@@ -60,7 +60,9 @@ BEGIN
               'after', jsonb_build_object('escrow', escrow_json(e)))),
             p_resource_id => e.id::text, p_before => NULL, p_after => NULL);
   END IF;
-  RETURN jsonb_build_object('escrow', escrow_json(e));
+  -- Its opener is its buyer: what the buyer may do with it (fund it).
+  RETURN jsonb_build_object('escrow', escrow_json(e) || jsonb_build_object(
+    'allowed_transitions', escrow_allowed(e => e, p_party => 'buyer', p_window => NULL)));
 END $$;
 
 -- Callable by the application role (POST /v1/escrows, an invoice's payment) and the owner.

@@ -63,10 +63,7 @@ BEGIN
    WHERE from_status = e.status AND to_status = p_to AND v_party = ANY (parties);
   v_edge := FOUND;
   IF NOT v_edge OR (t.action = 'dispute' AND e.funded_at + v_window <= v_now) THEN
-    v_allowed := coalesce((
-      SELECT jsonb_agg(a.to_status ORDER BY a.to_status) FROM escrow_transitions a
-       WHERE a.from_status = e.status AND v_party = ANY (a.parties)
-         AND (a.action <> 'dispute' OR e.funded_at + v_window > v_now)), '[]'::jsonb);
+    v_allowed := escrow_allowed(e => e, p_party => v_party, p_window => v_window, p_now => v_now);
     RETURN jsonb_build_object('refusal', api_problem('invalid_state_transition',
       CASE WHEN v_edge THEN format('escrow %s can no longer be disputed: the window of %s closed at %s', e.id,
                                   v_window, api_time(e.funded_at + v_window))
@@ -180,10 +177,8 @@ BEGIN
                        'transaction', v_post->'transaction'))),
             p_resource_id => e.id::text, p_before => NULL, p_after => NULL);
   END IF;
-  RETURN jsonb_build_object('escrow', v_after || jsonb_build_object('allowed_transitions', coalesce((
-    SELECT jsonb_agg(a.to_status ORDER BY a.to_status) FROM escrow_transitions a
-     WHERE a.from_status = e.status AND v_party = ANY (a.parties)
-       AND (a.action <> 'dispute' OR e.funded_at + v_window > v_now)), '[]'::jsonb)));
+  RETURN jsonb_build_object('escrow', v_after || jsonb_build_object(
+    'allowed_transitions', escrow_allowed(e => e, p_party => v_party, p_window => v_window, p_now => v_now)));
 END $$;
 
 -- Callable by the application role (the escrow routes through money_call, an invoice's
