@@ -112,6 +112,16 @@ def test_use_is_recorded_at_admission_at_most_once_a_minute(owner_conn):
     assert 29 <= unchanged <= 35  # younger than a minute: not written again
 
 
+def test_a_refused_request_records_no_use(owner_conn):
+    session_id, _, claims = new_session()
+    last_seen(owner_conn, session_id, set_ago=300)
+    admin_only = routes.Route("GET", "/v1/admin/x", "tests.x", routes.Access.ADMIN, "x")
+    with pytest.raises(errors.DomainError):
+        admission.admit(admin_only, REQUEST, claims)  # 403: a user on an administrator's route
+
+    assert last_seen(owner_conn, session_id) >= 299, "a refusal does not keep the session from going idle"
+
+
 def test_a_session_in_use_outlives_the_idle_limit(owner_conn):
     # 14 minutes unused, then a request: the refresh 2 minutes later finds it 2 minutes idle,
     # where, without the request recorded, it would have been 16.

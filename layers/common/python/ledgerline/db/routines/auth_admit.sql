@@ -28,6 +28,7 @@ LANGUAGE plpgsql SET search_path = public, pg_temp SET enable_seqscan = off AS $
 DECLARE
   v_role text;
   v_sub  uuid := (p_claims->>'sub')::uuid;
+  v_used boolean := false;  -- the session's use is recorded once the request is admitted
   r      record;
 BEGIN
   IF p_claims IS NULL THEN
@@ -59,11 +60,7 @@ BEGIN
         format('the session was not used for more than %s minutes; log in again',
                coalesce((p_policy->>'idle_seconds')::int, 900) / 60));
     END IF;
-    IF r.unrecorded THEN
-      UPDATE sessions SET last_seen_at = now()
-       WHERE id = (SELECT l.id FROM sessions l WHERE l.id = (p_claims->>'sid')::uuid
-                      AND l.last_seen_at < now() - interval '1 minute' FOR UPDATE SKIP LOCKED);
-    END IF;
+    v_used := r.unrecorded;
     v_role := r.role;
   ELSE
     RETURN jsonb_build_object('outcome', 'unauthorized', 'detail', 'the token is not an access token');
@@ -102,6 +99,13 @@ BEGIN
                                    r.c->>'count', r.c->>'period', r.retry_after)
                        ELSE format('too many requests; try again in %s s', r.retry_after) END);
     END IF;
+  END IF;
+  -- Admitted: the session was used (at most one write a minute, never waiting on a held
+  -- row). A refused request (403, 429) does not keep a session from going idle.
+  IF v_used THEN
+    UPDATE sessions SET last_seen_at = now()
+     WHERE id = (SELECT l.id FROM sessions l WHERE l.id = (p_claims->>'sid')::uuid
+                    AND l.last_seen_at < now() - interval '1 minute' FOR UPDATE SKIP LOCKED);
   END IF;
   RETURN jsonb_build_object('outcome', 'ok', 'role', v_role);
 END $$;
