@@ -544,3 +544,13 @@ def test_a_bulk_payout_of_a_thousand_items_is_held_in_one_request_and_approved_i
                 r.json()["id"]) == [(1000, 1000)]  # fmt: skip
     assert balance(client, account) == {"posted": Decimal("3990.00"), "available": Decimal("3990.00")}
     ledger_ok(admin)
+
+
+def test_more_items_than_the_approval_count_need_an_administrator_whatever_the_total(merchant, behaving):
+    client, account, payees = merchant(n=1)
+
+    many = bulk(client, account, [(payees[0], "0.01")] * 101)
+    few = bulk(client, account, [(payees[0], "0.01")] * 100)
+
+    assert (many.json()["status"], many.json()["approvals_required"]) == ("pending_approval", 1), many.text[:300]
+    assert (few.json()["status"], few.json()["approvals_required"]) == ("approved", 0), few.text[:300]

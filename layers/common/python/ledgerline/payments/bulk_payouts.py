@@ -11,8 +11,9 @@ its payout through the gateway (``send_payout``, one request per item), its webh
 its settlement (``settle_payout``), so a failing item returns its own money to the wallet
 (the reversal of its capture) while the others are paid.
 
-Approval (ASVS 2.3.5): above ``bulk_payout_approval_limit`` one administrator, above
-``bulk_payout_two_person_limit`` two different ones; nobody approves their own
+Approval (ASVS 2.3.5): above ``bulk_payout_approval_limit`` (or with more items than
+``bulk_payout_approval_items``) one administrator, above ``bulk_payout_two_person_limit``
+two different ones; nobody approves their own
 (``db/routines/bulk_payout_approve.sql``). The items are never decided one by one.
 
 What the statement cannot do is prepared here: the second factor (above the withdrawal
@@ -104,6 +105,7 @@ def request_arguments(body: CreateBulkPayout, *, caller: Principal, key: UUID, a
         "approval": {
             "one": _limit(cfg.bulk_payout_approval_limit, body.currency),
             "two": _limit(cfg.bulk_payout_two_person_limit, body.currency),
+            "items": cfg.bulk_payout_approval_items,
         },
     }
 

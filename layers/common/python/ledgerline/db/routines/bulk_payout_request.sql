@@ -10,8 +10,9 @@
 -- queue on it, never deadlock.
 --
 -- approvals_required by the total (p_args.approval {"one", "two"}: amounts in major units,
--- null for none): above "two" two administrators, above "one" one, else none, and then
--- every item is approved in this same statement (bulk_payout_capture).
+-- null for none; "items"): above "two" two administrators, above "one" (or more items
+-- than "items") one, else none, and then every item is approved in this same statement
+-- (bulk_payout_capture; the item count keeps that statement within its time budget).
 --
 -- Audit: p_audit (bulk_payout.requested) once, with the counts and the total, plus one
 -- withdrawal.requested row per item.
@@ -62,6 +63,7 @@ BEGIN
   END LOOP;
   v_required := CASE WHEN (p_args->'approval'->>'two') IS NOT NULL AND v_total > (p_args->'approval'->>'two')::numeric THEN 2
                      WHEN (p_args->'approval'->>'one') IS NOT NULL AND v_total > (p_args->'approval'->>'one')::numeric THEN 1
+                     WHEN jsonb_array_length(p_args->'items') > (p_args->'approval'->>'items')::integer THEN 1
                      ELSE 0 END;
   BEGIN  -- a block of its own: a refused item takes back every hold placed before it
     INSERT INTO bulk_payouts (id, user_id, account_id, currency, total, item_count, approvals_required, status)
