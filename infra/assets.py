@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.constants import LAYER_DIR_ENV
+from infra.supply_chain import export_file
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LAYER_SOURCE = Path("layers/common/python/ledgerline")
@@ -58,7 +59,7 @@ def prepare_assets(root: Path = PROJECT_ROOT, build_dir: Path | None = None) -> 
     return AssetPaths(functions=stage_functions(root, build / "functions"), layer=layer)
 
 
-RUNTIME_LOCK = Path("requirements/runtime.txt")  # infra.supply_chain.export_path("runtime")
+RUNTIME_LOCK = export_file("runtime")  # what the layer ships, exactly as locked
 
 
 def layer_fingerprint(root: Path = PROJECT_ROOT) -> str:

@@ -101,8 +101,13 @@ def export(extras: Iterable[str], root: Path = PROJECT_ROOT) -> str:
     return f"# Exported from uv.lock by `make lock`: do not edit; {HOW_TO_UPDATE}.\n{done.stdout}"
 
 
+def export_file(name: str) -> Path:
+    """An environment's requirements file, relative to the project's root."""
+    return Path(EXPORT_DIR) / f"{name}.txt"
+
+
 def export_path(name: str, root: Path = PROJECT_ROOT) -> Path:
-    return root / EXPORT_DIR / f"{name}.txt"
+    return root / export_file(name)
 
 
 def lock_findings(root: Path = PROJECT_ROOT) -> list[str]:
