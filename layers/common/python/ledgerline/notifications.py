@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib
 import json
 import os
 import threading
@@ -94,7 +95,14 @@ def _account_locked(p: Mapping[str, Any]) -> tuple[str, str]:
     return "Sign-in to your Ledgerline account was locked", str(text) + "\n"
 
 
-_REGISTRATION_MAILS = ("auth.email_verification", "auth.registration_attempted")  # verification.EVENTS
+# Events whose message carries a secret, and the module that mints it (prepare_delivery):
+# named here, imported on use, so a worker loads only what the event needs.
+MINTED_BY = {
+    "auth.password_reset": "ledgerline.auth.resets",
+    "auth.email_verification": "ledgerline.auth.verification",  # verification.EVENTS
+    "auth.registration_attempted": "ledgerline.auth.verification",
+    "auth.login_code": "ledgerline.auth.new_country",  # new_country.EVENT
+}
 
 
 def prepare(payload: Any, *, run: Callable[[Callable[[Cursor], Any]], Any]) -> Any:
@@ -102,19 +110,11 @@ def prepare(payload: Any, *, run: Callable[[Callable[[Cursor], Any]], Any]) -> A
     when there is nothing to send. Outbox rows and queue messages carry ids only (a
     secret there would be readable by the application role and kept), so an event that
     needs a secret gets it here, in a transaction (``run``) that stores only its digest."""
-    if isinstance(payload, Mapping) and payload.get("type") == "auth.password_reset":
-        from ledgerline.auth import resets
-
-        return run(lambda cur: resets.prepare_delivery(cur, payload))
-    if isinstance(payload, Mapping) and payload.get("type") in _REGISTRATION_MAILS:
-        from ledgerline.auth import verification
-
-        return run(lambda cur: verification.prepare_delivery(cur, payload))
-    if isinstance(payload, Mapping) and payload.get("type") == "auth.login_code":  # new_country.EVENT
-        from ledgerline.auth import new_country
-
-        return run(lambda cur: new_country.prepare_delivery(cur, payload))
-    return payload
+    module = MINTED_BY.get(str(payload.get("type"))) if isinstance(payload, Mapping) else None
+    if module is None:
+        return payload
+    prepare_delivery = importlib.import_module(module).prepare_delivery
+    return run(lambda cur: prepare_delivery(cur, payload))
 
 
 TEMPLATES: dict[str, Callable[[Mapping[str, Any]], tuple[str, str]]] = {
