@@ -43,12 +43,16 @@ test-unit: lint
 # pooling mode: what RDS Proxy refuses (startup options) or loses (session state between
 # transactions) fails here too. Skipped, saying so, where pgbouncer is not installed.
 # Not tests/e2e/own_stack: each starts a `ledgerline dev up` that connects to its own
-# PostgreSQL, never through this pooler (085df44), so here it would only run again. Nor the
-# three that test what a request's bytes get (fuzzing, hostile input, the timing of
-# registration): they take the connection path every other test takes, and cost a
-# quarter of the tier.
+# PostgreSQL, never through this pooler (085df44), so here it would only run again. Nor
+# those that test what a request's bytes or an identity rule decide (fuzzing, hostile input,
+# the gateways' hostile webhooks, the timing of registration, registration and new-country
+# flows, the security findings): they take the connection path the tests kept here take
+# (every route's money and objects: test_money_routes, test_bola; sessions and refresh:
+# test_auth_http, test_refresh_grace_http), and cost almost half the tier.
 PGBOUNCER_SKIPS := --ignore=tests/e2e/own_stack --ignore=tests/e2e/test_schemathesis.py \
-  --ignore=tests/e2e/test_hostile_input.py --ignore=tests/e2e/test_enumeration_timing.py
+  --ignore=tests/e2e/test_hostile_input.py --ignore=tests/e2e/test_enumeration_timing.py \
+  --ignore=tests/e2e/test_gateway_hostile.py --ignore=tests/e2e/test_register_http.py \
+  --ignore=tests/e2e/test_new_country_http.py --ignore=tests/e2e/test_security_findings.py
 test-pgbouncer: $(STAMP)
 	@pgb=$$(command -v pgbouncer || { [ -x /usr/sbin/pgbouncer ] && echo /usr/sbin/pgbouncer; }); \
 	if [ -z "$$pgb" ]; then \
