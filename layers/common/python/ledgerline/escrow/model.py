@@ -12,9 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from ledgerline.ledger.schemas import AmountText, Currency
 
-# The statuses that end an escrow: its account is then at zero and closed.
-TERMINAL = frozenset({"RELEASED", "REFUNDED", "RESOLVED_RELEASED", "RESOLVED_REFUNDED"})
-
 
 @dataclass(frozen=True)
 class Escrow:
@@ -31,10 +28,6 @@ class Escrow:
     created_at: datetime
     allowed_transitions: tuple[str, ...]
     body: dict[str, Any]
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL
 
     def to_json(self) -> dict[str, Any]:
         return {**self.body, "allowed_transitions": list(self.allowed_transitions)}
