@@ -25,6 +25,7 @@ SCENARIOS = [
     "reconcile",
     "geo",
     "escrow",
+    "batch_transfers",
 ]
 
 

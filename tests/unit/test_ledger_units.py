@@ -142,6 +142,7 @@ def test_ledger_routes_are_exactly_the_contracts():
         ("GET", "/v1/accounts/{id}/entries", "user", False),
         ("GET", "/v1/accounts/{id}/balance", "user", False),
         ("POST", "/v1/transfers", "user", True),
+        ("POST", "/v1/transfers/batch", "user", True),
         ("GET", "/v1/transfers/{id}", "user", False),
         ("POST", "/v1/holds", "user", True),
         ("POST", "/v1/holds/{id}/capture", "user", True),

@@ -83,7 +83,10 @@ def prepare(route: Route, request: Request, claims: dict[str, Any] | None) -> Ad
         claimed = _claimed(claims)
         if claimed.via_api_key:
             apikeys.check_scope(route, claimed.claims)
-    checks = ratelimits.request_checks(route, request.ip, claimed.id if claimed else None)
+    items = request.body.get(route.velocity_items) if route.velocity_items and isinstance(request.body, dict) else None
+    checks = ratelimits.request_checks(
+        route, request.ip, claimed.id if claimed else None, len(items) if isinstance(items, list) else 1
+    )
     return Admission(
         claims=_admitted_claims(claimed.claims) if claimed else None,
         policy=policy(route),

@@ -37,6 +37,7 @@ class Check:
     key: str
     limit: Limit
     name: str  # the limit's name (login/otp/money/default/velocity/auth), for messages
+    weight: int = 1  # how many this request counts for (a batch's items, against velocity)
 
     def to_json(self, route: Route | None = None) -> dict[str, Any]:
         """As ``auth_admit`` counts it."""
@@ -46,6 +47,7 @@ class Check:
             "period": self.limit.period_seconds,
             "name": self.name,
             "route": f"{route.method} {route.path}" if route else None,
+            "weight": self.weight,
         }
 
 
@@ -56,8 +58,9 @@ class Refusal:
     retry_after: int
 
 
-def request_checks(route: Route, ip: str | None, caller: UUID | None) -> list[Check]:
-    """What one request to ``route`` counts against."""
+def request_checks(route: Route, ip: str | None, caller: UUID | None, items: int = 1) -> list[Check]:
+    """What one request to ``route`` counts against; ``items``: what it weighs against
+    velocity (the transfers of a batch, ``Route.velocity_items``)."""
     if route.limit is RateLimit.NONE:
         return []
     cfg = settings()
@@ -70,7 +73,7 @@ def request_checks(route: Route, ip: str | None, caller: UUID | None) -> list[Ch
         if caller is not None:
             checks.append(Check(f"{name}:user:{caller}", limit, name))
     if cfg.velocity is not None and route.velocity and caller is not None:
-        checks.append(Check(f"velocity:money:user:{caller}", cfg.velocity, "velocity"))
+        checks.append(Check(f"velocity:money:user:{caller}", cfg.velocity, "velocity", weight=max(1, items)))
     return checks
 
 

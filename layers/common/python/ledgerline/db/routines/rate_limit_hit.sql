@@ -1,8 +1,10 @@
 -- Count one request against each rate-limit check, in one atomic upsert; return the
 -- checks that refused it, with how long until one more request would pass.
 --
--- p_checks: [{key, count, period, ...}] (ledgerline.auth.ratelimits.Check.to_json); keys
---   are distinct.
+-- p_checks: [{key, count, period, weight?, ...}] (ledgerline.auth.ratelimits.Check.to_json);
+--   keys are distinct. weight (default 1): how many this request counts for (a batch of
+--   transfers counts its items against velocity); a request weighing more than count
+--   never passes.
 --
 -- A sliding-window counter: windows of `period` seconds follow each other from a key's
 -- first request; a request passes when
@@ -40,18 +42,21 @@ BEGIN
   WITH counted AS (
     INSERT INTO rate_limit_buckets AS b (key, resets_at, hits, previous_hits, refused)
     SELECT c->>'key', clock_timestamp() + make_interval(secs => (c->>'period')::int),
-           least(1, greatest(0, (c->>'count')::int)), 0, 1 - least(1, greatest(0, (c->>'count')::int))
+           CASE WHEN coalesce((c->>'weight')::int, 1) <= (c->>'count')::int THEN coalesce((c->>'weight')::int, 1)
+                ELSE 0 END, 0,
+           CASE WHEN coalesce((c->>'weight')::int, 1) <= (c->>'count')::int THEN 0 ELSE 1 END
       FROM jsonb_array_elements(p_checks) c ORDER BY c->>'key'
     ON CONFLICT (key) DO UPDATE
        SET (resets_at, previous_hits, hits, refused) = (
-         SELECT w.ends, w.prev, w.cur + w.admit::int, CASE WHEN w.admit THEN 0 ELSE b.refused + 1 END
+         SELECT w.ends, w.prev, w.cur + CASE WHEN w.admit THEN w.w ELSE 0 END,
+                CASE WHEN w.admit THEN 0 ELSE b.refused + 1 END
            FROM (
-             SELECT v.ends, v.prev, v.cur,
+             SELECT v.ends, v.prev, v.cur, v.w,
                     v.prev * (1 - least(1, greatest(0, extract(epoch FROM v.t - (v.ends - v.per))
                                                          / extract(epoch FROM v.per))))
-                      + v.cur + 1 <= v.lim AS admit
+                      + v.cur + v.w <= v.lim AS admit
                FROM (
-                 SELECT s.t, s.per, s.lim,
+                 SELECT s.t, s.per, s.lim, s.w,
                         CASE WHEN s.t < b.resets_at THEN b.resets_at
                              WHEN s.t < b.resets_at + s.per THEN b.resets_at + s.per  -- the next window
                              ELSE s.t + s.per END AS ends,                            -- a period idle: anew
@@ -60,14 +65,15 @@ BEGIN
                              ELSE 0 END AS prev,
                         CASE WHEN s.t < b.resets_at THEN b.hits ELSE 0 END AS cur
                    FROM (SELECT clock_timestamp() AS t, make_interval(secs => (j->>'period')::int) AS per,
-                                (j->>'count')::int AS lim
+                                (j->>'count')::int AS lim, coalesce((j->>'weight')::int, 1) AS w
                            FROM jsonb_array_elements(p_checks) j WHERE j->>'key' = b.key) s
              ) v
          ) w)
     RETURNING b.key, b.resets_at, b.previous_hits, b.hits, b.refused
   ), refused AS (
     SELECT c AS spec, n.hits AS cur, n.previous_hits AS prev, n.refused, n.resets_at AS ends,
-           (c->>'count')::int AS lim, make_interval(secs => (c->>'period')::int) AS per
+           (c->>'count')::int AS lim, make_interval(secs => (c->>'period')::int) AS per,
+           coalesce((c->>'weight')::int, 1) AS w
       FROM counted n JOIN jsonb_array_elements(p_checks) c ON c->>'key' = n.key
      WHERE n.refused > 0
   )
@@ -76,11 +82,11 @@ BEGIN
   -- this window's hits, become the previous ones, weigh little enough.
   SELECT r.spec, r.lim + r.refused,
          greatest(1, ceil(extract(epoch FROM
-           CASE WHEN r.lim < 1 THEN r.per
-                WHEN r.cur < r.lim AND r.prev > 0
-                  THEN (r.ends - r.per) + r.per * (1 - (r.lim - r.cur - 1)::numeric / r.prev) - clock_timestamp()
-                WHEN r.cur >= r.lim
-                  THEN r.ends + r.per * (1 - (r.lim - 1)::numeric / r.cur) - clock_timestamp()
+           CASE WHEN r.lim < r.w THEN r.per  -- never passes: say a period
+                WHEN r.cur + r.w <= r.lim AND r.prev > 0
+                  THEN (r.ends - r.per) + r.per * (1 - (r.lim - r.cur - r.w)::numeric / r.prev) - clock_timestamp()
+                WHEN r.cur + r.w > r.lim
+                  THEN r.ends + r.per * (1 - (r.lim - r.w)::numeric / r.cur) - clock_timestamp()
                 ELSE interval '1 second' END)))::int
     FROM refused r;
 END $$;
