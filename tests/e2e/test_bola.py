@@ -194,8 +194,44 @@ CASES.update({
         f"/v1/escrows/{_escrows(w)['funded']}/dispute", {"reason": "mallory objects"}, True),
 })  # fmt: skip
 
+
+def _payout_account(w):
+    """Alice's payout account (issue 19), added once per world through the route."""
+    if "payout_account" not in w:
+        r = w["alice"]["client"].post("/v1/payout-accounts", json={"bank_code": "058", "account_number": "0123456789"})
+        assert r.status_code == 201, r.text
+        w["payout_account"] = r.json()["id"]
+    return w["payout_account"]
+
+
+def _bulk_payout(w):
+    """Alice's bulk payout (issue 19) to her payout account, made once per world."""
+    if "bulk_payout" not in w:
+        r = w["alice"]["client"].post(
+            "/v1/payouts/bulk",
+            idempotency_key=True,
+            json={
+                "account_id": w["a1"],
+                "currency": "NGN",
+                "items": [{"payout_account_id": _payout_account(w), "amount": "1.00"}],
+            },
+        )
+        assert r.status_code == 201, r.text
+        w["bulk_payout"] = r.json()["id"]
+    return w["bulk_payout"]
+
+
+CASES.update({
+    ("DELETE", "/v1/payout-accounts/{id}"): lambda w: (f"/v1/payout-accounts/{_payout_account(w)}", None, False),
+    ("GET", "/v1/payouts/bulk/{id}"): lambda w: (f"/v1/payouts/bulk/{_bulk_payout(w)}", None, False),
+})  # fmt: skip
+
 # Objects named in the body rather than the path: the same rule applies.
 BODY_CASES = {
+    "withdrawal-to-anothers-payout-account": lambda w: (
+        "/v1/withdrawals",
+        {"account_id": w["m1"], "amount": "1.00", "currency": "NGN", "payout_account_id": _payout_account(w)},
+    ),
     "transfer-from-anothers-account": lambda w: (
         "/v1/transfers",
         {"from_account_id": w["a1"], "to_account_id": w["m1"], "amount": "1.00", "currency": "NGN"},
@@ -241,6 +277,7 @@ def test_after_every_swap_alices_objects_are_as_they_were(world):
     assert a.get(f"/v1/payments/{world['payment']}").json()["status"] == "pending"
     assert a.get(f"/v1/withdrawals/{world['withdrawal']}").json()["status"] == "requested"
     assert [e["id"] for e in a.get("/v1/webhook-endpoints").json()["items"]] == [world["endpoint"]]
+    assert [p["id"] for p in a.get("/v1/payout-accounts").json()["items"]] == [_payout_account(world)]
     invoice = a.get(f"/v1/invoices/{world['invoice']}").json()
     assert (invoice["status"], invoice["version"], invoice["amount"]["amount"]) == ("PENDING", 1, "50.00")
     assert world["client"].get("/v1/me", token=world["session_token"]).status_code == 200  # session alive
@@ -276,6 +313,14 @@ ADMIN_OBJECT_ROUTES = {
         {"outcome": "credit", "reason": "mallory says so"},
     ),
     ("POST", "/v1/admin/withdrawals/{id}/approve"): lambda w: (f"/v1/admin/withdrawals/{w['withdrawal']}/approve", {}),
+    ("POST", "/v1/admin/payouts/bulk/{id}/approve"): lambda w: (
+        f"/v1/admin/payouts/bulk/{_bulk_payout(w)}/approve",
+        {},
+    ),
+    ("POST", "/v1/admin/payouts/bulk/{id}/reject"): lambda w: (
+        f"/v1/admin/payouts/bulk/{_bulk_payout(w)}/reject",
+        {"reason": "mallory says so"},
+    ),
     ("GET", "/v1/admin/reconciliations/{id}/discrepancies"): lambda w: (
         f"/v1/admin/reconciliations/{uuid.uuid4()}/discrepancies",
         None,

@@ -102,12 +102,57 @@ def _escrow(world: dict[str, Any], status: str = "AWAITING_PAYMENT") -> str:
     return escrow
 
 
+def _payee(world: dict[str, Any], currency: str) -> dict[str, str]:
+    """A merchant of the world (bulk payouts are theirs) with a funded wallet in
+    ``currency`` and a payout account: made once per currency."""
+    if f"payee_{currency}" not in world:
+        from ledgerline.db import transaction
+        from ledgerline.ledger.testing import create_user
+        from tests.e2e.conftest import Client, session_token
+
+        if "merchant" not in world:
+            merchant_id = transaction(lambda cur: create_user(cur, "merchant"))
+            world["merchant"] = Client(world["alice"].base_url, session_token(merchant_id, "merchant"))
+        m = world["merchant"]
+        account = m.post("/v1/accounts", json={"currency": currency}).json()["id"]
+        r = world["admin"].post("/v1/admin/adjustments", idempotency_key=True, json={
+            "account_id": account, "amount": "5000.00", "currency": currency, "direction": "credit",
+            "reason": "funds"})  # fmt: skip
+        assert r.status_code == 201, r.text
+        r = m.post("/v1/payout-accounts", json={"bank_code": "058", "account_number": "0123456789"})
+        assert r.status_code in (201, 409), r.text
+        payee = m.get("/v1/payout-accounts").json()["items"][0]["id"]
+        world[f"payee_{currency}"] = {"account": account, "payee": payee}
+    return dict(world[f"payee_{currency}"])
+
+
+def _bulk(world: dict[str, Any], amounts: list[str], currency: str = "NGN") -> dict[str, Any]:
+    p = _payee(world, currency)
+    return {"account_id": p["account"], "currency": currency,
+            "items": [{"payout_account_id": p["payee"], "amount": a} for a in amounts]}  # fmt: skip
+
+
+def _pending_bulk(world: dict[str, Any]) -> str:
+    """A bulk payout above the approval limit (USD 1,000.00 by default): one admin decides."""
+    body = _bulk(world, ["500.00", "500.00", "0.01"], "USD")
+    r = world["merchant"].post("/v1/payouts/bulk", idempotency_key=True, json=body)
+    assert r.status_code == 201 and r.json()["status"] == "pending_approval", r.text
+    return str(r.json()["id"])
+
+
 # route handler -> (caller, path, body, another body), built fresh for each use
 CASES: dict[str, Callable[[dict[str, Any]], tuple[str, str, dict[str, Any], dict[str, Any]]]] = {
     "functions.ledger.transfers_create": lambda w: (
         "alice", "/v1/transfers",
         {"from_account_id": w["a"], "to_account_id": w["b"], "amount": "2.00", "currency": "NGN"},
         {"from_account_id": w["a"], "to_account_id": w["b"], "amount": "3.00", "currency": "NGN"},
+    ),
+    "functions.ledger.transfers_batch": lambda w: (
+        "alice", "/v1/transfers/batch",
+        {"mode": "atomic", "transfers": [
+            {"from_account_id": w["a"], "to_account_id": w["b"], "amount": "1.00", "currency": "NGN"}] * 2},
+        {"mode": "independent", "transfers": [
+            {"from_account_id": w["a"], "to_account_id": w["b"], "amount": "1.00", "currency": "NGN"}] * 2},
     ),
     "functions.ledger.holds_create": lambda w: (
         "alice", "/v1/holds", {"account_id": w["a"], "amount": "2.00", "currency": "NGN"},
@@ -147,6 +192,16 @@ CASES: dict[str, Callable[[dict[str, Any]], tuple[str, str, dict[str, Any], dict
     ),
     "functions.payments.admin_withdrawals_reject": lambda w: (
         "admin", f"/v1/admin/withdrawals/{_withdrawal(w)}/reject", {"reason": "wrong bank"},
+        {"reason": "another reason"},
+    ),
+    "functions.payments.payouts_bulk_create": lambda w: (
+        "merchant", "/v1/payouts/bulk", _bulk(w, ["1.00", "2.00"]), _bulk(w, ["1.00", "3.00"]),
+    ),
+    "functions.payments.payouts_bulk_approve": lambda w: (
+        "admin", f"/v1/admin/payouts/bulk/{_pending_bulk(w)}/approve", {}, {"unexpected": "body"},
+    ),
+    "functions.payments.payouts_bulk_reject": lambda w: (
+        "admin", f"/v1/admin/payouts/bulk/{_pending_bulk(w)}/reject", {"reason": "not payroll"},
         {"reason": "another reason"},
     ),
     "functions.invoices.invoices_pay": lambda w: (

@@ -24,6 +24,8 @@ CATEGORIES = {
     "hold": "financial",
     "payment": "financial",
     "withdrawal": "financial",
+    "payout_account": "financial",  # a payment method added / removed (issue 19)
+    "bulk_payout": "financial",  # a bulk operation: payroll-style payouts (issue 19)
     "idempotency": "financial",
     "reconciliation": "financial",  # a run requested, a discrepancy explained or resolved
     "invoice": "invoices",

@@ -132,6 +132,10 @@ class Settings:
     bulk_payout_two_person_limit: dict[str, Decimal] = field(
         default_factory=lambda: parse_step_up(DEFAULT_BULK_PAYOUT_TWO_PERSON_LIMIT)
     )
+    # ... and one of more items than this needs an administrator too, whatever its total:
+    # many payees at once is itself worth a second look, and approving in the request
+    # would capture every hold in the request's own statement (its time budget).
+    bulk_payout_approval_items: int = 100
     # Reconciliation: who is e-mailed about a run's discrepancies, and how far past each
     # side of a UTC day the ledger's payments are matched against that day's report.
     finance_email: str = "finance@ledgerline.local"
@@ -208,6 +212,7 @@ def settings() -> Settings:
         bulk_payout_two_person_limit=parse_step_up(
             env.get("LEDGERLINE_BULK_PAYOUT_TWO_PERSON_LIMIT", DEFAULT_BULK_PAYOUT_TWO_PERSON_LIMIT)
         ),
+        bulk_payout_approval_items=max(0, int(env.get("LEDGERLINE_BULK_PAYOUT_APPROVAL_ITEMS", "100"))),
         finance_email=env.get("LEDGERLINE_FINANCE_EMAIL", "finance@ledgerline.local"),
         reconcile_grace_minutes=int(env.get("LEDGERLINE_RECONCILE_GRACE_MINUTES", "30")),
         dispute_window_days=max(1, int(env.get("LEDGERLINE_DISPUTE_WINDOW_DAYS", "30"))),

@@ -50,6 +50,12 @@ class Route:
     velocity: bool = False  # counts against the per-user velocity limit (money leaving a wallet)
     key_scope: str | None = None  # merchant API keys holding this scope may call it; None: no key
     during_enrolment: bool = False  # reachable by a login still enrolling its second factor
+    # The largest request body this route takes, in bytes (the input gate's 413 above it);
+    # None: the gate's default, 64 KB. API Gateway's HTTP API refuses more than 10 MB itself.
+    max_body: int | None = None
+    # A velocity route whose requests each move money for several items: the name of the
+    # body's list whose length the velocity limit counts (None: each request counts one).
+    velocity_items: str | None = None
     tags: tuple[str, ...] = ()
     # AWS permissions beyond the database, by name (see GRANTS); the CDK app turns them
     # into one least-privilege role per function.
@@ -61,6 +67,8 @@ class Route:
             raise ValueError(f"{where}: a money route counts against the money limit (limit=RateLimit.MONEY)")
         if self.velocity and not self.money:
             raise ValueError(f"{where}: velocity counts money leaving a wallet; only money routes have it")
+        if self.velocity_items is not None and not self.velocity:
+            raise ValueError(f"{where}: velocity_items weighs the velocity count; the route needs velocity=True")
         if self.key_scope is not None and (self.access is not Access.USER or not _SCOPE.fullmatch(self.key_scope)):
             raise ValueError(f"{where}: key_scope is '<area>:read|write' on user routes only")
         if self.public and (self.during_enrolment or self.money):
@@ -81,6 +89,8 @@ class Route:
 
 
 _SCOPE = re.compile(r"[a-z][a-z-]*:(read|write)")
+# 1,000 transfers: ~130 KB as usually sent, ~650 KB with every description at its 500 characters.
+BATCH_MAX_BODY = 1024 * 1024
 
 
 # The vocabulary of ``grants``. Every function may reach the database through RDS Proxy
@@ -163,6 +173,11 @@ ROUTES: tuple[Route, ...] = (
           "Posted balance now or at a past instant", key_scope="accounts:read", tags=("accounts",)),
     Route("POST", "/v1/transfers", "functions.ledger.transfers_create", U, "Move money to another wallet", money=True,
           limit=MONEY, velocity=True, key_scope="transfers:write", tags=("transfers",)),
+    # batch transfers (issue 19): up to 1,000 items (~130 KB), so a body limit of its own; velocity counts items
+    Route("POST", "/v1/transfers/batch", "functions.ledger.transfers_batch", U,
+          "Up to 1,000 transfers at once: all or nothing (atomic) or each its own result (independent)",
+          money=True, limit=MONEY, velocity=True, key_scope="transfers:write", tags=("transfers",),
+          max_body=BATCH_MAX_BODY, velocity_items="transfers"),
     Route("GET", "/v1/transfers/{id}", "functions.ledger.transfers_get", U, "One transfer",
           key_scope="transfers:read", tags=("transfers",)),
     Route("POST", "/v1/holds", "functions.ledger.holds_create", U, "Place a hold", money=True, limit=MONEY,
@@ -198,6 +213,28 @@ ROUTES: tuple[Route, ...] = (
           velocity=True, tags=("withdrawals",), grants=("kms:field", "secret:blind-index")),
     Route("GET", "/v1/withdrawals/{id}", "functions.payments.withdrawals_get", U, "One withdrawal (the caller's)",
           tags=("withdrawals",)),
+    # payout accounts (issue 19): resolved by the gateway's account-name enquiry, sealed, masked
+    Route("POST", "/v1/payout-accounts", "functions.payments.payout_accounts_create", U,
+          "Add a bank account to pay out to (its name resolved by the gateway)", tags=("payout-accounts",),
+          grants=("kms:field", "secret:blind-index", "secret:gateways")),
+    Route("GET", "/v1/payout-accounts", "functions.payments.payout_accounts_list", U,
+          "The caller's payout accounts (numbers masked)", tags=("payout-accounts",)),
+    Route("DELETE", "/v1/payout-accounts/{id}", "functions.payments.payout_accounts_delete", U,
+          "Remove a payout account", tags=("payout-accounts",)),
+    # bulk payouts (issue 19): each item a withdrawal with its hold; administrators approve
+    # above a total (two of them above the two-person limit); velocity counts items
+    Route("POST", "/v1/payouts/bulk", "functions.payments.payouts_bulk_create", U,
+          "Pay a merchant's wallet out to many of its payout accounts (up to 1,000 items)", money=True,
+          limit=MONEY, velocity=True, tags=("payouts",), max_body=BATCH_MAX_BODY, velocity_items="items",
+          grants=("kms:field", "sqs:gateway-payouts")),
+    Route("GET", "/v1/payouts/bulk/{id}", "functions.payments.payouts_bulk_get", U,
+          "One bulk payout and each item's status", tags=("payouts",)),
+    Route("POST", "/v1/admin/payouts/bulk/{id}/approve", "functions.payments.payouts_bulk_approve", A,
+          "Approve a bulk payout (never one's own; two administrators above the two-person limit)",
+          money=True, limit=MONEY, tags=("admin", "payouts"), grants=("sqs:gateway-payouts",)),
+    Route("POST", "/v1/admin/payouts/bulk/{id}/reject", "functions.payments.payouts_bulk_reject", A,
+          "Reject a bulk payout waiting for approval: every item's hold is released", money=True, limit=MONEY,
+          tags=("admin", "payouts")),
     Route("POST", "/v1/admin/withdrawals/{id}/approve", "functions.payments.admin_withdrawals_approve", A,
           "Approve a withdrawal: its money moves to payout clearing and the payout is queued", money=True,
           limit=MONEY, tags=("admin", "withdrawals"), grants=("sqs:gateway-payouts",)),

@@ -35,6 +35,7 @@ ENCRYPTED_COLUMNS: list[EncryptedColumn] = [
     EncryptedColumn("otp_credentials", "secret", id_column="user_id", where="secret_encrypted"),  # auth.otp
     EncryptedColumn("withdrawals", "account_number_ciphertext"),  # payments.withdrawals
     EncryptedColumn("webhook_endpoints", "secret_ciphertext"),  # webhooks.endpoints
+    EncryptedColumn("payout_accounts", "account_number_ciphertext"),  # payments.payout_accounts
 ]
 
 

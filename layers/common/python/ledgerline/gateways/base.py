@@ -93,6 +93,18 @@ class Payout:
 
 
 @dataclass(frozen=True)
+class PayoutItem:
+    """One transfer of a bulk payout (issue 19): the same fields as ``create_payout``'s."""
+
+    reference: str
+    amount: Decimal
+    bank_code: str
+    account_number: str
+    account_name: str
+    narration: str
+
+
+@dataclass(frozen=True)
 class BankAccount:
     bank_code: str
     account_number: str
@@ -146,6 +158,12 @@ class Gateway(Protocol):
         narration: str,
     ) -> Payout:
         """Send money to a bank account; idempotent on ``reference``."""
+        ...
+
+    def create_bulk_payout(self, *, currency: str, items: list[PayoutItem], title: str) -> list[Payout]:
+        """Send many transfers in one currency through the provider's bulk transfer API,
+        one ``Payout`` per item (in order), each settled by its own webhook; idempotent on
+        each item's reference. ``GatewayRefused(code="unsupported")`` where there is none."""
         ...
 
     def verify_payout(self, reference: str, provider_id: str | None = None) -> Payout:

@@ -20,11 +20,14 @@ from ledgerline.gateways.base import (
     Page,
     PaymentStatus,
     Payout,
+    PayoutItem,
     PayoutStatus,
     WebhookEvent,
 )
 from ledgerline.gateways.http import Adapter, Connection, parse_json, parse_time, reading
 from ledgerline.money import minor_units, to_minor
+
+BULK_TRANSFERS = 100  # per POST /v3/bulk-transfers
 
 _PAYMENT_STATUS = {
     "successful": PaymentStatus.SUCCEEDED,
@@ -158,6 +161,33 @@ class Flutterwave(Adapter):
                 ).body
             )
             return self._payout(data)
+
+    def create_bulk_payout(self, *, currency: str, items: list[PayoutItem], title: str) -> list[Payout]:
+        # POST /v3/bulk-transfers answers the batch's id only: each transfer is pending
+        # until its own webhook (its id is not known yet; the batch's stands for it).
+        payouts: list[Payout] = []
+        with reading(self.provider, "bulk payout"):
+            for chunk in (items[i : i + BULK_TRANSFERS] for i in range(0, len(items), BULK_TRANSFERS)):
+                for item in chunk:
+                    to_minor(item.amount, currency)  # an amount the currency cannot take fails here
+                batch = self._data(
+                    self._http.post_json(
+                        "/v3/bulk-transfers",
+                        {
+                            "title": title[:100],
+                            "bulk_data": [
+                                {"bank_code": i.bank_code, "account_number": i.account_number, "amount": i.amount,
+                                 "currency": currency, "narration": i.narration, "reference": i.reference}
+                                for i in chunk
+                            ],
+                        },
+                    ).body
+                )  # fmt: skip
+                payouts.extend(
+                    Payout(reference=i.reference, provider_id=f"bulk-{batch['id']}", status=PayoutStatus.PENDING)
+                    for i in chunk
+                )
+        return payouts
 
     def verify_payout(self, reference: str, provider_id: str | None = None) -> Payout:
         if not provider_id:  # v3 fetches a transfer by its id

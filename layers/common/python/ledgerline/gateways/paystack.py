@@ -19,6 +19,7 @@ from ledgerline.gateways.base import (
     Page,
     PaymentStatus,
     Payout,
+    PayoutItem,
     PayoutStatus,
     WebhookEvent,
 )
@@ -26,6 +27,7 @@ from ledgerline.gateways.http import Adapter, parse_json, parse_time, reading
 from ledgerline.money import from_minor, to_minor
 
 PAGE_SIZE = 50
+BULK_TRANSFERS = 100  # the most one POST /transfer/bulk carries
 
 # "abandoned" is a checkout the customer has not finished: it may still be paid, so it
 # stays pending until the day's report or an expiry settles it.
@@ -168,6 +170,32 @@ class Paystack(Adapter):
             status=_PAYOUT_STATUS.get(str(data.get("status")), PayoutStatus.PENDING),
             reason=data.get("failures") or data.get("gateway_response"),
         )
+
+    def create_bulk_payout(self, *, currency: str, items: list[PayoutItem], title: str) -> list[Payout]:
+        # A recipient per account (the existing one comes back for the same account), then
+        # ``POST /transfer/bulk``, at most 100 transfers a request.
+        payouts: list[Payout] = []
+        with reading(self.provider, "bulk payout"):
+            for chunk in (items[i : i + BULK_TRANSFERS] for i in range(0, len(items), BULK_TRANSFERS)):
+                transfers = []
+                for item in chunk:
+                    recipient = self._data(
+                        self._http.post_json(
+                            "/transferrecipient",
+                            {"type": "nuban", "name": item.account_name, "account_number": item.account_number,
+                             "bank_code": item.bank_code, "currency": currency},
+                        ).body
+                    )  # fmt: skip
+                    transfers.append({"amount": to_minor(item.amount, currency), "reference": item.reference,
+                                      "reason": item.narration, "recipient": recipient["recipient_code"]})  # fmt: skip
+                queued = self._data(
+                    self._http.post_json(
+                        "/transfer/bulk", {"currency": currency, "source": "balance", "transfers": transfers}
+                    ).body
+                )
+                by_reference = {str(q["reference"]): q for q in queued}
+                payouts.extend(self._payout(by_reference[item.reference]) for item in chunk)
+        return payouts
 
     def resolve_account(self, bank_code: str, account_number: str) -> BankAccount:
         with reading(self.provider, "resolve"):

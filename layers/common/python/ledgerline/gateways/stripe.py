@@ -23,6 +23,7 @@ from ledgerline.gateways.base import (
     Page,
     PaymentStatus,
     Payout,
+    PayoutItem,
     PayoutStatus,
     WebhookEvent,
 )
@@ -212,6 +213,9 @@ class Stripe(Adapter):
             status=_PAYOUT_STATUS.get(str(payout.get("status")), PayoutStatus.PENDING),
             reason=payout.get("failure_message"),
         )
+
+    def create_bulk_payout(self, *, currency: str, items: list[PayoutItem], title: str) -> list[Payout]:
+        raise GatewayRefused("stripe offers no bulk transfer API", code="unsupported")
 
     def resolve_account(self, bank_code: str, account_number: str) -> BankAccount:
         raise GatewayRefused("stripe offers no account-name enquiry", code="unsupported")

@@ -66,6 +66,8 @@ class Operation:
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation("transfer", 201, "transfer.completed", "transfer.failed"),
+    # batch transfers (issue 19; db/routines/transfer_batch.sql): one bulk row, plus each posted item's own
+    Operation("transfer_batch", 201, "transfer.batch_completed", "transfer.batch_failed"),
     Operation("hold_create", 201, "hold.created", "hold.failed"),
     Operation("hold_capture", 200, "hold.captured", "hold.failed"),
     Operation("hold_void", 200, "hold.voided", "hold.failed"),
@@ -74,6 +76,11 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("withdrawal_request", 201, "withdrawal.requested", "withdrawal.request_failed"),
     Operation("withdrawal_approve", 200, "withdrawal.approved", "withdrawal.approval_failed"),
     Operation("withdrawal_reject", 200, "withdrawal.rejected", "withdrawal.rejection_failed", publishes=True),
+    # bulk payouts (issue 19; db/routines/bulk_payout_*.sql): each item a withdrawal; the last
+    # approval queues every item's payout
+    Operation("bulk_payout_request", 201, "bulk_payout.requested", "bulk_payout.request_failed", publishes=True),
+    Operation("bulk_payout_approve", 200, "bulk_payout.approved", "bulk_payout.approval_failed", publishes=True),
+    Operation("bulk_payout_reject", 200, "bulk_payout.rejected", "bulk_payout.rejection_failed"),
     Operation("topup", 201, "payment.initiated", "payment.initiation_failed"),
     Operation("payment_resolve", 200, "payment.resolved", "payment.resolution_failed", publishes=True),
     # invoices (issue 17; db/routines/invoice_pay.sql): the buyer's money into a new escrow of the invoice

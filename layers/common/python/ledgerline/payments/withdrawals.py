@@ -38,7 +38,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
+from pydantic_core import PydanticCustomError
 
 from ledgerline import errors, outbox
 from ledgerline.audit import Actor
@@ -49,7 +50,7 @@ from ledgerline.observability import logger
 if TYPE_CHECKING:
     from ledgerline.caller import Principal
     from ledgerline.db import Cursor
-    from ledgerline.gateways.base import Gateway, WebhookEvent
+    from ledgerline.gateways.base import Gateway, Payout, WebhookEvent
 
 TABLE = "withdrawals"
 CIPHERTEXT_COLUMN = "account_number_ciphertext"  # ledgerline.crypto.columns.ENCRYPTED_COLUMNS
@@ -78,13 +79,24 @@ class CreateWithdrawal(_Body):
     account_id: UUID
     amount: AmountText
     currency: Currency
-    destination: Destination
+    # One of the two (issue 19): a bank account given here, or one of the caller's payout
+    # accounts (whose gateway pays out: no provider then).
+    destination: Destination | None = None
+    payout_account_id: UUID | None = None
     otp: StrictStr | None = Field(
         default=None, max_length=20, description="A current TOTP code (or a recovery code): above the step-up amount"
     )
     provider: Literal["paystack", "stripe", "flutterwave"] | None = Field(
         default=None, description="The gateway that pays out; default: the deployment's"
     )
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> CreateWithdrawal:
+        if (self.destination is None) == (self.payout_account_id is None):
+            raise PydanticCustomError("destination", "send either destination or payout_account_id (one of them)")
+        if self.payout_account_id is not None and self.provider is not None:
+            raise PydanticCustomError("provider", "a payout account is paid by the gateway it was added with")
+        return self
 
 
 class RejectWithdrawal(_Body):
@@ -183,15 +195,26 @@ def request_arguments(body: CreateWithdrawal, *, caller: Principal, key: UUID, a
     required = needs_step_up(body.amount, body.currency)
     passed = check_second_factor(caller, body.otp, key, actor) if required else False
     withdrawal_id = uuid.uuid4()
-    number = body.destination.account_number.upper()
-    return {
+    common = {
         "id": str(withdrawal_id),
         "account_id": str(body.account_id),
         "amount": body.amount,
         "currency": body.currency,
-        "provider": body.provider or settings().payout_provider,
         "hold_expires_in_seconds": HOLD_SECONDS,
         "step_up": {"required": required, "passed": passed},
+    }
+    if body.destination is None:  # to a payout account: its number stays sealed in its own row
+        from ledgerline.payments import payout_accounts
+
+        return {
+            **common,
+            "payout_account_id": str(body.payout_account_id),
+            "cooling_off": payout_accounts.cooling_off(body.currency),
+        }
+    number = body.destination.account_number.upper()
+    return {
+        **common,
+        "provider": body.provider or settings().payout_provider,
         "destination": {
             "bank_code": body.destination.bank_code,
             "account_name": body.destination.account_name.strip(),
@@ -318,9 +341,9 @@ def send_payout(withdrawal_id: UUID, *, gateway_of: Callable[[str], Gateway] | N
     of it: "submitted" (the webhook will settle it), "paid", "failed", or the state it
     was already in. ``GatewayUnavailable`` propagates: the message stays for a retry.
     Safe to repeat: the gateway is idempotent on the reference (the withdrawal's id)."""
-    from ledgerline import crypto, money
+    from ledgerline import money
     from ledgerline.db import transaction
-    from ledgerline.gateways.base import GatewayRefused, PayoutStatus
+    from ledgerline.gateways.base import GatewayRefused
 
     if gateway_of is None:
         from ledgerline.gateways import registry
@@ -332,11 +355,8 @@ def send_payout(withdrawal_id: UUID, *, gateway_of: Callable[[str], Gateway] | N
         return "not_found"
     if row["status"] != "approved":
         return str(row["status"])  # settled already, or never approved: nothing to pay
-    account_number = crypto.decrypt_field(
-        bytes(row[CIPHERTEXT_COLUMN]), table=TABLE, column=CIPHERTEXT_COLUMN, row_id=withdrawal_id
-    )
+    account_number = destination_number(row)
     amount = Decimal(row["amount"]).quantize(Decimal(1).scaleb(-money.minor_units(row["currency"])))
-    actor = _system_actor("payout_worker", provider=row["provider"])
     try:
         payout = gateway_of(row["provider"]).create_payout(
             reference=str(withdrawal_id),
@@ -345,22 +365,49 @@ def send_payout(withdrawal_id: UUID, *, gateway_of: Callable[[str], Gateway] | N
             bank_code=row["bank_code"],
             account_number=account_number,
             account_name=row["account_name"],
-            narration=f"Withdrawal {withdrawal_id}",
+            narration=row.get("narration") or f"Withdrawal {withdrawal_id}",
         )
     except GatewayRefused as exc:
-        reason = f"the gateway refused the payout: {exc}"
-        result = transaction(
-            lambda cur: _settle(
-                cur, withdrawal_id, "failed", actor, reason=reason, payout_id=None, source="payout_worker"
-            )
-        )
-        logger.warning("payout refused", extra={"withdrawal_id": str(withdrawal_id), "outcome": result["outcome"]})
-        return str(result.get("status", result["outcome"]))
+        return refuse_payout(withdrawal_id, row["provider"], f"the gateway refused the payout: {exc}")
+    return record_payout(withdrawal_id, row["provider"], payout)
+
+
+def destination_number(row: dict[str, Any]) -> str:
+    """The plaintext account number an approved withdrawal is paid to (the payout worker's
+    only): sealed in its own row, or once in its payout account's (issue 19)."""
+    from ledgerline import crypto
+    from ledgerline.db import transaction
+
+    if row["payout_account_id"] is not None:
+        from ledgerline.payments import payout_accounts
+
+        return transaction(lambda cur: payout_accounts.account_number(cur, row["payout_account_id"]), read_only=True)
+    return crypto.decrypt_field(bytes(row[CIPHERTEXT_COLUMN]), table=TABLE, column=CIPHERTEXT_COLUMN, row_id=row["id"])
+
+
+def refuse_payout(withdrawal_id: UUID, provider: str, reason: str) -> str:
+    """The gateway refused to pay: the withdrawal fails now (its money back to the wallet)."""
+    from ledgerline.db import transaction
+
+    actor = _system_actor("payout_worker", provider=provider)
+    result = transaction(
+        lambda cur: _settle(cur, withdrawal_id, "failed", actor, reason=reason, payout_id=None, source="payout_worker")
+    )
+    logger.warning("payout refused", extra={"withdrawal_id": str(withdrawal_id), "outcome": result["outcome"]})
+    return str(result.get("status", result["outcome"]))
+
+
+def record_payout(withdrawal_id: UUID, provider: str, payout: Payout) -> str:
+    """What the gateway answered about an approved withdrawal's payout: submitted (its
+    webhook settles it) or, if the answer is final already, settled now."""
+    from ledgerline.db import transaction
+    from ledgerline.gateways.base import PayoutStatus
 
     status = transaction(lambda cur: _submitted(cur, withdrawal_id, payout.provider_id))
     if status != "approved" or payout.status is PayoutStatus.PENDING:
         return "submitted" if status == "approved" else str(status)
     outcome = "succeeded" if payout.status is PayoutStatus.SUCCEEDED else "failed"
+    actor = _system_actor("payout_worker", provider=provider)
     result = transaction(
         lambda cur: _settle(
             cur,

@@ -48,6 +48,11 @@ BEGIN
       END IF;
     END IF;
 
+  WHEN 'transfer_batch' THEN  -- transfer_batch.sql (issue 19): atomic or independent, locks taken up front
+    v_result := transfer_batch(p_mode => p_args->>'mode', p_items => p_args->'transfers', p_owner => v_owner,
+                               p_credit_kinds => v_kinds, p_actor => p_actor, p_audit => v_done);
+    v_body := v_result->'batch';
+
   WHEN 'hold_create' THEN
     v_amount := ledger_amount(p_text => p_args->>'amount', p_currency => p_args->>'currency');
     IF v_amount ? 'problem' THEN
@@ -158,6 +163,16 @@ BEGIN
     v_result := withdrawal_reject(p_withdrawal => (p_args->>'withdrawal_id')::uuid, p_reason => p_args->>'reason',
                                   p_actor => p_actor, p_audit => v_done);
     v_body := v_result->'withdrawal';
+  WHEN 'bulk_payout_request' THEN  -- bulk_payout_*.sql (issue 19): each item a withdrawal with its hold
+    v_result := bulk_payout_request(p_args => p_args, p_actor => p_actor, p_audit => v_done);
+    v_body := v_result->'bulk_payout';
+  WHEN 'bulk_payout_approve' THEN
+    v_result := bulk_payout_approve(p_bulk => (p_args->>'bulk_payout_id')::uuid, p_actor => p_actor, p_audit => v_done);
+    v_body := v_result->'bulk_payout';
+  WHEN 'bulk_payout_reject' THEN
+    v_result := bulk_payout_reject(p_bulk => (p_args->>'bulk_payout_id')::uuid, p_reason => p_args->>'reason',
+                                   p_actor => p_actor, p_audit => v_done);
+    v_body := v_result->'bulk_payout';
   WHEN 'invoice_pay' THEN  -- invoice_pay.sql: opens and funds the invoice's escrow, marks it PAID
     v_result := invoice_pay(p_invoice => (p_args->>'invoice_id')::uuid, p_account => (p_args->>'account_id')::uuid,
                             p_owner => v_owner, p_actor => p_actor, p_audit => v_done,

@@ -17,6 +17,10 @@ BEGIN
   IF NOT FOUND THEN
     RETURN jsonb_build_object('refusal', api_problem('not_found', format('withdrawal %s not found', p_withdrawal)));
   END IF;
+  IF w.bulk_payout_id IS NOT NULL THEN  -- decided with its bulk payout only (its approvals: bulk_payout_approve)
+    RETURN jsonb_build_object('refusal', api_problem('invalid_state_transition',
+      format('withdrawal %s is an item of bulk payout %s: it is approved with it', p_withdrawal, w.bulk_payout_id)));
+  END IF;
   IF w.status <> 'requested' THEN
     RETURN jsonb_build_object('refusal', api_problem('invalid_state_transition',
       format('withdrawal %s is %s; only a requested withdrawal can be approved', p_withdrawal, w.status)));

@@ -7,6 +7,7 @@ LANGUAGE sql STABLE AS $$
     'hold_id', w.hold_id, 'provider', w.provider,
     'destination', jsonb_build_object('bank_code', w.bank_code, 'account_number', '****' || w.account_number_last4,
                                       'account_name', w.account_name),
+    'payout_account_id', w.payout_account_id, 'bulk_payout_id', w.bulk_payout_id,
     'step_up', w.step_up, 'reason', w.reason, 'payout_id', w.payout_id,
     'capture_transaction_id', w.capture_transaction_id, 'settlement_transaction_id', w.settlement_transaction_id,
     'reversal_transaction_id', w.reversal_transaction_id,

@@ -7,7 +7,10 @@
 -- currency, provider, hold_expires_in_seconds, owner_id, step_up {"required", "passed"}
 -- and destination {bank_code, account_name, account_number_ciphertext (hex),
 -- account_number_blind_index (hex), account_number_last4}: the account number arrives
--- sealed; its plaintext never reaches the database.
+-- sealed; its plaintext never reaches the database. Or, in place of destination,
+-- payout_account_id and cooling_off {hours, limit} (issue 19): the destination is that
+-- payout account of the owner's (payout_account_destination: 404, cooling-off 409), and
+-- the withdrawal refers to it instead of holding a ciphertext of its own.
 --
 -- The second factor is checked in Python before this statement (a TOTP code is spent
 -- in a transaction of its own); step_up says what was checked. A withdrawal that needed
@@ -39,6 +42,14 @@ BEGIN
   IF NOT FOUND OR v_kind <> 'user_wallet' THEN  -- only a wallet pays out; anything else is not the caller's to say
     RETURN jsonb_build_object('refusal', api_problem('not_found', format('account %s not found', p_args->>'account_id')));
   END IF;
+  IF p_args ? 'payout_account_id' THEN
+    v_dest := payout_account_destination(p_payout_account => (p_args->>'payout_account_id')::uuid, p_owner => v_owner,
+                                         p_amount => (v_amount->>'amount')::numeric, p_cooling => p_args->'cooling_off');
+    IF v_dest ? 'refusal' THEN
+      RETURN v_dest;
+    END IF;
+    v_dest := v_dest->'destination';
+  END IF;
   v_hold := ledger_hold_place(
     p_account => (p_args->>'account_id')::uuid, p_currency => p_args->>'currency',
     p_amount => (v_amount->>'amount')::numeric,
@@ -49,12 +60,15 @@ BEGIN
     RETURN v_hold;
   END IF;
   INSERT INTO withdrawals (id, user_id, account_id, currency, amount, hold_id, provider, bank_code, account_name,
-                           account_number_ciphertext, account_number_blind_index, account_number_last4, step_up)
+                           account_number_ciphertext, account_number_blind_index, account_number_last4, step_up,
+                           payout_account_id)
   VALUES ((p_args->>'id')::uuid, v_owner, (p_args->>'account_id')::uuid, p_args->>'currency',
-          (v_amount->>'amount')::numeric, (v_hold->'hold'->>'id')::uuid, p_args->>'provider', v_dest->>'bank_code',
+          (v_amount->>'amount')::numeric, (v_hold->'hold'->>'id')::uuid,
+          coalesce(v_dest->>'provider', p_args->>'provider'), v_dest->>'bank_code',
           v_dest->>'account_name', decode(v_dest->>'account_number_ciphertext', 'hex'),
           decode(v_dest->>'account_number_blind_index', 'hex'), v_dest->>'account_number_last4',
-          CASE WHEN (p_args->'step_up'->>'passed')::boolean THEN 'otp' ELSE 'none' END)
+          CASE WHEN (p_args->'step_up'->>'passed')::boolean THEN 'otp' ELSE 'none' END,
+          (v_dest->>'payout_account_id')::uuid)
   RETURNING * INTO w;
   PERFORM ledger_audit(p_actor => p_actor, p_rows => jsonb_build_array(p_audit || jsonb_build_object(
             'resource_type', 'withdrawal', 'resource_id', w.id,
