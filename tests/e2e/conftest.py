@@ -158,6 +158,39 @@ def enrolled(api: str, make_user: Callable[..., dict], role: str) -> Client:
     return client.as_user(login.json()["access_token"])
 
 
+@contextlib.contextmanager
+def settings_from_env(**values: str) -> Iterator[None]:
+    """These environment variables set, the settings read again; both restored after."""
+    from ledgerline import config
+
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    config.settings.cache_clear()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        config.settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def fake_server(gateway, aws_endpoint):
+    """A fake gateway in this process (its books readable), delivering to this run's API;
+    the adapters call it, and do not retry (an outage is an outage at once)."""
+    from ledgerline.local.fake_gateway import FakeGateway
+
+    server = FakeGateway(port=0, webhook_url=gateway.url).start()
+    try:
+        with settings_from_env(LEDGERLINE_FAKE_GATEWAY_PORT=str(server.port), LEDGERLINE_GATEWAY_RETRIES="0"):
+            yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="module")
 def admin(api, make_user) -> Client:
     return enrolled(api, make_user, "admin")

@@ -24,28 +24,8 @@ PAYOUTS, WEBHOOKS = "gateway-payouts", "gateway-webhooks"
 
 
 @pytest.fixture(scope="module")
-def fake(gateway, aws_endpoint):
-    """The fake gateway in this process (its books readable), delivering to this run's API."""
-    from ledgerline import config
-    from ledgerline.local.fake_gateway import FakeGateway, Misbehaviour
-
-    server = FakeGateway(port=0, webhook_url=gateway.url).start()
-    saved = {k: os.environ.get(k) for k in ("LEDGERLINE_FAKE_GATEWAY_PORT", "LEDGERLINE_GATEWAY_RETRIES")}
-    os.environ["LEDGERLINE_FAKE_GATEWAY_PORT"] = str(server.port)
-    os.environ["LEDGERLINE_GATEWAY_RETRIES"] = "0"
-    config.settings.cache_clear()
-    try:
-        yield server
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        config.settings.cache_clear()
-        server.stop()
-        for p in list(server.misbehaviour):
-            server.misbehaviour[p] = Misbehaviour()
+def fake(fake_server):
+    return fake_server
 
 
 @pytest.fixture

@@ -77,31 +77,6 @@ def backdate(owner_conn, payout_account_id: str, hours: int) -> None:
                      "RETURNING id", hours, payout_account_id)  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def fake_server(gateway, aws_endpoint):
-    """The fake gateway in this process (its books readable), delivering to this run's API."""
-    import os
-
-    from ledgerline import config
-    from ledgerline.local.fake_gateway import FakeGateway
-
-    server = FakeGateway(port=0, webhook_url=gateway.url).start()
-    saved = {k: os.environ.get(k) for k in ("LEDGERLINE_FAKE_GATEWAY_PORT", "LEDGERLINE_GATEWAY_RETRIES")}
-    os.environ["LEDGERLINE_FAKE_GATEWAY_PORT"] = str(server.port)
-    os.environ["LEDGERLINE_GATEWAY_RETRIES"] = "0"  # an outage is an outage at once
-    config.settings.cache_clear()
-    try:
-        yield server
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        config.settings.cache_clear()
-        server.stop()
-
-
 @pytest.fixture
 def fake(fake_server):
     from ledgerline.local.fake_gateway import Misbehaviour

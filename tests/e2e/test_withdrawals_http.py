@@ -9,7 +9,6 @@ own message for a retry; the HTTP contract's refusals change nothing."""
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from decimal import Decimal
@@ -54,29 +53,6 @@ class Fake:
                     return dict(d)
             time.sleep(0.05)
         raise AssertionError(f"no {provider} webhook about {reference} within {timeout}s")
-
-
-@pytest.fixture(scope="module")
-def fake_server(gateway, aws_endpoint):
-    """The fake gateway on a free port, delivering to this run's API; the adapters call it."""
-    from ledgerline import config
-    from ledgerline.local.fake_gateway import FakeGateway
-
-    server = FakeGateway(port=0, webhook_url=gateway.url).start()
-    saved = {k: os.environ.get(k) for k in ("LEDGERLINE_FAKE_GATEWAY_PORT", "LEDGERLINE_GATEWAY_RETRIES")}
-    os.environ["LEDGERLINE_FAKE_GATEWAY_PORT"] = str(server.port)
-    os.environ["LEDGERLINE_GATEWAY_RETRIES"] = "0"  # an outage is an outage at once
-    config.settings.cache_clear()
-    try:
-        yield server
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        config.settings.cache_clear()
-        server.stop()
 
 
 @pytest.fixture
