@@ -136,7 +136,10 @@ def test_a_small_bulk_payout_holds_each_item_and_queues_its_payout_at_once(merch
     item = client.get(f"/v1/withdrawals/{body['items'][1]['withdrawal_id']}").json()
     assert (item["bulk_payout_id"], item["payout_account_id"], item["status"]) == (body["id"], payees[1], "approved")
     assert item["destination"]["account_number"] == "****0001"
-    assert balance(client, account) == {"posted": Decimal("9600.00"), "available": Decimal("9600.00")}
+    # held, not posted, until each payout answers (its hold pinned: it no longer expires)
+    assert balance(client, account) == {"posted": Decimal("10000.00"), "available": Decimal("9600.00")}
+    assert rows(owner_conn, "SELECT h.status, isfinite(h.expires_at) FROM holds h JOIN withdrawals w ON w.hold_id = h.id "
+                            "WHERE w.bulk_payout_id = %s GROUP BY 1, 2", body["id"]) == [("active", False)]  # fmt: skip
     assert client.get(f"/v1/payouts/bulk/{body['id']}").json() == body
     trail = rows(owner_conn, "SELECT action, count(*) FROM audit_log WHERE metadata->>'bulk_payout_id' = %s "
                              "OR resource_id = %s GROUP BY action ORDER BY action", body["id"], body["id"])  # fmt: skip
@@ -149,7 +152,7 @@ def test_a_small_bulk_payout_holds_each_item_and_queues_its_payout_at_once(merch
 
 @pytest.mark.parametrize(("provider", "bulk_path"), [("paystack", "POST /transfer/bulk"),
                                                     ("flutterwave", "POST /v3/bulk-transfers")])  # fmt: skip
-def test_a_bulk_payout_with_a_failing_item_leaves_the_others_paid_and_the_failed_one_returned(
+def test_a_bulk_payout_with_a_failing_item_leaves_the_others_paid_and_the_failed_hold_voided(
     merchant, admin, behaving, owner_conn, provider, bulk_path
 ):
     fake = behaving
@@ -182,10 +185,10 @@ def test_a_bulk_payout_with_a_failing_item_leaves_the_others_paid_and_the_failed
                              "|| metadata::text FROM audit_log WHERE resource_id = ANY(%s)",
                  [r.json()["id"], *(i["withdrawal_id"] for i in items)])  # fmt: skip
     assert len(trail) >= 7 and not [t for (t,) in trail for n in range(3) if f"01234{n:05d}" in t]  # masked
-    [(hold_status, reversal)] = rows(owner_conn, "SELECT h.status, w.reversal_transaction_id IS NOT NULL FROM withdrawals w "
-                                                 "JOIN holds h ON h.id = w.hold_id WHERE w.id = %s",
-                                     items[1]["withdrawal_id"])  # fmt: skip
-    assert (hold_status, reversal) == ("posted", True)  # captured at approval; its money came back by reversal
+    holds = rows(owner_conn, "SELECT h.status, w.reversal_transaction_id FROM withdrawals w "
+                             "JOIN holds h ON h.id = w.hold_id WHERE w.id = ANY(%s::uuid[]) ORDER BY w.bulk_index",
+                 [i["withdrawal_id"] for i in items])  # fmt: skip
+    assert holds == [("posted", None), ("voided", None), ("posted", None)]  # the failed one's: voided, nothing posted
     ledger_ok(admin)
 
 
@@ -341,7 +344,7 @@ def test_above_the_limit_one_administrator_approves_and_items_wait_until_then(me
     assert approved.status_code == 200, approved.text
     assert approved.json()["status"] == "approved" and approved.json()["approvals"] == 1
     assert {i["status"] for i in approved.json()["items"]} == {"approved"}
-    assert balance(client, account) == {"posted": Decimal("99999.99"), "available": Decimal("99999.99")}
+    assert balance(client, account) == {"posted": Decimal("200000.00"), "available": Decimal("99999.99")}
     again = admin.post(f"/v1/admin/payouts/bulk/{body['id']}/approve", idempotency_key=True)
     assert again.status_code == 409 and again.json()["code"] == "invalid_state_transition"
     queued = rows(owner_conn, "SELECT payload FROM outbox WHERE queue = %s AND payload->>'bulk_payout_id' = %s",
@@ -370,7 +373,7 @@ def test_above_the_two_person_limit_two_different_administrators_approve(
     second = second_admin.post(f"/v1/admin/payouts/bulk/{bid}/approve", idempotency_key=True)
     assert second.status_code == 200 and second.json()["status"] == "approved", second.text
     assert second.json()["approvals"] == 2
-    assert balance(client, account) == {"posted": Decimal("9999.99"), "available": Decimal("9999.99")}
+    assert balance(client, account) == {"posted": Decimal("60000.00"), "available": Decimal("9999.99")}
     assert rows(owner_conn, "SELECT count(*) FROM audit_log WHERE action = 'bulk_payout.approved' AND resource_id = %s",
                 bid) == [(2,)]  # fmt: skip
     ledger_ok(admin)
@@ -478,8 +481,8 @@ def test_an_approval_racing_a_rejection_lands_one_decision(merchant, admin, seco
         final = client.get(f"/v1/payouts/bulk/{bid}").json()
         expected = "approved" if out["approve"] == 200 else "rejected"
         assert final["status"] == expected and {i["status"] for i in final["items"]} == {expected}
-        posted = Decimal("99999.99") if expected == "approved" else Decimal("200000.00")
-        assert balance(client, account) == {"posted": posted, "available": posted}
+        available = Decimal("99999.99") if expected == "approved" else Decimal("200000.00")
+        assert balance(client, account) == {"posted": Decimal("200000.00"), "available": available}
     ledger_ok(admin)
 
 
@@ -528,7 +531,7 @@ def test_a_bulk_payout_of_a_thousand_items_is_held_in_one_request_and_approved_i
     assert r.json()["item_count"] == n == 1000 and r.json()["amount"]["amount"] == "1010.00"
     assert rows(owner_conn, "SELECT count(*), count(DISTINCT hold_id) FROM withdrawals WHERE bulk_payout_id = %s",
                 r.json()["id"]) == [(1000, 1000)]  # fmt: skip
-    assert balance(client, account) == {"posted": Decimal("3990.00"), "available": Decimal("3990.00")}
+    assert balance(client, account) == {"posted": Decimal("5000.00"), "available": Decimal("3990.00")}
     ledger_ok(admin)
 
 

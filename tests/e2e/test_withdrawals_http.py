@@ -152,7 +152,7 @@ def test_a_withdrawal_approved_and_paid_out_leaves_the_ledger_balanced(
     approved = approve(admin, w["id"])
     assert approved.status_code == 200, approved.text
     assert approved.json()["status"] == "approved"
-    assert balance(client, account) == {"posted": left, "available": left}
+    assert balance(client, account) == {"posted": Decimal("2000.00"), "available": left}  # held until paid
 
     pay_out_and_settle(fake, provider, w["id"])
 
@@ -169,9 +169,7 @@ def test_a_withdrawal_approved_and_paid_out_leaves_the_ledger_balanced(
 
 
 @pytest.mark.parametrize(("provider", "currency", "amount"), PROVIDERS[:2], ids=[p[0] for p in PROVIDERS[:2]])
-def test_a_payout_that_fails_returns_the_money_to_the_wallet(
-    fake, admin, wallet, owner_conn, provider, currency, amount
-):
+def test_a_payout_that_fails_voids_the_hold(fake, admin, wallet, owner_conn, provider, currency, amount):
     client, account = wallet(currency, "2000.00")
     fake.misbehave(provider, payout="fail")
     w = requested(client, account, amount, currency, provider)
@@ -180,7 +178,10 @@ def test_a_payout_that_fails_returns_the_money_to_the_wallet(
     pay_out_and_settle(fake, provider, w["id"])
 
     failed = client.get(f"/v1/withdrawals/{w['id']}").json()
-    assert failed["status"] == "failed" and failed["reversal_transaction_id"] and failed["reason"]
+    assert failed["status"] == "failed" and failed["reason"] and failed["reversal_transaction_id"] is None
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT status FROM holds WHERE id = %s", (w["hold_id"],))
+        assert cur.fetchall() == [("voided",)]
     assert balance(client, account) == {"posted": Decimal("2000.00"), "available": Decimal("2000.00")}
     assert notices(owner_conn, w["id"]) == ["withdrawal.failed"]
     ledger_ok(admin)
@@ -369,3 +370,31 @@ def test_above_the_step_up_amount_the_otp_is_required(api, wallet, monkeypatch):
     finally:
         monkeypatch.undo()
         config.settings.cache_clear()
+
+
+@pytest.mark.parametrize("approved", [False, True], ids=["requested", "approved"])
+def test_a_withdrawals_hold_is_resolved_by_the_withdrawal_only(fake, admin, wallet, owner_conn, approved):
+    """The hold routes refuse a withdrawal's hold to its owner (and they are the owner's
+    routes: anyone else is told it does not exist): voided by hand, the money would be
+    spendable again while the payout is still owed, or paid."""
+    client, account = wallet("NGN", "300.00")
+    _, other = wallet("NGN", client=client)
+    w = requested(client, account, "100.00", "NGN", "paystack")
+    if approved:
+        fake.misbehave("paystack", payout="hold")
+        assert approve(admin, w["id"]).status_code == 200
+
+    for who, refused in ((client, (409, "invalid_state_transition")), (admin, (404, "not_found"))):
+        void = who.post(f"/v1/holds/{w['hold_id']}/void", idempotency_key=True)
+        capture = who.post(f"/v1/holds/{w['hold_id']}/capture", idempotency_key=True, json={"to_account_id": other})
+        for r in (void, capture):
+            assert (r.status_code, r.json()["code"]) == refused, r.text
+    assert (
+        f"withdrawal {w['id']}" in client.post(f"/v1/holds/{w['hold_id']}/void", idempotency_key=True).json()["detail"]
+    )
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT status FROM holds WHERE id = %s", (w["hold_id"],))
+        assert cur.fetchall() == [("active",)]
+    assert balance(client, account)["available"] == Decimal("200.00")
+    assert status(client, w["id"]) == ("approved" if approved else "requested")
+    ledger_ok(admin)

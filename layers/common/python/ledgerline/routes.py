@@ -206,8 +206,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/admin/payments/{id}/resolve", "functions.payments.admin_payments_resolve", A,
           "Credit or fail a flagged payment", money=True, limit=MONEY, tags=("admin", "payments"),
           grants=("sqs:notifications", "sqs:merchant-webhooks")),
-    # withdrawals (issue 14): a request holds the amount; an admin's approval moves it to payout
-    # clearing and queues the payout (gateway-payouts); the payout's webhook settles it
+    # withdrawals (issue 14): a request holds the amount; an admin's approval pins the hold and
+    # queues the payout (gateway-payouts); the payout's webhook captures or voids the hold
     Route("POST", "/v1/withdrawals", "functions.payments.withdrawals_create", U,
           "Withdraw to a bank account (held until an administrator decides)", money=True, limit=MONEY,
           velocity=True, tags=("withdrawals",), grants=("kms:field", "secret:blind-index")),
@@ -236,7 +236,7 @@ ROUTES: tuple[Route, ...] = (
           "Reject a bulk payout waiting for approval: every item's hold is released", money=True, limit=MONEY,
           tags=("admin", "payouts")),
     Route("POST", "/v1/admin/withdrawals/{id}/approve", "functions.payments.admin_withdrawals_approve", A,
-          "Approve a withdrawal: its money moves to payout clearing and the payout is queued", money=True,
+          "Approve a withdrawal: its money stays held until the payout answers, which is queued", money=True,
           limit=MONEY, tags=("admin", "withdrawals"), grants=("sqs:gateway-payouts",)),
     Route("POST", "/v1/admin/withdrawals/{id}/reject", "functions.payments.admin_withdrawals_reject", A,
           "Reject a withdrawal: its hold is released", money=True, limit=MONEY, tags=("admin", "withdrawals"),

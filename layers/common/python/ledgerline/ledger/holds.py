@@ -140,7 +140,8 @@ def get_hold(cur: Cursor, hold_id: UUID | str, *, owner_id: UUID | None = None) 
     cur.execute(
         """
         SELECT h.id, h.account_id, h.currency, h.amount, h.status, h.captured_amount, h.transaction_id,
-               h.expires_at, h.description, h.created_at, h.resolved_at, a.owner_id
+               CASE WHEN isfinite(h.expires_at) THEN h.expires_at END AS expires_at, h.description, h.created_at,
+               h.resolved_at, a.owner_id
           FROM holds h JOIN accounts a ON a.id = h.account_id WHERE h.id = %s
         """,
         (hid,),

@@ -143,6 +143,26 @@ _CHECKS: tuple[tuple[str, str, str], ...] = (
         "reversal {reversal_id} does not mirror transaction {original_id}",
     ),
     (
+        # A withdrawal's hold is resolved by the withdrawal alone (api_hold_target), in step
+        # with it: pinned while approved, captured by its payment, voided by its failure.
+        "withdrawal_hold_in_step",
+        """
+        SELECT w.id AS withdrawal_id, w.status, h.status AS hold_status, isfinite(h.expires_at) AS hold_expires
+          FROM withdrawals w JOIN holds h ON h.id = w.hold_id
+         WHERE CASE
+                 WHEN w.capture_transaction_id IS NOT NULL  -- captured at approval (before schema 32)
+                   THEN h.status <> 'posted' OR h.transaction_id <> w.capture_transaction_id
+                 WHEN w.status = 'requested' THEN h.status NOT IN ('active', 'expired')
+                 WHEN w.status = 'approved' THEN h.status <> 'active' OR isfinite(h.expires_at)
+                 WHEN w.status = 'paid'
+                   THEN h.status <> 'posted' OR h.transaction_id IS DISTINCT FROM w.settlement_transaction_id
+                 WHEN w.status = 'failed' THEN h.status <> 'voided'
+                 ELSE h.status NOT IN ('voided', 'expired')  -- rejected
+               END
+        """,
+        "withdrawal {withdrawal_id} is {status} but its hold is {hold_status} (expiring: {hold_expires})",
+    ),
+    (
         # A settled escrow holds nothing and its account is closed (escrow_transition,
         # escrow_guard): one that is not has money stuck in it, or a way back in.
         "settled_escrow_empty_and_closed",

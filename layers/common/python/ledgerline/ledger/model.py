@@ -230,7 +230,7 @@ class Hold:
     status: str  # active | posted | voided | expired
     captured_amount: Decimal | None
     transaction_id: UUID | None
-    expires_at: datetime
+    expires_at: datetime | None  # None: pinned, it ends only when captured or voided (a withdrawal's)
     description: str | None
     created_at: datetime
     resolved_at: datetime | None
@@ -245,7 +245,7 @@ class Hold:
             status=data["status"],
             captured_amount=as_decimal(data.get("captured_amount")),
             transaction_id=as_uuid(data.get("transaction_id")),
-            expires_at=as_datetime(data["expires_at"]),
+            expires_at=None if data.get("expires_at") is None else as_datetime(data["expires_at"]),
             description=data.get("description"),
             created_at=as_datetime(data["created_at"]),
             resolved_at=None if data.get("resolved_at") is None else as_datetime(data["resolved_at"]),

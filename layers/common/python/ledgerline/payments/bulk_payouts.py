@@ -7,9 +7,9 @@ accounts at once (issue 19; docs/api.md "Bulk payouts").
 ``POST /v1/payouts/bulk`` runs ``bulk_payout_request`` in one ``money_call`` statement:
 every item becomes a withdrawal (issue 14) to one of the caller's payout accounts, with
 its own hold, all or nothing. From approval on, each item is the withdrawal machinery's:
-its payout through the gateway (``send_payout``, one request per item), its webhook and
-its settlement (``settle_payout``), so a failing item returns its own money to the wallet
-(the reversal of its capture) while the others are paid.
+its payout (``send_bulk``: the gateway's bulk transfer API where it has one), its
+webhook and its settlement (``settle_payout``), so a failing item's hold is voided (its
+money available again) while the others' are captured, paid.
 
 Approval (ASVS 2.3.5): above ``bulk_payout_approval_limit`` (or with more items than
 ``bulk_payout_approval_items``) one administrator, above ``bulk_payout_two_person_limit``

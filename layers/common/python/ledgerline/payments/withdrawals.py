@@ -22,11 +22,12 @@ statement cannot do is prepared here first, in Python:
 After approval the ``gateway-payouts`` queue carries the withdrawal's id to
 ``send_payout`` (the worker), which decrypts the destination, asks the gateway to pay
 (idempotent on the withdrawal's id as reference) and records the provider's payout id.
-The payout's webhook reaches ``settle_payout`` (through the gateway-webhooks consumer):
-a success moves the money from payout_clearing to external_funding (it left the ledger)
-and marks the withdrawal paid; a failure reverses the capture (the money goes back to
-the wallet) and marks it failed. Settling is idempotent and race-safe
-(``withdrawal_settle.sql``: a row lock, then the state).
+The money stays held on the wallet from the request until the payout answers: approval
+pins the hold (it no longer expires). The payout's webhook reaches ``settle_payout``
+(through the gateway-webhooks consumer): a success captures the hold to external_funding
+(the money left the ledger) and marks the withdrawal paid; a failure voids the hold
+(nothing was posted: the money is available again) and marks it failed. Settling is
+idempotent and race-safe (``withdrawal_settle.sql``: a row lock, then the state).
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ if TYPE_CHECKING:
 
 TABLE = "withdrawals"
 CIPHERTEXT_COLUMN = "account_number_ciphertext"  # ledgerline.crypto.columns.ENCRYPTED_COLUMNS
-# A request's hold lasts as long as a hold may (30 days): approval captures it; a
-# withdrawal nobody decides on in that time expires with its hold (approval is then 409).
+# A request's hold lasts as long as a hold may (30 days): approval pins it; a withdrawal
+# nobody decides on in that time expires with its hold (approval is then 409).
 HOLD_SECONDS = MAX_EXPIRY_SECONDS
 PROVIDERS = ("paystack", "stripe", "flutterwave")  # ledgerline.gateways.base.PROVIDERS
 

@@ -4,8 +4,8 @@
 -- approving their own (403 forbidden), the same administrator twice (409 conflict: another
 -- one must approve), a bulk payout already decided (409 invalid_state_transition).
 -- The approval that reaches approvals_required approves every item at once
--- (bulk_payout_capture: captures, payouts queued); an item whose hold can no longer be
--- captured (expired) refuses the whole approval (409), nothing half approved.
+-- (bulk_payout_approve_items: holds pinned, payouts queued); an item whose hold can no
+-- longer be pinned (expired) refuses the whole approval (409), nothing half approved.
 -- One audit row (p_audit: bulk_payout.approved, with the approvals so far) plus, at the
 -- last approval, one withdrawal.approved row per item.
 CREATE OR REPLACE FUNCTION bulk_payout_approve(p_bulk uuid, p_actor jsonb, p_audit jsonb) RETURNS jsonb
@@ -39,7 +39,7 @@ BEGIN
     INSERT INTO bulk_payout_approvals (bulk_payout_id, admin_id) VALUES (p_bulk, v_admin);
     SELECT count(*) INTO v_count FROM bulk_payout_approvals WHERE bulk_payout_id = p_bulk;
     IF v_count >= b.approvals_required THEN
-      PERFORM bulk_payout_capture(p_bulk => p_bulk, p_actor => p_actor, p_category => p_audit->>'category');
+      PERFORM bulk_payout_approve_items(p_bulk => p_bulk, p_actor => p_actor, p_category => p_audit->>'category');
       UPDATE bulk_payouts SET status = 'approved', decided_at = clock_timestamp() WHERE id = p_bulk RETURNING * INTO b;
     END IF;
   EXCEPTION WHEN SQLSTATE 'LLST0' THEN

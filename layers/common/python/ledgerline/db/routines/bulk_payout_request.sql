@@ -12,7 +12,7 @@
 -- approvals_required by the total (p_args.approval {"one", "two"}: amounts in major units,
 -- null for none; "items"): above "two" two administrators, above "one" (or more items
 -- than "items") one, else none, and then every item is approved in this same statement
--- (bulk_payout_capture; the item count keeps that statement within its time budget).
+-- (bulk_payout_approve_items; the item count keeps that statement within its time budget).
 --
 -- Audit: p_audit (bulk_payout.requested) once, with the counts and the total, plus one
 -- withdrawal.requested row per item.
@@ -116,7 +116,7 @@ BEGIN
               'total', api_money(b.total, b.currency), 'approvals_required', v_required)))),
           p_resource_id => NULL, p_before => NULL, p_after => NULL);
   IF v_required = 0 THEN  -- small enough to need no administrator: approved by the rule, paid out now
-    PERFORM bulk_payout_capture(
+    PERFORM bulk_payout_approve_items(
       p_bulk => v_bulk,
       p_actor => jsonb_build_object('id', NULL, 'type', 'system', 'metadata', jsonb_build_object(
                    'rule', 'bulk payout total at or below the approval limit', 'requested_by', p_actor->'id')),

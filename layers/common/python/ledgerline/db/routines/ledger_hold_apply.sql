@@ -1,5 +1,8 @@
 -- Invariant 7: an active hold counts in its balance's ``held``; it resolves once, to
--- exactly one of posted / voided / expired, which releases it. Nothing else changes.
+-- exactly one of posted / voided / expired, which releases it. Nothing else changes,
+-- except that an active hold not yet due may be pinned, once: its expiry lifted to
+-- 'infinity', so only a capture or a void ends it (a withdrawal's hold, from its approval
+-- to the payout's answer: ledger_hold_pin).
 -- Holds are placed on non-hot accounts only (a hot balance has no holds).
 --
 -- A balance's version counts the entries that moved it (each entry records the version it
@@ -21,6 +24,11 @@ BEGIN
 
   IF OLD.status <> 'active' THEN
     RAISE EXCEPTION 'hold % is already %; a hold is resolved once', OLD.id, OLD.status USING ERRCODE = 'LLST0';
+  END IF;
+  IF NEW.status = 'active' AND isfinite(OLD.expires_at) AND OLD.expires_at > clock_timestamp()
+     AND NEW.expires_at = 'infinity'
+     AND (to_jsonb(NEW) - 'expires_at') = (to_jsonb(OLD) - 'expires_at') THEN
+    RETURN NEW;  -- pinned (ledger_hold_pin): it is still held, and now ends only by a resolution
   END IF;
   IF (NEW.id, NEW.account_id, NEW.currency, NEW.amount, NEW.expires_at, NEW.created_at, NEW.actor_id)
      IS DISTINCT FROM

@@ -16,7 +16,6 @@ DECLARE
   v_result jsonb;
   v_body   jsonb;
   v_status integer := coalesce((p_args->>'status')::integer, 201);
-  v_currency text;
   h        holds;
 BEGIN
   IF jsonb_typeof(p_args->'credit_kinds') = 'array' THEN
@@ -70,13 +69,10 @@ BEGIN
     END IF;
 
   WHEN 'hold_capture' THEN
-    SELECT h2.currency INTO v_currency FROM holds h2 JOIN accounts a ON a.id = h2.account_id
-     WHERE h2.id = (p_args->>'hold_id')::uuid AND (v_owner IS NULL OR a.owner_id = v_owner);
-    IF NOT FOUND THEN
-      v_result := jsonb_build_object('refusal', api_problem('not_found', format('hold %s not found', p_args->>'hold_id')));
-    ELSE
+    v_result := api_hold_target(p_hold => (p_args->>'hold_id')::uuid, p_owner => v_owner);
+    IF NOT v_result ? 'refusal' THEN
       v_amount := CASE WHEN p_args->>'amount' IS NULL THEN '{}'::jsonb
-                       ELSE ledger_amount(p_text => p_args->>'amount', p_currency => v_currency) END;
+                       ELSE ledger_amount(p_text => p_args->>'amount', p_currency => v_result->'hold'->>'currency') END;
       IF v_amount ? 'problem' THEN
         v_result := jsonb_build_object('refusal', v_amount->'problem');
       ELSE
@@ -91,11 +87,14 @@ BEGIN
     END IF;
 
   WHEN 'hold_void' THEN
-    v_result := ledger_hold_release(p_hold => (p_args->>'hold_id')::uuid, p_actor => p_actor,
-                                    p_audit => v_done || '{"resource_type": "hold"}', p_owner => v_owner,
-                                    p_reason => p_args->>'reason');
-    IF v_result ? 'hold' THEN
-      v_body := api_hold(jsonb_populate_record(NULL::holds, v_result->'hold'));
+    v_result := api_hold_target(p_hold => (p_args->>'hold_id')::uuid, p_owner => v_owner);
+    IF NOT v_result ? 'refusal' THEN
+      v_result := ledger_hold_release(p_hold => (p_args->>'hold_id')::uuid, p_actor => p_actor,
+                                      p_audit => v_done || '{"resource_type": "hold"}', p_owner => v_owner,
+                                      p_reason => p_args->>'reason');
+      IF v_result ? 'hold' THEN
+        v_body := api_hold(jsonb_populate_record(NULL::holds, v_result->'hold'));
+      END IF;
     END IF;
 
   WHEN 'adjust' THEN
