@@ -26,6 +26,7 @@ SCENARIOS = [
     "geo",
     "escrow",
     "batch_transfers",
+    "bulk_payouts",
 ]
 
 

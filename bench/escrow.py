@@ -20,8 +20,9 @@ from bench import database, transfers
 from bench.harness import Figure, interleaved
 
 
-def _call(setup: dict[str, Any], owner: Any, handler: str, op_name: str, args: dict[str, Any]) -> tuple[int, Any]:
-    """One money request of ``owner`` below HTTP, as ``Endpoint.money`` sends it."""
+def money(setup: dict[str, Any], owner: Any, handler: str, op_name: str, args: dict[str, Any]) -> tuple[int, Any]:
+    """One money request of ``owner`` below HTTP, as ``Endpoint.money`` sends it (the
+    caller's admission prepared from ``setup["claims"][owner]``, then one statement)."""
     from ledgerline import idempotency, jsonutil, routes
     from ledgerline.auth import admission
     from ledgerline.caller import Request
@@ -33,7 +34,7 @@ def _call(setup: dict[str, Any], owner: Any, handler: str, op_name: str, args: d
     outcome = idempotency.call(
         prepared,
         key=uuid.uuid4(),
-        request_hash=idempotency.fingerprint("POST", "/v1/escrows", args),
+        request_hash=idempotency.fingerprint("POST", handler, args),
         operation=op.name,
         args=op.arguments(args, owner=owner),
     )
@@ -47,7 +48,7 @@ def _open(setup: dict[str, Any], rng: random.Random, n: int) -> list[tuple[Any, 
         buyer_wallet, seller_wallet = rng.sample(setup["wallets"], 2)
         buyer, seller = setup["owners"][buyer_wallet], setup["owners"][seller_wallet]
         body = {"seller_id": str(seller), "amount": "10.00", "currency": "NGN", "description": "bench"}
-        status, escrow = _call(setup, buyer, "functions.escrow.escrows_create", "escrow_open", body)
+        status, escrow = money(setup, buyer, "functions.escrow.escrows_create", "escrow_open", body)
         assert status == 201, escrow
         opened.append((buyer, buyer_wallet, escrow["id"]))
     return opened
@@ -73,7 +74,7 @@ def run(quick: bool) -> list[Figure]:
         opened = _open(setup, rng, n)
         started = time.perf_counter()
         for buyer, wallet, escrow_id in opened:
-            status, body = _call(setup, buyer, "functions.escrow.escrows_fund", "escrow_fund",
+            status, body = money(setup, buyer, "functions.escrow.escrows_fund", "escrow_fund",
                                  {"escrow_id": escrow_id, "account_id": str(wallet)})  # fmt: skip
             assert status == 200, body
         elapsed = time.perf_counter() - started
@@ -84,7 +85,7 @@ def run(quick: bool) -> list[Figure]:
         batch = [funded.pop() for _ in range(n)]
         started = time.perf_counter()
         for buyer, escrow_id in batch:
-            status, body = _call(setup, buyer, "functions.escrow.escrows_release", "escrow_release",
+            status, body = money(setup, buyer, "functions.escrow.escrows_release", "escrow_release",
                                  {"escrow_id": escrow_id})  # fmt: skip
             assert status == 200 and body["status"] == "RELEASED", body
         return n / (time.perf_counter() - started)
