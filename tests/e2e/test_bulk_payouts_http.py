@@ -488,6 +488,13 @@ def test_a_rejected_bulk_payout_voids_every_items_hold(merchant, admin, behaving
     assert late.status_code == 409 and late.json()["code"] == "invalid_state_transition"
     assert rows(owner_conn, "SELECT count(*) FROM audit_log WHERE action = 'bulk_payout.rejected' AND resource_id = %s",
                 bid) == [(1,)]  # fmt: skip
+    # the merchant is told once, for the whole bulk payout, right after the statement
+    notices = rows(owner_conn, "SELECT payload->>'type', payload->>'message', relayed_at IS NOT NULL FROM outbox "
+                               "WHERE queue = 'notifications' AND (payload->>'bulk_payout_id' = %s "
+                               "OR payload->>'withdrawal_id' = ANY(%s))",
+                   bid, [i["withdrawal_id"] for i in rejected.json()["items"]])  # fmt: skip
+    assert [(t, relayed) for t, _, relayed in notices] == [("bulk_payout.rejected", True)]
+    assert "2 items, 100000.01 NGN" in notices[0][1] and "Reason: not payroll" in notices[0][1]
     ledger_ok(admin)
 
 

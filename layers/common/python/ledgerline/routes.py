@@ -234,7 +234,7 @@ ROUTES: tuple[Route, ...] = (
           money=True, limit=MONEY, tags=("admin", "payouts"), grants=("sqs:gateway-payouts",)),
     Route("POST", "/v1/admin/payouts/bulk/{id}/reject", "functions.payments.payouts_bulk_reject", A,
           "Reject a bulk payout waiting for approval: every item's hold is released", money=True, limit=MONEY,
-          tags=("admin", "payouts")),
+          tags=("admin", "payouts"), grants=("sqs:notifications",)),
     Route("POST", "/v1/admin/withdrawals/{id}/approve", "functions.payments.admin_withdrawals_approve", A,
           "Approve a withdrawal: its money stays held until the payout answers, which is queued", money=True,
           limit=MONEY, tags=("admin", "withdrawals"), grants=("sqs:gateway-payouts",)),

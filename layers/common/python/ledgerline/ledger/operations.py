@@ -80,7 +80,7 @@ OPERATIONS: tuple[Operation, ...] = (
     # approval queues every item's payout
     Operation("bulk_payout_request", 201, "bulk_payout.requested", "bulk_payout.request_failed", publishes=True),
     Operation("bulk_payout_approve", 200, "bulk_payout.approved", "bulk_payout.approval_failed", publishes=True),
-    Operation("bulk_payout_reject", 200, "bulk_payout.rejected", "bulk_payout.rejection_failed"),
+    Operation("bulk_payout_reject", 200, "bulk_payout.rejected", "bulk_payout.rejection_failed", publishes=True),
     Operation("topup", 201, "payment.initiated", "payment.initiation_failed"),
     Operation("payment_resolve", 200, "payment.resolved", "payment.resolution_failed", publishes=True),
     # invoices (issue 17; db/routines/invoice_pay.sql): the buyer's money into a new escrow of the invoice
