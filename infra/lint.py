@@ -19,7 +19,7 @@ _LEVELS = {"E": "error", "W": "warning", "I": "informational"}
 
 @dataclass(frozen=True)
 class LintFinding:
-    template: str  # file name in the cloud assembly
+    template: str  # <assembly directory>/<file name>
     rule: str  # E3002, W3005 ...
     level: str  # error | warning | informational
     message: str
@@ -29,11 +29,12 @@ class LintFinding:
         return f"{self.rule} {self.template} {self.path}: {self.message}"
 
 
-def lint_templates(outdir: Path, files: list[str]) -> list[LintFinding]:
-    """Lint ``files`` (relative to ``outdir``) in parallel; raises ImportError without cfn-lint."""
+def lint_templates(templates: list[Path]) -> list[LintFinding]:
+    """Lint the template files in parallel (one pool of processes for all of them, whatever
+    assembly each is from: starting a pool costs seconds); raises ImportError without cfn-lint."""
     import cfnlint.api  # noqa: F401 - fail here, in the caller's process, when it is missing
 
-    paths = [str(outdir / file) for file in files]
+    paths = [str(path) for path in templates]
     workers = max(1, min(len(paths), os.cpu_count() or 1))
     # spawn, not fork: the caller may run jsii's Node process and its threads.
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -47,7 +48,7 @@ def _lint_one(path: str) -> list[LintFinding]:
     matches = lint_file(Path(path), ManualArgs(regions=list(LINT_REGIONS)))
     return [
         LintFinding(
-            template=Path(path).name,
+            template=f"{Path(path).parent.name}/{Path(path).name}",
             rule=match.rule.id,
             level=_LEVELS.get(match.rule.id[:1], "error"),
             message=match.message,

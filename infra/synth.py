@@ -153,7 +153,7 @@ def lint_summary(outdir: Path) -> list[str]:
 
     files = [file for stack_files in stack_templates(outdir).values() for file in stack_files]
     try:
-        findings = lint_templates(outdir, files)
+        findings = lint_templates([outdir / file for file in files])
     except ImportError:
         return ["cfn-lint is not installed: pip install -e '.[infra]'"]
     (outdir / LINT_REPORT).write_text("".join(f"{f.level}: {f}\n" for f in findings))

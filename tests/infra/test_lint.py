@@ -13,13 +13,17 @@ from infra.synth import LINT_REPORT, lint_summary, stack_templates
 from tests.infra.conftest import Synthesized
 
 
-def test_cfn_lint_finds_no_error_in_any_template(synthesized: Synthesized) -> None:
+def test_cfn_lint_finds_no_error_in_any_template(real: Synthesized, probe: Synthesized) -> None:
+    """Both apps' templates (``real``, ``probe``: tests/infra/conftest.py), in one pool."""
     if importlib.util.find_spec("cfnlint") is None:
         pytest.skip("cfn-lint is not installed: pip install -e '.[infra]' to lint the synthesized templates")
-    files = [file for stack_files in stack_templates(synthesized.outdir).values() for file in stack_files]
-    nested = [file for file in files if file.endswith(".nested.template.json")]
-    assert len(files) >= 10 and nested, files
-    findings = lint_templates(synthesized.outdir, files)
+    paths = []
+    for app in (real, probe):
+        files = [file for stack_files in stack_templates(app.outdir).values() for file in stack_files]
+        nested = [file for file in files if file.endswith(".nested.template.json")]
+        assert len(files) >= 10 and nested, files
+        paths += [app.outdir / file for file in files]
+    findings = lint_templates(paths)
     errors = [str(f) for f in findings if f.level == "error"]
     assert not errors, "cfn-lint errors:\n" + "\n".join(errors)
     # Warnings are allowed; they are printed for the record (pytest -s).
