@@ -1,5 +1,6 @@
-"""POST /v1/admin/withdrawals/{id}/approve: the held amount moves to payout clearing and
-the payout is queued (gateway-payouts), in one statement; its message is sent right after."""
+"""POST /v1/admin/withdrawals/{id}/approve: the hold is pinned (held until the payout
+answers) and the payout is queued (gateway-payouts), in one statement; its message is
+sent right after."""
 
 from ledgerline.http import Endpoint, Response
 from ledgerline.ids import object_id

@@ -361,6 +361,24 @@ def test_a_bulk_payout_that_crashes_midway_leaves_no_trace(merchant, behaving, o
 # ------------------------------------------------------------------------------ approvals
 
 
+def test_a_bulk_payout_from_a_wallet_frozen_before_its_approval_is_not_approved(merchant, admin, behaving, owner_conn):
+    client, account, payees = merchant(funded="200000.00")
+    r = bulk(client, account, [(payees[0], "60000.00"), (payees[1], "40000.01")], otp=enrol(client)[0])
+    assert r.status_code == 201 and r.json()["status"] == "pending_approval", r.text
+    frozen = admin.post(f"/v1/admin/accounts/{account}/freeze", idempotency_key=True, json={"reason": "fraud review"})
+    assert frozen.status_code == 200, frozen.text
+
+    refused = admin.post(f"/v1/admin/payouts/bulk/{r.json()['id']}/approve", idempotency_key=True)
+
+    assert (refused.status_code, refused.json()["code"]) == (409, "conflict"), refused.text
+    assert "item 0" in refused.json()["detail"] and "frozen" in refused.json()["detail"]
+    now = client.get(f"/v1/payouts/bulk/{r.json()['id']}").json()
+    assert now["status"] == "pending_approval" and {i["status"] for i in now["items"]} == {"requested"}
+    assert rows(owner_conn, "SELECT count(*) FROM outbox WHERE queue = %s AND payload->>'bulk_payout_id' = %s",
+                PAYOUTS, r.json()["id"]) == [(0,)]  # fmt: skip
+    ledger_ok(admin)
+
+
 def test_above_the_limit_one_administrator_approves_and_items_wait_until_then(merchant, admin, behaving, owner_conn):
     client, account, payees = merchant(funded="200000.00")
     items = [(payees[0], "50000.00"), (payees[1], "50000.00"), (payees[2], "0.01")]

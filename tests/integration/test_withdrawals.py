@@ -1,5 +1,5 @@
 """Withdrawals against the real database, through the one money statement (``money_call``):
-the hold, the sealed destination, approval into payout clearing, rejection, the strict
+the hold, the sealed destination, approval (the hold pinned), rejection, the strict
 state machine, the step-up, settlement of payout events; racing decisions, duplicate
 events delivered at once, and crashes midway that leave nothing."""
 
@@ -29,6 +29,7 @@ from ledgerline.payments.withdrawals import CreateWithdrawal, Destination
 CREATE = routes.by_handler("functions.payments.withdrawals_create")
 APPROVE = routes.by_handler("functions.payments.admin_withdrawals_approve")
 REJECT = routes.by_handler("functions.payments.admin_withdrawals_reject")
+REVERSE = routes.by_handler("functions.ledger.admin_transactions_reverse")
 NUMBER = "0123456789"
 
 
@@ -65,14 +66,14 @@ def body(wallet, amount="100.00", otp_code=None, currency="NGN"):
     )
 
 
-def request(wallet, amount="100.00", *, key=None, otp_code=None, currency="NGN"):
+def request(wallet, amount="100.00", *, key=None, otp_code=None, currency="NGN", amr=("pwd",)):
     key = key or uuid.uuid4()
     principal = Principal(wallet.owner_id, "user")
     args = withdrawals.request_arguments(
         body(wallet, amount, otp_code, currency), caller=principal, key=key, actor=user_actor(wallet.owner_id)
     )
     # The hash stands for the HTTP request (the body as sent), as the Endpoint's does.
-    adm = admitted(wallet.owner_id, CREATE)
+    adm = admitted(wallet.owner_id, CREATE, amr)
     full = operations.by_name("withdrawal_request").arguments(args, owner=wallet.owner_id)
     request_hash = idempotency.fingerprint(
         "POST", "/v1/withdrawals", body(wallet, amount, otp_code).model_dump(mode="json")
@@ -80,8 +81,8 @@ def request(wallet, amount="100.00", *, key=None, otp_code=None, currency="NGN")
     return idempotency.call(adm, key=key, request_hash=request_hash, operation="withdrawal_request", args=full)
 
 
-def requested(wallet, amount="100.00"):
-    out = request(wallet, amount)
+def requested(wallet, amount="100.00", amr=("pwd",)):
+    out = request(wallet, amount, amr=amr)
     assert out.status == 201, out.body
     return jsonutil.loads(out.body)
 
@@ -350,6 +351,88 @@ def test_a_decided_withdrawal_cannot_be_decided_again(database_url, admin_id, fi
     assert (balance(wallet.id), withdrawal(w["id"])["status"]) == state
 
 
+def test_a_frozen_wallets_withdrawal_cannot_be_approved(database_url, admin_id):
+    """A freeze (fraud, KYC) stops the money a pending withdrawal would take out."""
+    from ledgerline import ledger
+
+    wallet = new_wallet("NGN", 500)
+    w = requested(wallet, "100.00")
+    transaction(lambda cur: ledger.freeze(cur, wallet.id, actor=user_actor(admin_id, "admin"), reason="kyc review"))
+
+    out = approve(admin_id, w["id"])
+
+    assert (out.status, jsonutil.loads(out.body)["code"]) == (409, "conflict"), out.body
+    assert withdrawal(w["id"])["status"] == "requested"
+    assert one("SELECT isfinite(expires_at) AS expires FROM holds WHERE id = %s", w["hold_id"])["expires"] is True
+    assert outbox(w["id"], "gateway-payouts") == []
+    assert reject(admin_id, w["id"], "frozen for review").status == 200  # it can still be turned down
+
+
+def test_an_administrator_cannot_approve_their_own_withdrawal(database_url, admin_id):
+    """Two people for money leaving (ASVS 2.3.5): as for a bulk payout, never one's own."""
+    wallet = new_wallet("NGN", 500, owner_id=admin_id)
+    w = requested(wallet, "100.00", amr=("pwd", "otp"))
+
+    out = approve(admin_id, w["id"])
+
+    assert (out.status, jsonutil.loads(out.body)["code"]) == (403, "forbidden"), out.body
+    assert withdrawal(w["id"])["status"] == "requested"
+
+
+@pytest.mark.parametrize("which", ["settlement", "capture before 0032"])
+def test_a_withdrawals_transactions_cannot_be_reversed_by_hand(database_url, admin_id, owner_conn, which):
+    """Reversed by hand, a paid withdrawal's settlement would put back in the wallet money the
+    bank was paid (and an old capture, money still on its way out)."""
+    wallet = new_wallet("NGN", 500)
+    if which == "settlement":
+        w = approved(admin_id, wallet)
+        withdrawals.settle_payout(payout_event(w["id"], "succeeded"))
+        tx = withdrawal(w["id"])["settlement_transaction_id"]
+    else:
+        w = approved_before_0032(owner_conn, wallet)
+        tx = withdrawal(w["id"])["capture_transaction_id"]
+    before = balance(wallet.id)
+
+    out = run(admitted(admin_id, REVERSE, ("pwd", "otp")), "reverse", {"transaction_id": str(tx), "reason": "mistake"})
+
+    assert (out.status, jsonutil.loads(out.body)["code"]) == (409, "invalid_state_transition"), out.body
+    assert f"withdrawal {w['id']}" in jsonutil.loads(out.body)["detail"]
+    assert balance(wallet.id) == before
+    no_findings()
+
+
+def test_the_ledgers_own_calls_do_not_resolve_or_reverse_a_withdrawals_money(database_url, admin_id):
+    """The raising forms the Python domain calls refuse what the routes refuse; the expiry
+    job never expires a pinned hold, whatever "now" it is given."""
+    from ledgerline.ledger import corrections, holds
+
+    wallet = new_wallet("NGN", 500)
+    other = new_wallet("NGN", 0, owner_id=wallet.owner_id)
+    w = approved(admin_id, wallet)
+    paid = approved(admin_id, wallet)
+    withdrawals.settle_payout(payout_event(paid["id"], "succeeded"))
+    actor = user_actor(admin_id, "admin")
+
+    calls = [
+        lambda cur: holds.void_hold(cur, w["hold_id"], actor=actor),
+        lambda cur: holds.capture_hold(cur, w["hold_id"], to_account_id=other.id, actor=actor),
+        lambda cur: corrections.reverse(cur, withdrawal(paid["id"])["settlement_transaction_id"], reason="oops",
+                                        actor=actor),
+    ]  # fmt: skip
+    for call in calls:
+        with pytest.raises(errors.InvalidStateTransition, match="belongs to withdrawal"):
+            transaction(call)
+
+    def expire_at_infinity(cur):
+        cur.execute('SELECT ledger_expire_holds(\'infinity\', 100000, \'{"id": null, "type": "system"}\') AS n')
+        return cur.fetchone()["n"]
+
+    transaction(expire_at_infinity)
+    assert one("SELECT status FROM holds WHERE id = %s", w["hold_id"])["status"] == "active"
+    assert balance(wallet.id) == {"posted": Decimal("400"), "held": Decimal("100")}
+    no_findings()
+
+
 def test_a_reason_is_required_and_an_unknown_withdrawal_is_not_found(database_url, admin_id):
     wallet = new_wallet("NGN", 500)
     w = requested(wallet, "10.00")
@@ -550,16 +633,24 @@ def test_the_ledger_check_finds_an_approved_withdrawals_hold_resolved_behind_its
     """Only possible past the routines (here: the owner, in a transaction rolled back)."""
     from psycopg2.extras import RealDictCursor
 
-    w = approved(admin_id, new_wallet("NGN", 500))
+    from ledgerline.ledger import invariants
+
+    wallet = new_wallet("NGN", 500)
+    w = approved(admin_id, wallet)
+    # the full check's account slice of exactly this wallet, as the hourly job runs it
+    just_this = {"after": str(uuid.UUID(int=wallet.id.int - 1)), "limit": 1}
     with owner_conn.cursor(cursor_factory=RealDictCursor) as cur:
         cur.execute("BEGIN")
         try:
             cur.execute("UPDATE holds SET status = 'voided', resolved_at = now() WHERE id = %s", (w["hold_id"],))
-            found = [f for f in check_invariants(cur) if f.invariant == "withdrawal_hold_in_step"]
+            whole = [f for f in check_invariants(cur) if f.invariant == "withdrawal_hold_in_step"]
+            sliced = [f for f in invariants._run(cur, invariants._ACCOUNT_SLICE, invariants._FULL_ACCOUNT_CHECKS,
+                                                 just_this) if f.invariant == "withdrawal_hold_in_step"]  # fmt: skip
         finally:
             cur.execute("ROLLBACK")
-    assert [f.data["withdrawal_id"] for f in found] == [w["id"]]
-    assert f"withdrawal {w['id']} is approved but its hold is voided" in found[0].detail
+    for found in (whole, sliced):
+        assert [f.data["withdrawal_id"] for f in found] == [w["id"]]
+        assert f"withdrawal {w['id']} is approved but its hold is voided" in found[0].detail
     no_findings()
 
 

@@ -30,6 +30,23 @@ class Finding:
         return asdict(self)
 
 
+# A withdrawal's hold is resolved by the withdrawal alone (withdrawal_owns), in step with
+# it: pinned while approved, captured by its payment, voided by its failure. Stated once,
+# for the whole check and for the account slices.
+_WITHDRAWAL_HOLD_FIELDS = "w.id AS withdrawal_id, w.status, h.status AS hold_status, isfinite(h.expires_at) AS expiring"
+_WITHDRAWAL_HOLD_OUT_OF_STEP = """
+  CASE
+    WHEN w.capture_transaction_id IS NOT NULL  -- captured at approval (before schema 32)
+      THEN h.status <> 'posted' OR h.transaction_id <> w.capture_transaction_id
+    WHEN w.status = 'requested' THEN h.status NOT IN ('active', 'expired') OR NOT isfinite(h.expires_at)
+    WHEN w.status = 'approved' THEN h.status <> 'active' OR isfinite(h.expires_at)
+    WHEN w.status = 'paid' THEN h.status <> 'posted' OR h.transaction_id IS DISTINCT FROM w.settlement_transaction_id
+    WHEN w.status = 'failed' THEN h.status <> 'voided'
+    ELSE h.status NOT IN ('voided', 'expired')  -- rejected
+  END
+"""
+_WITHDRAWAL_HOLD_MESSAGE = "withdrawal {withdrawal_id} is {status} but its hold is {hold_status} (expiring: {expiring})"
+
 # name, query (each row is one finding), message template.
 _CHECKS: tuple[tuple[str, str, str], ...] = (
     (
@@ -143,24 +160,10 @@ _CHECKS: tuple[tuple[str, str, str], ...] = (
         "reversal {reversal_id} does not mirror transaction {original_id}",
     ),
     (
-        # A withdrawal's hold is resolved by the withdrawal alone (api_hold_target), in step
-        # with it: pinned while approved, captured by its payment, voided by its failure.
         "withdrawal_hold_in_step",
-        """
-        SELECT w.id AS withdrawal_id, w.status, h.status AS hold_status, isfinite(h.expires_at) AS hold_expires
-          FROM withdrawals w JOIN holds h ON h.id = w.hold_id
-         WHERE CASE
-                 WHEN w.capture_transaction_id IS NOT NULL  -- captured at approval (before schema 32)
-                   THEN h.status <> 'posted' OR h.transaction_id <> w.capture_transaction_id
-                 WHEN w.status = 'requested' THEN h.status NOT IN ('active', 'expired')
-                 WHEN w.status = 'approved' THEN h.status <> 'active' OR isfinite(h.expires_at)
-                 WHEN w.status = 'paid'
-                   THEN h.status <> 'posted' OR h.transaction_id IS DISTINCT FROM w.settlement_transaction_id
-                 WHEN w.status = 'failed' THEN h.status <> 'voided'
-                 ELSE h.status NOT IN ('voided', 'expired')  -- rejected
-               END
-        """,
-        "withdrawal {withdrawal_id} is {status} but its hold is {hold_status} (expiring: {hold_expires})",
+        f"SELECT {_WITHDRAWAL_HOLD_FIELDS} FROM withdrawals w JOIN holds h ON h.id = w.hold_id"
+        f" WHERE {_WITHDRAWAL_HOLD_OUT_OF_STEP}",
+        _WITHDRAWAL_HOLD_MESSAGE,
     ),
     (
         # A settled escrow holds nothing and its account is closed (escrow_transition,
@@ -368,8 +371,17 @@ _ACCOUNT_CHECKS: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
     ),
 )
 
-# Only in the full check's account slices: they read an account's whole history.
+# Only in the full check's account slices: they read an account's whole history (or, for
+# withdrawals, what no entry marks: a voided hold posts nothing, so no new entry brings its
+# account into the incremental check's scope).
 _FULL_ACCOUNT_CHECKS: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
+    (
+        "withdrawal_hold_in_step",
+        ("withdrawal_id",),
+        f"SELECT {_WITHDRAWAL_HOLD_FIELDS} FROM touched s JOIN withdrawals w ON w.account_id = s.account_id"
+        f" JOIN holds h ON h.id = w.hold_id WHERE {_WITHDRAWAL_HOLD_OUT_OF_STEP}",
+        _WITHDRAWAL_HOLD_MESSAGE,
+    ),
     (
         "cached_balance_matches_entries",
         ("account_id",),

@@ -15,6 +15,7 @@ DECLARE
   v_before  jsonb;
   v_count   integer;
   v_detail  text;
+  v_state   text;
   b         bulk_payouts;
 BEGIN
   SELECT * INTO b FROM bulk_payouts WHERE id = p_bulk FOR UPDATE;
@@ -42,9 +43,10 @@ BEGIN
       PERFORM bulk_payout_approve_items(p_bulk => p_bulk, p_actor => p_actor, p_category => p_audit->>'category');
       UPDATE bulk_payouts SET status = 'approved', decided_at = clock_timestamp() WHERE id = p_bulk RETURNING * INTO b;
     END IF;
-  EXCEPTION WHEN SQLSTATE 'LLST0' THEN
-    GET STACKED DIAGNOSTICS v_detail = MESSAGE_TEXT;
-    RETURN jsonb_build_object('refusal', api_problem('invalid_state_transition', v_detail));
+  EXCEPTION WHEN SQLSTATE 'LLST0' OR SQLSTATE 'LLCF0' THEN  -- an item refused (ledger_raise): none approved
+    GET STACKED DIAGNOSTICS v_detail = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
+    RETURN jsonb_build_object('refusal', api_problem(
+      CASE v_state WHEN 'LLCF0' THEN 'conflict' ELSE 'invalid_state_transition' END, v_detail));
   END;
   PERFORM ledger_audit(p_actor => p_actor, p_rows => jsonb_build_array(p_audit || jsonb_build_object(
             'resource_type', 'bulk_payout', 'resource_id', p_bulk, 'subjects', jsonb_build_array(b.user_id),

@@ -2,8 +2,9 @@
 -- approval is needed): each item (a withdrawal) is approved with its hold pinned
 -- (withdrawal_approve_item), one withdrawal.approved audit row each; the payouts are
 -- queued with one gateway-payouts message for the whole bulk payout (its id only).
--- Raises (LLST0) if an item's hold can no longer be pinned (it expired): the caller's
--- statement refuses the whole approval, nothing half approved. Returns how many.
+-- Raises (ledger_raise: 409 for an item whose hold can no longer be pinned, it expired, or
+-- whose wallet is not active; 403 for the requester's own) and the caller's statement
+-- refuses the whole approval, nothing half approved. Returns how many.
 CREATE OR REPLACE FUNCTION bulk_payout_approve_items(p_bulk uuid, p_actor jsonb, p_category text) RETURNS integer
 LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 DECLARE
@@ -16,8 +17,8 @@ BEGIN
     v_item := withdrawal_approve_item(w, p_actor, jsonb_build_object(
       'action', 'withdrawal.approved', 'category', p_category, 'metadata', jsonb_build_object('bulk_payout_id', p_bulk)));
     IF v_item ? 'refusal' THEN
-      RAISE EXCEPTION 'item % of bulk payout %: %', w.bulk_index, p_bulk, v_item->'refusal'->>'detail'
-        USING ERRCODE = 'LLST0';
+      PERFORM ledger_raise(v_item->'refusal' || jsonb_build_object('detail',
+        format('item %s of bulk payout %s: %s', w.bulk_index, p_bulk, v_item->'refusal'->>'detail')));
     END IF;
     v_rows := array_append(v_rows, v_item->'audit');
   END LOOP;

@@ -1,6 +1,8 @@
 -- One of each per currency, hot (appended to, never locked) and allowed to go negative:
 -- external_funding goes negative as money enters the ledger, payout_clearing holds what
--- is on its way out, fees_revenue collects fees, adjustments balances manual corrections.
+-- is on its way out (withdrawals approved before schema 32 only: a newer one's money stays
+-- held on its wallet until paid), fees_revenue collects fees, adjustments balances manual
+-- corrections.
 -- Run for every currency by 0003_ledger.sql, and for a new one by ledger_currency_added.
 CREATE OR REPLACE FUNCTION ledger_create_system_accounts(p_currency text) RETURNS void
 LANGUAGE sql AS $$

@@ -10,7 +10,7 @@ DECLARE
   v_count integer := 0;
 BEGIN
   FOR h IN
-    SELECT * FROM holds WHERE status = 'active' AND expires_at <= p_now
+    SELECT * FROM holds WHERE status = 'active' AND expires_at <= p_now AND isfinite(expires_at)  -- pinned: never
      ORDER BY expires_at, id LIMIT p_limit FOR UPDATE SKIP LOCKED
   LOOP
     v_before := ledger_hold_json(h);

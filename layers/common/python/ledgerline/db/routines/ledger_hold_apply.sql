@@ -39,6 +39,9 @@ BEGIN
     RAISE EXCEPTION 'hold %: an update must resolve it (posted, voided or expired)', OLD.id
       USING ERRCODE = 'check_violation';
   END IF;
+  IF NEW.status = 'expired' AND NOT isfinite(OLD.expires_at) THEN
+    RAISE EXCEPTION 'hold % is pinned; it ends only when it is captured or voided', OLD.id USING ERRCODE = 'LLST0';
+  END IF;
   IF NEW.status = 'posted' AND clock_timestamp() >= OLD.expires_at THEN
     RAISE EXCEPTION 'hold % expired at %; it can no longer be captured', OLD.id, OLD.expires_at
       USING ERRCODE = 'LLST0';

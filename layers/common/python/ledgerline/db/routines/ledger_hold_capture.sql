@@ -1,7 +1,8 @@
 -- Capture (post) an active hold, in full or in part, to another account; the remainder
 -- is released: a hold is captured once. The raising form the Python domain calls
 -- (ledgerline.ledger.holds.capture_hold) over its core, ledger_hold_post: the hold as
--- ledger_hold_json shows it, with its "transaction", or the refusal raised. The posting
+-- ledger_hold_json shows it, with its "transaction", or the refusal raised (a withdrawal's
+-- hold too: api_hold_target). The posting
 -- runs for p_owner, so a foreign destination gets the same answers as a transfer to it.
 -- p_audit is an array of audit rows; its first is the one written.
 CREATE OR REPLACE FUNCTION ledger_hold_capture(
@@ -10,10 +11,13 @@ CREATE OR REPLACE FUNCTION ledger_hold_capture(
 ) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
-  v jsonb := ledger_hold_post(p_hold => p_hold, p_to => p_to, p_amount => p_amount, p_actor => p_actor,
-                              p_audit => p_audit->0, p_owner => p_owner, p_credit_kinds => p_credit_kinds,
-                              p_description => p_description);
+  v jsonb := api_hold_target(p_hold => p_hold, p_owner => p_owner);  -- not a withdrawal's
 BEGIN
+  IF NOT v ? 'refusal' THEN
+    v := ledger_hold_post(p_hold => p_hold, p_to => p_to, p_amount => p_amount, p_actor => p_actor,
+                          p_audit => p_audit->0, p_owner => p_owner, p_credit_kinds => p_credit_kinds,
+                          p_description => p_description);
+  END IF;
   IF v ? 'refusal' THEN
     PERFORM ledger_raise(v->'refusal');
   END IF;

@@ -129,10 +129,10 @@ BEGIN
     END IF;
 
   WHEN 'reverse' THEN
-    v_result := ledger_reversal(
+    v_result := coalesce(withdrawal_owns(p_transaction => (p_args->>'transaction_id')::uuid), ledger_reversal(
       p_transaction => (p_args->>'transaction_id')::uuid, p_reason => p_args->>'reason', p_actor => p_actor,
       p_audit => v_done || jsonb_build_object('resource_type', 'transaction', 'resource_id', p_args->>'transaction_id',
-                                              'metadata', jsonb_build_object('reason', p_args->>'reason')));
+                                              'metadata', jsonb_build_object('reason', p_args->>'reason'))));
     IF v_result ? 'transaction' THEN
       v_body := api_transaction(v_result->'transaction') || jsonb_build_object('reason', p_args->'reason');
     END IF;

@@ -4,13 +4,25 @@
 -- withdrawal_settle), and mark it approved by the actor. Returns {"withdrawal": <its
 -- JSON>, "audit": <its audit row: p_audit (action, category, metadata) with the
 -- withdrawal before and after and the pinned hold>} for the caller to write, or a
--- refusal (409: the hold is resolved or due; nothing written).
+-- refusal, nothing written: 403 for the requester's own withdrawal (two people for money
+-- leaving, ASVS 2.3.5), 409 conflict for a wallet not active (a freeze stops the money a
+-- pending withdrawal would take out), 409 for a hold resolved or due.
 CREATE OR REPLACE FUNCTION withdrawal_approve_item(w withdrawals, p_actor jsonb, p_audit jsonb) RETURNS jsonb
 LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 DECLARE
   v_before jsonb := withdrawal_json(w);
-  v_hold   jsonb := ledger_hold_pin(w.hold_id);
+  v_status text := (SELECT a.status FROM accounts a WHERE a.id = w.account_id);
+  v_hold   jsonb;
 BEGIN
+  IF w.user_id = (p_actor->>'id')::uuid THEN
+    RETURN jsonb_build_object('refusal', api_problem('forbidden',
+      format('withdrawal %s is your own: another administrator approves it', w.id)));
+  END IF;
+  IF v_status <> 'active' THEN
+    RETURN jsonb_build_object('refusal', api_problem('conflict',
+      format('account %s is %s: a withdrawal from it cannot be approved', w.account_id, v_status)));
+  END IF;
+  v_hold := ledger_hold_pin(w.hold_id);
   IF v_hold ? 'refusal' THEN
     RETURN v_hold;
   END IF;
