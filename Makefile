@@ -30,10 +30,20 @@ run: $(STAMP)
 	$(BIN)/ledgerline dev up
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a pass.
+# The PgBouncer tier runs beside the main run, its report printed after the main one:
+# each run has its own database, ports and pooler, and neither keeps both cores busy, so
+# together they take about the main run's time instead of the sum. The embedded server is
+# started once first (unless DATABASE_URL names one), so the two never race to start it.
+EMBEDDED_UP := import os; from ledgerline import config; from ledgerline.local import embedded; \
+  os.environ.get("DATABASE_URL") or embedded.ensure_running(config.settings().data_dir)
 test: lint
+	@$(BIN)/python -c '$(EMBEDDED_UP)'
+	@log=$$(mktemp); $(MAKE) --no-print-directory test-pgbouncer > $$log 2>&1 & tier=$$!; \
+	trap 'kill $$tier 2>/dev/null; rm -f $$log' INT TERM; \
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
-	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
-	@$(MAKE) --no-print-directory test-pgbouncer
+	wait $$tier; tier_rc=$$?; cat $$log; rm -f $$log; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; \
+	if [ $$rc -ne 0 ]; then exit $$rc; fi; exit $$tier_rc
 
 # The fast tier alone (no database): what CI runs on the other supported Python.
 test-unit: lint
