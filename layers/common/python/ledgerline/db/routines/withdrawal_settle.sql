@@ -47,7 +47,7 @@ BEGIN
   v_before := withdrawal_json(w);
   IF w.capture_transaction_id IS NULL THEN
     SELECT * INTO h FROM holds WHERE id = w.hold_id FOR UPDATE;
-    IF h.status <> 'active' THEN  -- only this function resolves an approved withdrawal's hold (api_hold_target)
+    IF h.status <> 'active' THEN  -- only this function resolves an approved withdrawal's hold (withdrawal_owns)
       RAISE EXCEPTION 'withdrawal %: its hold % is %, not active', w.id, h.id, h.status USING ERRCODE = 'LLST0';
     END IF;
   END IF;
