@@ -21,6 +21,7 @@ from ledgerline import outbox
 from ledgerline.local import workers
 from ledgerline.local.gateway import LambdaContext
 from ledgerline.notifications import read_mailbox
+from ledgerline.payments import withdrawals
 
 PAYOUTS = "gateway-payouts"
 WEBHOOKS = "gateway-webhooks"
@@ -397,4 +398,62 @@ def test_a_withdrawals_hold_is_resolved_by_the_withdrawal_only(fake, admin, wall
         assert cur.fetchall() == [("active",)]
     assert balance(client, account)["available"] == Decimal("200.00")
     assert status(client, w["id"]) == ("approved" if approved else "requested")
+    ledger_ok(admin)
+
+
+def submitted_long_ago(fake, admin, wallet, owner_conn, provider: str, hours: int):
+    """An approved withdrawal the gateway accepted ``hours`` ago and never answered (its
+    webhook held back), and its wallet."""
+    client, account = wallet(PROVIDERS_BY_NAME[provider][0], "2000.00")
+    fake.misbehave(provider, payout="hold")
+    w = requested(client, account, PROVIDERS_BY_NAME[provider][1], PROVIDERS_BY_NAME[provider][0], provider)
+    assert approve(admin, w["id"]).status_code == 200
+    outbox.relay(time_budget=10)
+    assert workers.deliver_pending(PAYOUTS) >= 1
+    with owner_conn.cursor() as cur:
+        cur.execute("UPDATE withdrawals SET submitted_at = now() - make_interval(hours => %s) WHERE id = %s "
+                    "RETURNING submitted_at", (hours, w["id"]))  # fmt: skip
+        assert cur.rowcount == 1
+    return client, account, w
+
+
+PROVIDERS_BY_NAME = {p: (c, a) for p, c, a in PROVIDERS}
+
+
+@pytest.mark.parametrize("provider", ["paystack", "stripe"])
+@pytest.mark.parametrize("answer", ["success", "failed"])
+def test_a_payout_whose_webhook_was_lost_is_settled_by_asking_the_gateway(
+    fake, admin, wallet, owner_conn, provider, answer
+):
+    client, account, w = submitted_long_ago(fake, admin, wallet, owner_conn, provider, hours=2)
+    fake.server.transfers[(provider, w["id"])].status = answer  # answered, but no webhook reached us
+
+    counts = withdrawals.check_unanswered()
+
+    assert counts.get("settled", 0) >= 1, counts
+    assert status(client, w["id"]) == ("paid" if answer == "success" else "failed")
+    left = Decimal("2000.00") - (Decimal(PROVIDERS_BY_NAME[provider][1]) if answer == "success" else 0)
+    assert balance(client, account) == {"posted": left, "available": left}
+    with owner_conn.cursor() as cur:
+        cur.execute("SELECT h.status FROM holds h WHERE h.id = %s", (w["hold_id"],))
+        assert cur.fetchall() == [("posted" if answer == "success" else "voided",)]
+        cur.execute("SELECT metadata->>'source' FROM audit_log WHERE resource_id = %s AND action LIKE 'withdrawal.%%' "
+                    "AND action IN ('withdrawal.paid', 'withdrawal.failed')", (w["id"],))  # fmt: skip
+        assert cur.fetchall() == [("status_check",)]
+    assert withdrawals.check_unanswered().get("settled", 0) == 0  # asked once: settled, not asked again
+    ledger_ok(admin)
+
+
+def test_a_payout_still_pending_or_not_answerable_stays_held(fake, admin, wallet, owner_conn, caplog):
+    client, account, late = submitted_long_ago(fake, admin, wallet, owner_conn, "paystack", hours=100)
+    other, _, recent = submitted_long_ago(fake, admin, wallet, owner_conn, "paystack", hours=0)
+
+    counts = withdrawals.check_unanswered()
+    fake.misbehave("paystack", unavailable=50)
+    down = withdrawals.check_unanswered()
+
+    assert counts.get("overdue", 0) >= 1 and down.get("unknown", 0) >= 1, (counts, down)
+    assert (status(client, late["id"]), status(other, recent["id"])) == ("approved", "approved")
+    assert balance(client, account)["posted"] == Decimal("2000.00")  # still held, not posted
+    assert any(late["id"] in str(getattr(r, "withdrawal_id", "")) for r in caplog.records if r.levelname == "ERROR")
     ledger_ok(admin)

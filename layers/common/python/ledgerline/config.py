@@ -117,6 +117,11 @@ class Settings:
     # that pays out when a request names none.
     withdrawal_step_up: dict[str, Decimal] = field(default_factory=lambda: parse_step_up(DEFAULT_WITHDRAWAL_STEP_UP))
     payout_provider: str = "paystack"
+    # A payout the gateway accepted and has not answered for this many minutes is asked
+    # about (payouts-status: a webhook may be lost; its money stays held until it answers);
+    # one still pending after this many hours is logged as an error for a human.
+    payout_status_after_minutes: int = 60
+    payout_overdue_hours: int = 72
     # Payout accounts (issue 19): one added less than this many hours ago cannot receive a
     # withdrawal above the limit of its currency (the step-up's format; an account-takeover
     # defence); 0 hours: no cooling-off.
@@ -202,6 +207,8 @@ def settings() -> Settings:
         ),
         withdrawal_step_up=parse_step_up(env.get("LEDGERLINE_WITHDRAWAL_STEP_UP", DEFAULT_WITHDRAWAL_STEP_UP)),
         payout_provider=env.get("LEDGERLINE_PAYOUT_PROVIDER", "paystack"),
+        payout_status_after_minutes=max(1, int(env.get("LEDGERLINE_PAYOUT_STATUS_AFTER_MINUTES", "60"))),
+        payout_overdue_hours=max(1, int(env.get("LEDGERLINE_PAYOUT_OVERDUE_HOURS", "72"))),
         payout_account_cooling_hours=max(0, int(env.get("LEDGERLINE_PAYOUT_ACCOUNT_COOLING_HOURS", "24"))),
         payout_account_cooling_limit=parse_step_up(
             env.get("LEDGERLINE_PAYOUT_ACCOUNT_COOLING_LIMIT", DEFAULT_PAYOUT_ACCOUNT_COOLING_LIMIT)

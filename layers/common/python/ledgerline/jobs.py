@@ -113,6 +113,15 @@ SCHEDULES: tuple[Schedule, ...] = (
         "Delete outbox rows relayed longer ago than the retention (as the owner role)",
     ),
     Schedule("overdue-invoices", "cron(0 6 * * ? *)", "functions.invoices.overdue", "Mark invoices past due"),
+    Schedule(
+        "payouts-status",
+        "rate(15 minutes)",
+        "functions.jobs.payouts_status",
+        "Ask the gateways about payouts they accepted and have not answered",
+        300,
+        # the settlement's notification and merchant event are published right after its commit
+        grants=("secret:gateways", "sqs:notifications", "sqs:merchant-webhooks"),
+    ),
 )
 
 QUEUES: tuple[Queue, ...] = (

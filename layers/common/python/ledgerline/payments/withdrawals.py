@@ -318,7 +318,7 @@ def _settle(
 
 
 def _system_actor(source: str, **metadata: Any) -> dict[str, Any]:
-    return {"id": None, "type": "system" if source == "payout_worker" else "gateway", "metadata": metadata}
+    return {"id": None, "type": "gateway" if source == "webhook" else "system", "metadata": metadata}
 
 
 def _load(cur: Cursor, withdrawal_id: UUID) -> dict[str, Any] | None:
@@ -421,6 +421,72 @@ def record_payout(withdrawal_id: UUID, provider: str, payout: Payout) -> str:
         )
     )
     return str(result.get("status", result["outcome"]))
+
+
+def check_unanswered(*, limit: int = 200, gateway_of: Callable[[str], Gateway] | None = None) -> dict[str, int]:
+    """Ask the gateways about the payouts they accepted and have not answered for
+    ``payout_status_after_minutes`` (the payouts-status schedule): a webhook may be lost,
+    and until an answer the withdrawal's money stays held. A final answer settles it now,
+    as its webhook would have (source "status_check"); one still pending after
+    ``payout_overdue_hours`` is logged as an error for a human (the outcome is unknown, so
+    the money stays held). A gateway that cannot be asked (down, or no lookup for this
+    payout) is left for the next run. Returns how many ended how."""
+    from ledgerline.config import settings
+    from ledgerline.db import transaction
+    from ledgerline.gateways.base import GatewayError, PayoutStatus
+
+    if gateway_of is None:
+        from ledgerline.gateways import registry
+
+        gateway_of = registry.gateway
+    cfg = settings()
+
+    def unanswered(cur: Cursor) -> list[dict[str, Any]]:
+        cur.execute(
+            """
+            SELECT id, provider, payout_id, submitted_at,
+                   submitted_at < now() - make_interval(hours => %(overdue)s) AS overdue
+              FROM withdrawals
+             WHERE status = 'approved' AND submitted_at < now() - make_interval(mins => %(after)s)
+             ORDER BY submitted_at LIMIT %(limit)s
+            """,
+            {"after": cfg.payout_status_after_minutes, "overdue": cfg.payout_overdue_hours, "limit": limit},
+        )
+        return [dict(r) for r in cur.fetchall()]
+
+    counts: dict[str, int] = {}
+    for row in transaction(unanswered, read_only=True):
+        where = {"withdrawal_id": str(row["id"]), "provider": row["provider"], "payout_id": row["payout_id"]}
+        try:
+            payout = gateway_of(row["provider"]).verify_payout(str(row["id"]), row["payout_id"])
+        except GatewayError as exc:  # down, or no way to look this payout up: the next run asks again
+            logger.warning("payout status unknown", extra={**where, "error": str(exc)})
+            ended = "unknown"
+        else:
+            if payout.status is PayoutStatus.PENDING:
+                ended = "overdue" if row["overdue"] else "pending"
+            else:
+                ended = _settle_answered(row["id"], row["provider"], payout)
+        if ended in ("overdue", "unknown") and row["overdue"]:
+            logger.error("payout unanswered past its deadline; its money stays held", extra=where)
+        counts[ended] = counts.get(ended, 0) + 1
+    return counts
+
+
+def _settle_answered(withdrawal_id: UUID, provider: str, payout: Payout) -> str:
+    """Settle a withdrawal by the gateway's final answer to a status lookup."""
+    from ledgerline.db import transaction
+    from ledgerline.gateways.base import PayoutStatus
+
+    outcome = "succeeded" if payout.status is PayoutStatus.SUCCEEDED else "failed"
+    actor = _system_actor("status_check", provider=provider)
+    result = transaction(
+        lambda cur: _settle(
+            cur, withdrawal_id, outcome, actor, reason=payout.reason, payout_id=payout.provider_id,
+            source="status_check",
+        )
+    )  # fmt: skip
+    return "settled" if result["outcome"] == "settled" else "already"
 
 
 def settle_payout(event: WebhookEvent) -> None:
