@@ -457,3 +457,25 @@ def test_a_payout_still_pending_or_not_answerable_stays_held(fake, admin, wallet
     assert balance(client, account)["posted"] == Decimal("2000.00")  # still held, not posted
     assert any(late["id"] in str(getattr(r, "withdrawal_id", "")) for r in caplog.records if r.levelname == "ERROR")
     ledger_ok(admin)
+
+
+def test_an_approved_payout_whose_message_was_lost_is_sent_again(fake, admin, wallet, owner_conn):
+    client, account = wallet("NGN", "2000.00")
+    fake.misbehave("paystack", payout="hold")
+    w = requested(client, account, "100.00", "NGN", "paystack")
+    assert approve(admin, w["id"]).status_code == 200
+    drain(PAYOUTS)  # its message lost (or dead-lettered): nothing will send it
+    with owner_conn.cursor() as cur:
+        cur.execute("UPDATE withdrawals SET decided_at = now() - interval '2 hours' WHERE id = %s", (w["id"],))
+    calls = len(fake.server.requests["paystack"])
+
+    counts = withdrawals.check_unanswered()
+
+    assert counts.get("resent", 0) >= 1, counts
+    assert client.get(f"/v1/withdrawals/{w['id']}").json()["submitted_at"]
+    assert ("paystack", w["id"]) in fake.server.transfers and len(fake.server.requests["paystack"]) > calls
+    fake.server.settle("paystack", w["id"], "success")
+    fake.wait_for_delivery("paystack", w["id"])
+    workers.deliver_pending(WEBHOOKS)
+    assert status(client, w["id"]) == "paid"
+    ledger_ok(admin)

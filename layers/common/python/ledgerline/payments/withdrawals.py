@@ -429,8 +429,10 @@ def check_unanswered(*, limit: int = 200, gateway_of: Callable[[str], Gateway] |
     and until an answer the withdrawal's money stays held. A final answer settles it now,
     as its webhook would have (source "status_check"); one still pending after
     ``payout_overdue_hours`` is logged as an error for a human (the outcome is unknown, so
-    the money stays held). A gateway that cannot be asked (down, or no lookup for this
-    payout) is left for the next run. Returns how many ended how."""
+    the money stays held). A withdrawal approved that long ago and never recorded as
+    accepted (its message lost, or dead-lettered) is sent again: the gateway is idempotent
+    on the reference, so one it did accept is only recorded. A gateway that cannot be asked
+    (down, or no lookup for this payout) is left for the next run. Returns how many ended how."""
     from ledgerline.config import settings
     from ledgerline.db import transaction
     from ledgerline.gateways.base import GatewayError, PayoutStatus
@@ -445,10 +447,10 @@ def check_unanswered(*, limit: int = 200, gateway_of: Callable[[str], Gateway] |
         cur.execute(
             """
             SELECT id, provider, payout_id, submitted_at,
-                   submitted_at < now() - make_interval(hours => %(overdue)s) AS overdue
+                   coalesce(submitted_at, decided_at) < now() - make_interval(hours => %(overdue)s) AS overdue
               FROM withdrawals
-             WHERE status = 'approved' AND submitted_at < now() - make_interval(mins => %(after)s)
-             ORDER BY submitted_at LIMIT %(limit)s
+             WHERE status = 'approved' AND coalesce(submitted_at, decided_at) < now() - make_interval(mins => %(after)s)
+             ORDER BY coalesce(submitted_at, decided_at) LIMIT %(limit)s
             """,
             {"after": cfg.payout_status_after_minutes, "overdue": cfg.payout_overdue_hours, "limit": limit},
         )
@@ -458,6 +460,10 @@ def check_unanswered(*, limit: int = 200, gateway_of: Callable[[str], Gateway] |
     for row in transaction(unanswered, read_only=True):
         where = {"withdrawal_id": str(row["id"]), "provider": row["provider"], "payout_id": row["payout_id"]}
         try:
+            if row["submitted_at"] is None:
+                send_payout(row["id"], gateway_of=gateway_of)
+                counts["resent"] = counts.get("resent", 0) + 1
+                continue
             payout = gateway_of(row["provider"]).verify_payout(str(row["id"]), row["payout_id"])
         except GatewayError as exc:  # down, or no way to look this payout up: the next run asks again
             logger.warning("payout status unknown", extra={**where, "error": str(exc)})
