@@ -73,6 +73,7 @@ AUDIT_COLUMNS = audit_schema.COLUMNS
 # Metrics the application emits (powertools, default ``service`` dimension only).
 METRIC_RECON_DISCREPANCIES = metric_names.RECONCILIATION_DISCREPANCIES
 METRIC_LEDGER_IMBALANCE = metric_names.LEDGER_IMBALANCE
+METRIC_PAYOUTS_OVERDUE = metric_names.PAYOUTS_OVERDUE
 
 # Environment variables: the contract with ledgerline.config and ledgerline.aws.
 ENV_ENVIRONMENT = "LEDGERLINE_ENV"

@@ -60,6 +60,12 @@ class Alarms(Construct):
             "Maximum",
             "The ledger invariant check found entries that do not sum to zero",
         )
+        self.payouts_overdue = self._custom_metric(
+            "PayoutsOverdue",
+            c.METRIC_PAYOUTS_OVERDUE,
+            "Maximum",
+            "Payouts the gateways accepted and have not answered past the deadline: their money stays held",
+        )
         self._functions(functions)
         self._region_throttles()
 

@@ -453,6 +453,7 @@ def test_a_payout_still_pending_or_not_answerable_stays_held(fake, admin, wallet
     down = withdrawals.check_unanswered()
 
     assert counts.get("overdue", 0) >= 1 and down.get("unknown", 0) >= 1, (counts, down)
+    assert counts.get("past_deadline", 0) >= 1 and down.get("past_deadline", 0) >= 1, (counts, down)
     assert (status(client, late["id"]), status(other, recent["id"])) == ("approved", "approved")
     assert balance(client, account)["posted"] == Decimal("2000.00")  # still held, not posted
     assert any(late["id"] in str(getattr(r, "withdrawal_id", "")) for r in caplog.records if r.levelname == "ERROR")

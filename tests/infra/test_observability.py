@@ -75,11 +75,12 @@ def test_cloudwatch_of_this_account_may_publish_to_the_alarm_topic_over_tls_only
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
-def test_reconciliation_discrepancies_and_ledger_imbalance_raise_alarms(real: Synthesized) -> None:
+def test_reconciliation_discrepancies_ledger_imbalance_and_overdue_payouts_raise_alarms(real: Synthesized) -> None:
     custom = {metric: dims for ns, metric, dims in map(_single_metric, _alarms(real)) if ns == c.METRICS_NAMESPACE}
     assert custom == {
         "ReconciliationDiscrepancies": {"service": "ledgerline"},
         "LedgerImbalance": {"service": "ledgerline"},
+        "PayoutsOverdue": {"service": "ledgerline"},
     }
 
 

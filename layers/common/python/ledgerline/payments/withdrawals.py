@@ -475,6 +475,7 @@ def check_unanswered(*, limit: int = 200, gateway_of: Callable[[str], Gateway] |
                 ended = _settle_answered(row["id"], row["provider"], payout)
         if ended in ("overdue", "unknown") and row["overdue"]:
             logger.error("payout unanswered past its deadline; its money stays held", extra=where)
+            counts["past_deadline"] = counts.get("past_deadline", 0) + 1
         counts[ended] = counts.get(ended, 0) + 1
     return counts
 
