@@ -480,3 +480,31 @@ def test_an_approved_payout_whose_message_was_lost_is_sent_again(fake, admin, wa
     workers.deliver_pending(WEBHOOKS)
     assert status(client, w["id"]) == "paid"
     ledger_ok(admin)
+
+
+def test_a_payout_sent_again_after_its_answer_was_lost_is_recorded_not_failed(fake, admin, wallet, owner_conn):
+    """Paystack refuses a reference it has seen (duplicate_reference). A resend after a crash
+    between the gateway's answer and its record must find that payout and record it, never
+    fail the withdrawal: its money would be given back while the bank is being paid."""
+    client, account = wallet("NGN", "2000.00")
+    fake.misbehave("paystack", payout="hold", duplicate_reference=True)
+    w = requested(client, account, "100.00", "NGN", "paystack")
+    assert approve(admin, w["id"]).status_code == 200
+    outbox.relay(time_budget=10)
+    assert workers.deliver_pending(PAYOUTS) >= 1
+    sent = fake.server.transfers[("paystack", w["id"])]
+    with owner_conn.cursor() as cur:  # the crash: accepted by the gateway, never recorded here
+        cur.execute("UPDATE withdrawals SET submitted_at = NULL, payout_id = NULL, "
+                    "decided_at = now() - interval '2 hours' WHERE id = %s", (w["id"],))  # fmt: skip
+
+    counts = withdrawals.check_unanswered()
+
+    assert counts.get("resent", 0) >= 1, counts
+    again = client.get(f"/v1/withdrawals/{w['id']}").json()
+    assert (again["status"], again["payout_id"]) == ("approved", sent.id) and again["submitted_at"]
+    assert balance(client, account) == {"posted": Decimal("2000.00"), "available": Decimal("1900.00")}
+    fake.server.settle("paystack", w["id"], "success")
+    fake.wait_for_delivery("paystack", w["id"])
+    workers.deliver_pending(WEBHOOKS)
+    assert status(client, w["id"]) == "paid"
+    ledger_ok(admin)

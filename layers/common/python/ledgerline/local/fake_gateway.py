@@ -393,6 +393,8 @@ class FakeGateway:
         )
         with self._lock:
             existing = self.transfers.get((provider, reference))
+            if existing is not None and bad.duplicate_reference:
+                raise Refusal(400, "Duplicate Transaction Reference", "duplicate_reference")
             if existing is not None:
                 return existing
             self.transfers[(provider, reference)] = transfer

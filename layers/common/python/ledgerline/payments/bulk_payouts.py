@@ -158,7 +158,7 @@ def _approved_items(cur: Cursor, bulk_id: UUID) -> list[dict[str, Any]]:
 def send_bulk(bulk_id: UUID, *, gateway_of: Callable[[str], Gateway] | None = None) -> dict[str, int]:
     """Pay an approved bulk payout's items out (the gateway-payouts consumer): through each
     provider's bulk transfer API (Paystack, Flutterwave), one request per item where
-    there is none (Stripe). Each item is then its withdrawal's: submitted (its webhook
+    there is none (Stripe) or where the bulk request is refused. Each item is then its withdrawal's: submitted (its webhook
     settles it), or failed at once if the gateway refused (its money back to the wallet).
     ``GatewayUnavailable`` propagates: the message comes back, and only the items not
     recorded as sent yet are sent again (the references, each item's withdrawal id, make
@@ -195,12 +195,11 @@ def send_bulk(bulk_id: UUID, *, gateway_of: Callable[[str], Gateway] | None = No
             payouts = gateway_of(provider).create_bulk_payout(
                 currency=currency, items=transfers, title=f"Bulk payout {bulk_id}"
             )
-        except GatewayRefused as exc:
-            if exc.code == "unsupported":  # no bulk API: one request per item
-                ended = [withdrawals.send_payout(row["id"], gateway_of=gateway_of) for row in rows]
-            else:
-                reason = f"the gateway refused the bulk payout: {exc}"
-                ended = [withdrawals.refuse_payout(row["id"], provider, reason) for row in rows]
+        except GatewayRefused:
+            # No bulk API, or the bulk refused (a duplicate reference after a lost answer,
+            # a balance too low...): one request per item, each of which records a payout
+            # the gateway has already and fails only what it refuses and does not have.
+            ended = [withdrawals.send_payout(row["id"], gateway_of=gateway_of) for row in rows]
         else:
             ended = [
                 withdrawals.record_payout(row["id"], provider, payout)

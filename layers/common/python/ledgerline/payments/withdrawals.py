@@ -358,8 +358,9 @@ def send_payout(withdrawal_id: UUID, *, gateway_of: Callable[[str], Gateway] | N
         return str(row["status"])  # settled already, or never approved: nothing to pay
     account_number = destination_number(row)
     amount = Decimal(row["amount"]).quantize(Decimal(1).scaleb(-money.minor_units(row["currency"])))
+    gateway = gateway_of(row["provider"])
     try:
-        payout = gateway_of(row["provider"]).create_payout(
+        payout = gateway.create_payout(
             reference=str(withdrawal_id),
             amount=amount,
             currency=row["currency"],
@@ -369,8 +370,28 @@ def send_payout(withdrawal_id: UUID, *, gateway_of: Callable[[str], Gateway] | N
             narration=row.get("narration") or f"Withdrawal {withdrawal_id}",
         )
     except GatewayRefused as exc:
+        # Sent before (a retry after an answer that was lost)? Then it is recorded, never
+        # failed: failing it would give back money the gateway may be paying out.
+        sent = _sent_before(gateway, withdrawal_id, row)
+        if sent is not None:
+            return record_payout(withdrawal_id, row["provider"], sent)
+        if exc.code == "duplicate_reference":  # sent before, and not to be found: left for a human
+            logger.error("payout refused as a duplicate and not found; left approved, its money held",
+                         extra={"withdrawal_id": str(withdrawal_id), "provider": row["provider"]})  # fmt: skip
+            return "approved"
         return refuse_payout(withdrawal_id, row["provider"], f"the gateway refused the payout: {exc}")
     return record_payout(withdrawal_id, row["provider"], payout)
+
+
+def _sent_before(gateway: Gateway, withdrawal_id: UUID, row: dict[str, Any]) -> Payout | None:
+    """The gateway's payout of this withdrawal, if it has one and can find it (by reference;
+    by its id where the provider needs one and it was recorded); None otherwise."""
+    from ledgerline.gateways.base import GatewayError
+
+    try:
+        return gateway.verify_payout(str(withdrawal_id), row["payout_id"])
+    except GatewayError:
+        return None
 
 
 def destination_number(row: dict[str, Any]) -> str:

@@ -84,6 +84,9 @@ class Misbehaviour:
     verify: str | None = None  # "fail" (500) | "slow" | "wrong_amount" | "pending" | "not_found" | "garbage"
     list: str | None = None  # "fail" (500) | "slow"
     payout: str | None = None  # "fail" (accepted, then fails) | "refuse" (400) | "error" (500) | "slow" | "hold"
+    # A payout reference seen before is refused (400 duplicate_reference, as Paystack's docs
+    # show) instead of answered with its transfer.
+    duplicate_reference: bool = False
     unavailable: int = 0  # the next N API calls answer 503
     rate_limited: int = 0  # the next N API calls answer 429
     slow_seconds: Decimal = Decimal(5)
