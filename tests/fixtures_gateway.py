@@ -9,9 +9,11 @@ are unique per test), ``reset()`` empties them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -111,24 +113,16 @@ class FakeGatewayControl:
             time.sleep(0.05)
 
 
-@pytest.fixture(scope="session")
-def fake_gateway():
+@contextlib.contextmanager
+def settings_from_env(**values: str) -> Iterator[None]:
+    """These environment variables set, the settings read again; both restored after."""
     from ledgerline import config
-    from ledgerline.local.fake_gateway import FakeGateway
 
-    server = FakeGateway(port=0).start()
-    wanted = {
-        "LEDGERLINE_FAKE_GATEWAY_PORT": str(server.port),
-        "LEDGERLINE_GATEWAY_TIMEOUT_SECONDS": os.environ.get(
-            "LEDGERLINE_GATEWAY_TIMEOUT_SECONDS", TEST_TIMEOUT_SECONDS
-        ),
-        "LEDGERLINE_GATEWAY_RETRIES": os.environ.get("LEDGERLINE_GATEWAY_RETRIES", TEST_RETRIES),
-    }
-    saved = {name: os.environ.get(name) for name in wanted}
-    os.environ.update(wanted)
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     config.settings.cache_clear()
     try:
-        yield FakeGatewayControl(server.url)
+        yield
     finally:
         for name, value in saved.items():
             if value is None:
@@ -136,6 +130,23 @@ def fake_gateway():
             else:
                 os.environ[name] = value
         config.settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def fake_gateway():
+    from ledgerline.local.fake_gateway import FakeGateway
+
+    server = FakeGateway(port=0).start()
+    try:
+        with settings_from_env(
+            LEDGERLINE_FAKE_GATEWAY_PORT=str(server.port),
+            LEDGERLINE_GATEWAY_TIMEOUT_SECONDS=os.environ.get(
+                "LEDGERLINE_GATEWAY_TIMEOUT_SECONDS", TEST_TIMEOUT_SECONDS
+            ),
+            LEDGERLINE_GATEWAY_RETRIES=os.environ.get("LEDGERLINE_GATEWAY_RETRIES", TEST_RETRIES),
+        ):
+            yield FakeGatewayControl(server.url)
+    finally:
         server.stop()
 
 

@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from tests import pgbouncer
+from tests.fixtures_gateway import settings_from_env
 
 
 def pytest_report_header(config: Any) -> str:
@@ -156,25 +157,6 @@ def enrolled(api: str, make_user: Callable[..., dict], role: str) -> Client:
     )
     assert login.status_code == 200, login.text
     return client.as_user(login.json()["access_token"])
-
-
-@contextlib.contextmanager
-def settings_from_env(**values: str) -> Iterator[None]:
-    """These environment variables set, the settings read again; both restored after."""
-    from ledgerline import config
-
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    config.settings.cache_clear()
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        config.settings.cache_clear()
 
 
 @pytest.fixture(scope="module")
